@@ -1,0 +1,12 @@
+"""fairseq ``--user-dir`` plugin: SQuAD v2 span QA for RoBERTa (task ``squad2``, criterion ``span_qa``,
+model ``roberta_span_qa``), plus the fairseq-free pieces shared with the Hugging Face side
+(``fairseq_ext.bpe``, ``fairseq_ext.squad``).
+
+Importing the package registers the fairseq components when fairseq is installed; without fairseq
+(an HF-only environment) the shared pieces still import.
+"""
+
+import importlib.util
+
+if importlib.util.find_spec("fairseq") is not None:
+    from fairseq_ext import criterions, models, tasks  # noqa: F401  (registers them with fairseq)

@@ -1,0 +1,32 @@
+"""What every command-line tool of the project shares: one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+
+class UserInputError(Exception):
+    """A problem with the user's files or arguments: reported as one line, exit status 2."""
+
+
+def existing_file(path: str | Path, what: str = "file") -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{what} not found: {path}")
+    return path
+
+
+def run_cli(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None):
+    """Runs ``main(argv)``; a UserInputError becomes ``prog: error: message`` on stderr and exit 2."""
+    prog = Path(sys.argv[0]).name
+    try:
+        status = main(argv)
+    except UserInputError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)

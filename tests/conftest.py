@@ -1,0 +1,35 @@
+"""Shared test fixtures. Real data comes from ../shared (never copied into the repo).
+
+Each area keeps its session fixtures in its own module, loaded here as a plugin.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
+
+pytest_plugins = ["tests.corpus_fixtures", "tests.pretrain_fixtures", "tests.squad_fixtures"]
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared; a missing one fails the test (it must never be silently skipped)."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"shared data missing: {path} (tests read ../shared; set SHARED_DIR to relocate it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gpt2_bpe_dir() -> Path:
+    return shared_path("gpt2_bpe")
+
+
+@pytest.fixture(scope="session")
+def venv_bin() -> Path:
+    """Where the environment's console scripts (fairseq-preprocess, ...) live."""
+    import sys
+
+    return Path(sys.executable).parent

@@ -1,0 +1,1 @@
+"""Session fixtures for the pretrain tests (and the stages built on them)."""

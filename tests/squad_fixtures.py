@@ -1,0 +1,1 @@
+"""Session fixtures for the squad tests (and the stages built on them)."""
