@@ -1,0 +1,152 @@
+"""Reading SQuAD v1.1 / v2.0 JSON into flat examples, with answer positions checked against the context."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from fairseq_ext.cli import UserInputError, existing_file
+
+PathLike = Union[str, os.PathLike]
+
+# A misaligned answer_start is moved to the nearest occurrence of the answer text at most this many
+# characters away (annotation tools shifted offsets by a few characters); farther means a wrong answer.
+ANSWER_SEARCH_RADIUS = 50
+
+
+@dataclass
+class Answer:
+    text: str
+    start: int  # character offset of the answer in the context
+
+
+@dataclass
+class SquadExample:
+    qid: str
+    title: str
+    context: str
+    question: str
+    answers: list[Answer]  # gold answers, empty for an unanswerable question
+    is_impossible: bool
+
+
+@dataclass
+class SquadData:
+    examples: list[SquadExample]
+    version_2: bool  # the file says v2.x or has unanswerable questions
+    repaired: int = 0  # answers whose answer_start was moved onto the answer text
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (qid, reason) of dropped questions
+
+    def summary(self) -> str:
+        """One line for the user: what was read, repaired and skipped."""
+        unanswerable = sum(example.is_impossible for example in self.examples)
+        line = (f"{len(self.examples)} questions ({unanswerable} unanswerable), "
+                f"SQuAD {'2.0' if self.version_2 else '1.1'}, {self.repaired} answer_start repaired, "
+                f"{len(self.skipped)} questions skipped")
+        if self.skipped:
+            qid, reason = self.skipped[0]
+            line += f" (e.g. {qid}: {reason})"
+        return line
+
+
+def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
+    """Reads a SQuAD JSON file.
+
+    With ``align_answers`` (needed for training labels), an answer whose ``answer_start`` does not point
+    at its text is repaired when the text occurs within ANSWER_SEARCH_RADIUS characters, else its
+    question is skipped; both are counted. Without it (metric-only use) positions are not checked.
+    """
+    path = existing_file(path, "SQuAD file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            dataset = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
+        raise UserInputError(f"{path}: not a SQuAD file (expected an object with a 'data' list)")
+    data = parse_articles(dataset["data"], align_answers=align_answers, source=str(path))
+    data.version_2 = data.version_2 or str(dataset.get("version", "")).startswith("v2")
+    return data
+
+
+def parse_articles(articles: list, align_answers: bool = True, source: str = "SQuAD data") -> SquadData:
+    """The ``data`` list of a SQuAD file (articles of paragraphs of questions) as a SquadData."""
+    data = SquadData(examples=[], version_2=False)
+    seen_qids = set()
+    for article_index, article in enumerate(articles):
+        where = f"{source}: article {article_index}"
+        title = _field(article, "title", str, where, default="")
+        where += f" ({title!r})" if title else ""
+        for paragraph_index, paragraph in enumerate(_field(article, "paragraphs", list, where)):
+            where_paragraph = f"{where} paragraph {paragraph_index}"
+            context = _field(paragraph, "context", str, where_paragraph)
+            for qa_index, qa in enumerate(_field(paragraph, "qas", list, where_paragraph)):
+                qid = _field(qa, "id", str, f"{where_paragraph} question {qa_index}")
+                where_qa = f"{where_paragraph} question {qid}"
+                if qid in seen_qids:
+                    raise UserInputError(f"{where_qa}: duplicate question id")
+                seen_qids.add(qid)
+                example = _parse_question(qa, qid, title, context, where_qa)
+                if align_answers and not _align_answers(example, data):
+                    continue
+                data.examples.append(example)
+                data.version_2 = data.version_2 or example.is_impossible
+    return data
+
+
+def _parse_question(qa: dict, qid: str, title: str, context: str, where: str) -> SquadExample:
+    question = _field(qa, "question", str, where)
+    answers = []
+    for answer_index, answer in enumerate(_field(qa, "answers", list, where)):
+        where_answer = f"{where} answer {answer_index}"
+        answers.append(Answer(text=_field(answer, "text", str, where_answer),
+                              start=_field(answer, "answer_start", int, where_answer)))
+    is_impossible = _field(qa, "is_impossible", bool, where, default=not answers)
+    if is_impossible == bool(answers):
+        raise UserInputError(f"{where}: is_impossible={is_impossible} but {len(answers)} answers given")
+    return SquadExample(qid=qid, title=title, context=context, question=question, answers=answers,
+                        is_impossible=is_impossible)
+
+
+def _align_answers(example: SquadExample, data: SquadData) -> bool:
+    """Repairs misaligned answers in place (counted); False, with the reason recorded, if one cannot be."""
+    context = example.context
+    for answer in example.answers:
+        if answer.text and answer.start >= 0 and context.startswith(answer.text, answer.start):
+            continue
+        nearest = _nearest_occurrence(context, answer.text, answer.start) if answer.text.strip() else None
+        if nearest is None:
+            data.skipped.append((example.qid, f"answer {answer.text!r} not found near answer_start "
+                                              f"{answer.start} in its context"))
+            return False
+        answer.start = nearest
+        data.repaired += 1
+    return True
+
+
+def _nearest_occurrence(context: str, text: str, start: int):
+    lo = max(0, start - ANSWER_SEARCH_RADIUS)
+    hi = min(len(context), start + ANSWER_SEARCH_RADIUS + len(text))
+    candidates = []
+    position = context.find(text, lo, hi)
+    while position != -1:
+        candidates.append(position)
+        position = context.find(text, position + 1, hi)
+    return min(candidates, key=lambda p: (abs(p - start), p)) if candidates else None
+
+
+_MISSING = object()
+
+
+def _field(item: Any, name: str, kind: type, where: str, default: Any = _MISSING) -> Any:
+    if not isinstance(item, dict):
+        raise UserInputError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    value = item.get(name, default)
+    if value is _MISSING:
+        raise UserInputError(f"{where}: missing field {name!r}")
+    # bool is an int in Python; an answer_start of true/false is malformed all the same
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UserInputError(f"{where}: field {name!r} should be {kind.__name__}, got {type(value).__name__}")
+    return value
