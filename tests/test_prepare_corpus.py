@@ -1,0 +1,100 @@
+"""scripts/prepare_corpus.py against the two-step fairseq pipeline (fairseq's encoder, then
+fairseq-preprocess through scripts/preprocess.sh): identical dict.txt, .bin and .idx bytes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fairseq_ext.cli import UserInputError
+from tests.corpus_fixtures import edge_case_text, load_script, run_fairseq_encoder, run_script
+
+prepare_corpus = load_script("prepare_corpus")
+
+SPLITS = ("train", "valid", "test")
+
+
+def fairseq_pipeline(raw_dir, bpe_dir, destdir, gpt2_bpe_dir, dict_path, keep_empty=True):
+    """The reference route: multiprocessing_bpe_encoder.py per split, then fairseq-preprocess."""
+    bpe_dir.mkdir()
+    for split in SPLITS:
+        if (raw_dir / f"data.{split}.raw").exists():
+            run_fairseq_encoder(["--encoder-json", gpt2_bpe_dir / "encoder.json", "--vocab-bpe",
+                                 gpt2_bpe_dir / "vocab.bpe", "--inputs", raw_dir / f"data.{split}.raw",
+                                 "--outputs", bpe_dir / f"data.{split}.bpe", "--workers", "2"]
+                                + (["--keep-empty"] if keep_empty else []))
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    subprocess.run(["bash", "scripts/preprocess.sh", str(bpe_dir), str(destdir), str(dict_path)], check=True,
+                   capture_output=True, env={**os.environ, "WORKERS": "2", "PATH": path})
+
+
+def assert_same_data_bin(ours, reference, splits):
+    for name in ["dict.txt"] + [f"{split}.{ext}" for split in splits for ext in ("bin", "idx")]:
+        assert (ours / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_wiki_data_bin_is_byte_identical_to_fairseq(wiki_raw_dir, wiki_data_bin, gpt2_bpe_dir, tmp_path):
+    fairseq_pipeline(wiki_raw_dir, tmp_path / "bpe", tmp_path / "reference", gpt2_bpe_dir,
+                     gpt2_bpe_dir / "dict.txt")
+    assert_same_data_bin(wiki_data_bin, tmp_path / "reference", SPLITS)
+
+
+def test_wiki_data_bin_keeps_documents_for_complete_doc(wiki_data_bin):
+    """20 articles: the train split's 17 documents are separated by 16 eos-only sequences, and
+    fairseq's complete_doc blocks never cross them."""
+    from fairseq.data import Dictionary, TokenBlockDataset, data_utils
+
+    dictionary = Dictionary.load(str(wiki_data_bin / "dict.txt"))
+    train = data_utils.load_indexed_dataset(str(wiki_data_bin / "train"), dictionary)
+    sizes = np.asarray(train.sizes)
+    assert (sizes == 1).sum() == 16 and sizes.min() == 1 and len(train) > 400
+    assert all(int(train[i][-1]) == dictionary.eos() for i in range(len(train)))
+    blocks = TokenBlockDataset(train, train.sizes, block_size=510, pad=dictionary.pad(),
+                               eos=dictionary.eos(), break_mode="complete_doc")
+    assert len(blocks) >= 17
+
+
+def test_unknown_tokens_and_dropped_empty_lines_match_fairseq(tmp_path, gpt2_bpe_dir):
+    """A dictionary lacking some GPT-2 ids (they become <unk>, counted) and the edge-case text, empty
+    lines dropped (--no-keep-empty): still fairseq's bytes."""
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    lines = edge_case_text().splitlines()
+    (raw_dir / "data.train.raw").write_text(edge_case_text(), encoding="utf-8")
+    (raw_dir / "data.valid.raw").write_text("\n".join(lines[:20]) + "\n\n\n", encoding="utf-8")
+    dict_lines = (gpt2_bpe_dir / "dict.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    small_dict = tmp_path / "small-dict.txt"
+    small_dict.write_text("".join(dict_lines[:3000]), encoding="utf-8")
+    fairseq_pipeline(raw_dir, tmp_path / "bpe", tmp_path / "reference", gpt2_bpe_dir, small_dict,
+                     keep_empty=False)
+    done = run_script("prepare_corpus.py", "--raw-dir", raw_dir, "--gpt2-bpe", gpt2_bpe_dir,
+                      "--srcdict", small_dict, "--destdir", tmp_path / "ours", "--workers", "2",
+                      "--no-keep-empty", "--quiet")
+    assert_same_data_bin(tmp_path / "ours", tmp_path / "reference", ("train", "valid"))
+    from fairseq.data import Dictionary, data_utils
+
+    dictionary = Dictionary.load(str(small_dict))
+    for split in ("train", "valid"):
+        data = data_utils.load_indexed_dataset(str(tmp_path / "reference" / split), dictionary)
+        unk = sum(int((data[i] == dictionary.unk()).sum()) for i in range(len(data)))
+        reported = [line for line in done.stderr.splitlines() if line.startswith(f"{split}:")]
+        assert unk > 10 and f" {unk} (" in reported[0] and "empty lines dropped" in reported[0]
+
+
+def test_bad_input_errors(tmp_path, gpt2_bpe_dir):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "data.train.raw").write_bytes(b"ok\n")
+    cases = {
+        ("--raw-dir", tmp_path / "nowhere"): "raw directory not found",
+        ("--raw-dir", tmp_path / "raw"): "missing data.valid.raw",
+        ("--raw-dir", tmp_path / "raw", "--srcdict", tmp_path / "no-dict.txt"): "dictionary not found",
+        ("--raw-dir", tmp_path / "raw", "--gpt2-bpe", tmp_path): "missing encoder.json, vocab.bpe",
+    }
+    for args, message in cases.items():
+        with pytest.raises(UserInputError, match=message) as error:
+            prepare_corpus.main(["--gpt2-bpe", str(gpt2_bpe_dir), "--destdir", str(tmp_path / "out"),
+                                 *map(str, args)])
+        assert "\n" not in str(error.value)
