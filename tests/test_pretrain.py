@@ -1,0 +1,357 @@
+"""Masked-LM pretraining with scripts/pretrain.sh: from scratch, continued from a checkpoint (current and
+fairseq 0.9 format), interrupted and resumed, and the pre-flight errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
+from fairseq_ext.cli import UserInputError
+from tests.pretrain_fixtures import (
+    REPO,
+    TINY_PRETRAIN_UPDATES,
+    load_launcher,
+    pretrain_command,
+    pretrain_env,
+    run_pretrain,
+    training_records,
+)
+
+RESETS = [f"checkpoint.{flag}=true" for flag in ("reset_optimizer", "reset_lr_scheduler", "reset_meters",
+                                                  "reset_dataloader")]
+
+
+def preflight_error(*args) -> str:
+    """The one-line message of the pre-flight check that stops `pretrain.sh ARGS` (run in-process)."""
+    with pytest.raises(UserInputError) as err:
+        load_launcher().main(["--config", "tiny", *map(str, args), "--check-only"])
+    return str(err.value)
+
+
+def losses(records: list[dict]) -> list[float]:
+    return [float(r["loss"]) for r in records]
+
+
+# --- from scratch (the shared fixture) ---------------------------------------------------------------
+
+def test_tiny_pretraining_from_scratch_learns_and_logs(tiny_pretrained_checkpoint):
+    save_dir = tiny_pretrained_checkpoint.parent
+    info = checkpoint_info(load_checkpoint(tiny_pretrained_checkpoint))
+    assert (info.model_name, info.task_name) == ("roberta", "masked_lm")
+    assert info.embedding_rows == 50265  # GPT-2 dict.txt: 50,264 symbols, + <mask>
+    assert info.num_updates == TINY_PRETRAIN_UPDATES and info.has_optimizer_state
+
+    train = losses(training_records(save_dir))
+    assert len(train) == TINY_PRETRAIN_UPDATES // 5  # common.log_interval=5
+    assert all(math.isfinite(x) for x in train)
+    assert train[-1] < train[0] < math.log2(50265) + 0.5  # starts near uniform over the vocabulary
+    valid = losses([{"loss": r["valid_loss"]} for r in training_records(save_dir, "valid")])
+    assert valid[-1] < valid[0]
+    # TensorBoard event files and the hydra config land in the save dir, not the working directory
+    assert list((save_dir / "tensorboard" / "train_inner").glob("events.out.tfevents.*"))
+    assert (save_dir / ".hydra" / "config.yaml").is_file()
+
+
+# --- continued pretraining ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_continued_pretraining_starts_from_the_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin,
+                                                          tmp_path):
+    result = run_pretrain("--config", "tiny", "--data", wiki_data_bin, "--save-dir", tmp_path / "run",
+                          "--restore", tiny_pretrained_checkpoint, *RESETS, "optimization.max_update=10",
+                          "dataset.batch_size=4")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"starting from {tiny_pretrained_checkpoint}" in result.stderr
+    assert f"Loaded checkpoint {tiny_pretrained_checkpoint}" in result.stdout
+
+    records = training_records(tmp_path / "run")
+    assert {r["bsz"] for r in records} == {"4"}  # the hydra override reached fairseq
+    continued = losses(records)
+    assert all(math.isfinite(x) for x in continued) and continued[-1] < continued[0]
+    # it starts where the pretrained model stopped, well below a random model's loss
+    scratch = losses(training_records(tiny_pretrained_checkpoint.parent))
+    assert continued[0] < scratch[0] - 0.2
+    info = checkpoint_info(load_checkpoint(tmp_path / "run" / "checkpoint_last.pt"))
+    assert info.num_updates == 10  # the optimizer (and its update count) was reset
+
+
+def test_roberta_base_continue_config_passes_the_checks(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
+                                                         capsys):
+    """The cluster config composes against fairseq's schema and its resets let a 500k-update checkpoint
+    continue; without them the max_update guard stops it."""
+    launcher = load_launcher()
+    common = ["--config", "roberta_base_continue", "--data", str(wiki_data_bin), "--save-dir", str(tmp_path),
+              "--restore", str(tiny_pretrained_checkpoint), "--check-only"]
+    assert launcher.main(common) == 0
+    assert "update 0 of 12500" in capsys.readouterr().err
+    with pytest.raises(UserInputError, match="is at 20 updates and optimization.max_update=12"):
+        launcher.main([*common, "checkpoint.reset_optimizer=false", "optimization.max_update=12"])
+
+
+# --- pre-flight errors -------------------------------------------------------------------------------
+
+def test_preflight_error_is_one_line_before_training(wiki_data_bin, tmp_path):
+    save_dir = tmp_path / "run"
+    result = run_pretrain("--config", "tiny", "--data", tmp_path / "missing", "--save-dir", save_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"launch_train.py: error: data directory not found: {tmp_path / 'missing'} (task.data)"]
+    assert result.stdout == "" and not save_dir.exists()
+
+
+def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):
+    partial = tmp_path / "data-bin"
+    partial.mkdir()
+    for name in ("dict.txt", "train.bin", "train.idx"):
+        (partial / name).symlink_to(wiki_data_bin / name)
+    message = preflight_error("--data", partial, "--save-dir", tmp_path / "run")
+    assert message.startswith(f"data directory {partial} has no 'valid' split: binarize the corpus with "
+                              "fairseq-preprocess")
+
+
+def test_missing_checkpoint(wiki_data_bin, tmp_path):
+    message = preflight_error("--data", wiki_data_bin, "--save-dir", tmp_path / "run",
+                              "--restore", tmp_path / "model.pt")
+    assert message == f"checkpoint not found: {tmp_path / 'model.pt'}"
+
+
+def test_checkpoint_that_does_not_load(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
+    truncated = tmp_path / "model.pt"
+    truncated.write_bytes(tiny_pretrained_checkpoint.read_bytes()[: 1 << 20])  # an interrupted copy
+    message = preflight_error("--data", wiki_data_bin, "--save-dir", tmp_path / "run", "--restore", truncated)
+    assert message.startswith(f"cannot load checkpoint {truncated}: PytorchStreamReader failed")
+
+
+def test_embedding_rows_must_match_the_dictionary(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
+    """Data binarized with another dictionary (here one of 1,000 entries) than the checkpoint's."""
+    other = tmp_path / "data-bin"
+    other.mkdir()
+    for name in ("train.bin", "train.idx", "valid.bin", "valid.idx"):
+        (other / name).symlink_to(wiki_data_bin / name)
+    lines = (wiki_data_bin / "dict.txt").read_text().splitlines(keepends=True)
+    (other / "dict.txt").write_text("".join(lines[:1000]))
+    message = preflight_error("--data", other, "--save-dir", tmp_path / "run",
+                              "--restore", tiny_pretrained_checkpoint, *RESETS)
+    assert message.startswith(
+        f"checkpoint {tiny_pretrained_checkpoint} has 50265 embedding rows but task masked_lm has 1005 "
+        f"symbols ({other / 'dict.txt'}: 1004 symbols + <mask>)")
+
+
+def test_max_update_must_exceed_restored_updates(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
+    args = ["--data", wiki_data_bin, "--save-dir", tmp_path / "run", "--restore", tiny_pretrained_checkpoint]
+    message = preflight_error(*args, f"optimization.max_update={TINY_PRETRAIN_UPDATES}")
+    assert message == (
+        f"checkpoint {tiny_pretrained_checkpoint} is at {TINY_PRETRAIN_UPDATES} updates and "
+        f"optimization.max_update={TINY_PRETRAIN_UPDATES}: training would stop at once; raise "
+        f"optimization.max_update or reset with checkpoint.reset_optimizer=true")
+    # resetting the optimizer (the update count with it) or a larger max_update both pass
+    launcher = load_launcher()
+    for fix in ("checkpoint.reset_optimizer=true", f"optimization.max_update={TINY_PRETRAIN_UPDATES + 1}"):
+        assert launcher.main(["--config", "tiny", *map(str, args), "--check-only", fix]) == 0
+
+
+# --- checkpoints of fairseq 0.9/0.10 -------------------------------------------------------------------
+
+def make_legacy_checkpoint(modern: Path, data_bin: Path, dest: Path) -> Path:
+    """The checkpoint as fairseq 0.9 wrote RoBERTa's model.pt: argparse Namespace args (from fairseq-train's
+    own parser), decoder.* keys, emb_layer_norm, fused in_proj attention weights, no optimizer state, in
+    torch's pre-1.6 (non-zip) file format."""
+    from fairseq import options
+
+    state = load_checkpoint(modern)
+    model_cfg = state["cfg"]["model"]
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(data_bin), "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta_base",
+        "--encoder-layers", str(model_cfg["encoder_layers"]),
+        "--encoder-embed-dim", str(model_cfg["encoder_embed_dim"]),
+        "--encoder-ffn-embed-dim", str(model_cfg["encoder_ffn_embed_dim"]),
+        "--encoder-attention-heads", str(model_cfg["encoder_attention_heads"]),
+        "--max-positions", str(model_cfg["max_positions"]), "--tokens-per-sample", "128",
+        "--optimizer", "adam", "--lr-scheduler", "polynomial_decay", "--lr", "0.001",
+        "--total-num-update", "20", "--max-update", "20",
+    ])
+    model = {}
+    for key, tensor in state["model"].items():
+        key = key.replace("encoder.", "decoder.", 1).replace(".layernorm_embedding.", ".emb_layer_norm.")
+        if ".self_attn.q_proj." in key:  # q, k, v stacked as in_proj_weight / in_proj_bias
+            parts = [state["model"][key.replace("decoder.", "encoder.", 1).replace("q_proj", proj)]
+                     for proj in ("q_proj", "k_proj", "v_proj")]
+            model[key.replace("q_proj.", "in_proj_")] = torch.cat(parts)
+        elif ".self_attn.k_proj." in key or ".self_attn.v_proj." in key:
+            continue
+        else:
+            model[key] = tensor
+    legacy = {
+        "args": args,
+        "model": model,
+        "optimizer_history": [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
+                               "lr_scheduler_state": {"best": 15.0},
+                               "num_updates": state["optimizer_history"][-1]["num_updates"]}],
+        "extra_state": {"epoch": 1, "train_iterator": {"epoch": 1, "iterations_in_epoch": 0, "shuffle": True},
+                        "val_loss": 15.0},
+    }
+    torch.save(legacy, dest, _use_new_zipfile_serialization=False)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
+    return make_legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin,
+                                  tmp_path_factory.mktemp("legacy") / "model.pt")
+
+
+def test_legacy_checkpoint_loads_into_the_same_model(legacy_checkpoint, tiny_pretrained_checkpoint,
+                                                     wiki_data_bin):
+    from fairseq import checkpoint_utils
+
+    info = checkpoint_info(load_checkpoint(legacy_checkpoint))
+    assert info.legacy_args and info.model_name == "roberta_base" and info.task_name == "masked_lm"
+    assert info.embedding_rows == 50265 and info.num_updates == TINY_PRETRAIN_UPDATES
+    assert not info.has_optimizer_state
+
+    # fairseq's own loader (its torch.load under torch's defaults) rebuilds the model from the Namespace
+    [model], _, _ = checkpoint_utils.load_model_ensemble_and_task(
+        [str(legacy_checkpoint)], arg_overrides={"data": str(wiki_data_bin)})
+    loaded = model.state_dict()
+    original = load_checkpoint(tiny_pretrained_checkpoint)["model"]
+    assert set(original) == set(loaded)
+    assert all(torch.equal(original[key], loaded[key]) for key in original)
+
+
+def test_checkpoint_of_the_argparse_fairseq_train_is_read(wiki_data_bin, venv_bin, tmp_path, capsys):
+    """fairseq-train (the argparse CLI) keeps the model section of its config as a Namespace."""
+    subprocess.run([
+        str(venv_bin / "fairseq-train"), str(wiki_data_bin), "--task", "masked_lm", "--arch", "roberta",
+        "--encoder-layers", "2", "--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
+        "--encoder-attention-heads", "2", "--max-positions", "128", "--tokens-per-sample", "128",
+        "--batch-size", "8", "--max-update", "2", "--optimizer", "adam", "--lr", "1e-3", "--cpu",
+        "--disable-validation", "--save-dir", str(tmp_path / "ft"),
+    ], check=True, capture_output=True)
+    checkpoint = tmp_path / "ft" / "checkpoint_last.pt"
+    info = checkpoint_info(load_checkpoint(checkpoint))
+    assert (info.model_name, info.task_name, info.num_updates) == ("roberta", "masked_lm", 2)
+    assert info.embedding_rows == 50265
+    assert load_launcher().main(["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir",
+                                 str(tmp_path / "run"), "--restore", str(checkpoint), "--check-only"]) == 0
+    expected = f"starting from {checkpoint} (roberta, 50265 embedding rows, update 2 of 40)"
+    assert expected in capsys.readouterr().err
+
+
+def test_numpy_objects_pickled_by_numpy_1_load_safely(tmp_path):
+    """fairseq 0.10 meters and iterator states may hold numpy scalars/arrays, pickled under numpy 1's module
+    names (numpy.core.multiarray); they load under weights_only, arbitrary objects still do not."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    torch.save({"model": {}, "extra_state": {"best": np.float64(1.5), "order": np.arange(3)}}, buffer,
+               pickle_protocol=2, _use_new_zipfile_serialization=False)  # text GLOBAL opcodes, renamable
+    data = buffer.getvalue()
+    assert data.count(b"numpy._core.multiarray") == 2
+    (tmp_path / "old.pt").write_bytes(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    extra = load_checkpoint(tmp_path / "old.pt")["extra_state"]
+    assert extra["best"] == 1.5 and extra["order"].tolist() == [0, 1, 2]
+
+    (tmp_path / "evil.pt").write_bytes(data.replace(b"cnumpy\ndtype", b"cos\nsystem"))
+    with pytest.raises(UserInputError, match=r"holds a Python object that torch does not load for safety "
+                                             r"\(os.system\)"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+@pytest.mark.slow
+def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained_checkpoint, wiki_data_bin,
+                                              tmp_path):
+    result = run_pretrain("--config", "tiny", "--data", wiki_data_bin, "--save-dir", tmp_path / "run",
+                          "--restore", legacy_checkpoint, *RESETS, "optimization.max_update=5")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"Loaded checkpoint {legacy_checkpoint}" in result.stdout
+    [first] = losses(training_records(tmp_path / "run"))
+    scratch = losses(training_records(tiny_pretrained_checkpoint.parent))
+    assert math.isfinite(first) and first < scratch[0] - 0.2
+
+
+# --- interrupt and resume ------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_the_same_command(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
+                                                  capsys):
+    save_dir = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir", str(save_dir),
+            "--restore", str(tiny_pretrained_checkpoint), *RESETS, "optimization.max_update=20"]
+    command = pretrain_command(*args)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=pretrain_env(), start_new_session=True)
+    watchdog = threading.Timer(600, os.killpg, (first.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        for line in first.stdout:  # checkpoint_last.pt is complete once fairseq reports the save
+            if "Saved checkpoint" in line:
+                break
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        watchdog.cancel()
+    assert first.returncode == -signal.SIGKILL
+    killed_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates
+    assert 0 < killed_at < 20
+
+    second = subprocess.run(command, capture_output=True, text=True, env=pretrain_env(), timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"{save_dir / 'checkpoint_last.pt'} exists: resuming the interrupted run" in second.stderr
+    loaded = re.search(r"Loaded checkpoint (\S+) \(epoch \d+ @ (\d+) updates\)", second.stdout)
+    assert loaded and loaded.groups() == (str(save_dir / "checkpoint_last.pt"), str(killed_at))
+    resumed_updates = [int(n) for n in re.findall(r'\[train_inner\].*"num_updates": "(\d+)"', second.stdout)]
+    assert resumed_updates and min(resumed_updates) > killed_at and max(resumed_updates) == 20
+    assert checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates == 20
+
+    # once more after the end: reported, nothing trained
+    finished_at = (save_dir / "checkpoint_last.pt").stat().st_mtime_ns
+    assert load_launcher().main(args) == 0
+    assert "is at 20 updates: the run has finished" in capsys.readouterr().err
+    assert (save_dir / "checkpoint_last.pt").stat().st_mtime_ns == finished_at
+
+
+def test_fp16_without_a_gpu_is_a_preflight_error(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserInputError, match=r"^common.fp16=true needs a CUDA GPU and none is visible"):
+        load_launcher().main(["--config", "roberta_base_continue", "--data", str(wiki_data_bin),
+                              "--save-dir", str(tmp_path), "--restore", str(tiny_pretrained_checkpoint)])
+    assert not list(tmp_path.iterdir())
+
+
+# --- SLURM ---------------------------------------------------------------------------------------------
+
+def test_slurm_script_launches_the_checked_run_on_every_node(tiny_pretrained_checkpoint, wiki_data_bin,
+                                                              tmp_path):
+    """scripts/slurm/pretrain.sbatch under a stand-in srun that records its command and runs it here
+    (with --check-only: there are no GPUs): fairseq's distributed settings it adds compose with the config,
+    and update_freq keeps 2048 sequences per update on 2 nodes x 8 GPUs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    srun = bin_dir / "srun"
+    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\nshift\nexec "$@"\n')
+    srun.chmod(0o755)
+    env = {**pretrain_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_NNODES": "2",
+           "SLURM_GPUS_ON_NODE": "8", "SLURM_JOB_ID": "4242", "SLURM_SUBMIT_DIR": str(REPO)}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / "pretrain.sbatch"), str(wiki_data_bin),
+                             str(tmp_path / "run"), str(tiny_pretrained_checkpoint), "--check-only"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"starting from {tiny_pretrained_checkpoint} (roberta, 50265 embedding rows, update 0 of 12500)" \
+        in result.stderr
+    args = (tmp_path / "srun.args").read_text().splitlines()
+    assert args[:3] == ["--kill-on-bad-exit=1", "scripts/pretrain.sh", "--config"]
+    assert {"distributed_training.distributed_world_size=16", "distributed_training.distributed_port=24242",
+            "optimization.update_freq=[8]"} <= set(args)
