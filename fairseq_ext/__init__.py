@@ -9,4 +9,6 @@ Importing the package registers the fairseq components when fairseq is installed
 import importlib.util
 
 if importlib.util.find_spec("fairseq") is not None:
-    from fairseq_ext import criterions, models, tasks  # noqa: F401  (registers them with fairseq)
+    # checkpoints: torch's weights-only allow-list for fairseq 0.9/0.10 checkpoints (argparse args),
+    # so plain fairseq-hydra-train and spawned multi-GPU workers can restore them too.
+    from fairseq_ext import checkpoints, criterions, models, tasks  # noqa: F401  (registers them)

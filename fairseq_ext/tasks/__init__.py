@@ -1,1 +1,3 @@
 """fairseq tasks of the plugin (registered on import)."""
+
+from fairseq_ext.tasks import squad2  # noqa: F401

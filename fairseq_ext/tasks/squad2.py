@@ -1,0 +1,178 @@
+"""fairseq task ``squad2``: extractive QA (SQuAD v2.0, or v1.1) on features made by scripts/prepare_squad2.py.
+
+Validation reports ``em`` and ``f1`` over whole questions (run_qa post-processing of all windows of a
+question, official SQuAD metric), so ``checkpoint.best_checkpoint_metric=f1
+checkpoint.maximize_best_checkpoint_metric=true`` keeps the best model. Each validation batch holds whole
+questions (see squad2_data.SquadFeatureDataset), so the per-batch EM/F1 sums are plain scalars that
+fairseq adds up across GPUs like any other logging output: no logits are gathered.
+"""
+
+# no `from __future__ import annotations` here: fairseq reads the config dataclass's field types
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from fairseq import metrics, utils
+from fairseq.data import Dictionary
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import MISSING
+
+from fairseq_ext.criterions.span_qa import SpanQACriterion
+from fairseq_ext.squad import load_squad, postprocess_predictions, squad_evaluate
+from fairseq_ext.tasks.squad2_data import FeatureArrays, SquadFeatureDataset
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "squad2_features.json"  # settings and counts written by scripts/prepare_squad2.py
+FEATURE_SETTINGS = ("max_seq_length", "doc_stride", "max_query_length")
+
+
+def features_file(data_dir, split: str) -> Path:
+    return Path(data_dir) / f"{split}.features.npz"
+
+
+def examples_file(data_dir, split: str) -> Path:
+    """The SQuAD JSON of an evaluation split, copied as is: EM/F1 are computed against its answers."""
+    return Path(data_dir) / f"{split}.json"
+
+
+def check_feature_settings(cfg) -> None:
+    """The window settings of the task config must be those the features were prepared with."""
+    metadata = json.loads((Path(cfg.data) / METADATA_FILE).read_text())
+    for name in FEATURE_SETTINGS:
+        if metadata[name] != getattr(cfg, name):
+            raise ValueError(f"squad2 task: {cfg.data} was prepared with {name}={metadata[name]} but "
+                             f"task.{name}={getattr(cfg, name)}: set task.{name}={metadata[name]} or "
+                             "re-run scripts/prepare_squad2.py")
+
+
+@dataclass
+class SquadV2Config(FairseqDataclass):
+    data: str = field(default=MISSING, metadata={
+        "help": "directory made by scripts/prepare_squad2.py: dict.txt, <split>.features.npz, valid.json"})
+    max_positions: int = field(default=512, metadata={
+        "help": "positions of the model (the pretrained checkpoint's tokens_per_sample / max_positions)"})
+    max_seq_length: int = field(default=384, metadata={
+        "help": "tokens per window; must equal prepare_squad2.py's --max-seq-length (checked)"})
+    doc_stride: int = field(default=128, metadata={
+        "help": "overlap of consecutive windows in tokens; must equal prepare's --doc-stride (checked)"})
+    max_query_length: int = field(default=64, metadata={
+        "help": "question tokens kept; must equal prepare's --max-query-length (checked)"})
+    n_best_size: int = field(default=20, metadata={
+        "help": "post-processing: top start and end logits per window combined into candidate answers"})
+    max_answer_length: int = field(default=30, metadata={
+        "help": "post-processing: longest answer in tokens"})
+    null_score_diff_threshold: float = field(default=0.0, metadata={
+        "help": "post-processing (SQuAD 2.0): no answer when null score - best span score exceeds this"})
+
+
+@register_task("squad2", dataclass=SquadV2Config)
+class SquadV2Task(FairseqTask):
+    """Span QA with roberta_span_qa and the span_qa criterion."""
+
+    def __init__(self, cfg: SquadV2Config, dictionary: Dictionary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+
+    @classmethod
+    def load_dictionary(cls, filename):
+        """dict.txt plus ``<mask>``, like fairseq's masked_lm: embedding sizes match the pretrained model."""
+        dictionary = Dictionary.load(str(filename))
+        dictionary.add_symbol("<mask>")
+        return dictionary
+
+    @classmethod
+    def setup_task(cls, cfg: SquadV2Config, **kwargs):
+        dict_path = Path(cfg.data) / "dict.txt"
+        if not dict_path.is_file():
+            raise FileNotFoundError(f"squad2 task: {dict_path} not found (task.data should be a directory "
+                                    "made by scripts/prepare_squad2.py)")
+        if cfg.max_seq_length > cfg.max_positions:
+            raise ValueError(f"squad2 task: max_seq_length {cfg.max_seq_length} exceeds the model's "
+                             f"max_positions {cfg.max_positions}")
+        if (Path(cfg.data) / METADATA_FILE).is_file():  # absent when only predicting (task.data = a BPE dir)
+            check_feature_settings(cfg)
+        dictionary = cls.load_dictionary(dict_path)
+        logger.info("dictionary: %d types", len(dictionary))
+        return cls(cfg, dictionary)
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        path = features_file(self.cfg.data, split)
+        if not path.is_file() or not (Path(self.cfg.data) / METADATA_FILE).is_file():
+            raise FileNotFoundError(f"squad2 task: {path} or its {METADATA_FILE} not found "
+                                    "(made by scripts/prepare_squad2.py)")
+        arrays = FeatureArrays.load(path)
+        examples, version_2 = None, True
+        if examples_file(self.cfg.data, split).is_file():
+            squad = load_squad(examples_file(self.cfg.data, split))
+            examples, version_2 = squad.examples, squad.version_2
+        self.datasets[split] = SquadFeatureDataset(arrays, self.dictionary.pad(), examples, version_2)
+        logger.info("%s: %d windows%s", split, len(arrays),
+                    f" of {len(examples)} questions, scored with EM/F1" if examples is not None else "")
+        return self.datasets[split]
+
+    def build_criterion(self, cfg):
+        criterion = super().build_criterion(cfg)
+        if not isinstance(criterion, SpanQACriterion):
+            raise ValueError("the squad2 task trains with criterion span_qa")
+        return criterion
+
+    def max_positions(self):
+        return self.cfg.max_positions
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+    def valid_step(self, sample, model, criterion):
+        model.eval()
+        with torch.no_grad():
+            start_logits, end_logits = model(**sample["net_input"])
+            loss, sample_size, logging_output = criterion.span_loss(start_logits, end_logits, sample)
+        logging_output.update(self.score_questions(sample.get("evaluation"), start_logits, end_logits))
+        return loss, sample_size, logging_output
+
+    def score_questions(self, evaluation, start_logits, end_logits) -> dict:
+        """Sums of EM and F1 (official metric, 0-1 per question) over the questions of one batch.
+
+        Every validation batch returns these keys, zeros when it has no questions to score (the dummy batch
+        of a GPU without data may be a training batch): fairseq all-reduces logging outputs key by key.
+        """
+        if evaluation is None:
+            return {"squad_questions": 0, "squad_em_sum": 0.0, "squad_f1_sum": 0.0}
+        predictions = postprocess_predictions(
+            evaluation["examples"], evaluation["features"],
+            start_logits.float().cpu().numpy(), end_logits.float().cpu().numpy(),
+            version_2_with_negative=evaluation["version_2"], n_best_size=self.cfg.n_best_size,
+            max_answer_length=self.cfg.max_answer_length,
+            null_score_diff_threshold=self.cfg.null_score_diff_threshold,
+        )
+        version_2 = evaluation["version_2"]
+        scores = squad_evaluate(evaluation["examples"], predictions.answers, version_2=version_2)
+        questions = len(evaluation["examples"])
+        exact = scores["exact"] if version_2 else scores["exact_match"]
+        return {"squad_questions": questions, "squad_em_sum": exact * questions / 100,
+                "squad_f1_sum": scores["f1"] * questions / 100}
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if not any("squad_questions" in log for log in logging_outputs):
+            return
+        for key in ("squad_questions", "squad_em_sum", "squad_f1_sum"):
+            metrics.log_scalar("_" + key, sum(log.get(key, 0) for log in logging_outputs))
+
+        def percentage(key):
+            def derive(meters):
+                questions = utils.item(meters["_squad_questions"].sum)
+                return 100 * utils.item(meters[key].sum) / questions if questions else 0.0
+            return derive
+
+        metrics.log_derived("em", percentage("_squad_em_sum"))
+        metrics.log_derived("f1", percentage("_squad_f1_sum"))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SQuAD v2 fine-tuning of a RoBERTa checkpoint with fairseq-hydra-train (task squad2, model
+# roberta_span_qa, criterion span_qa), after the same one-line pre-flight checks as pretraining (data,
+# checkpoint, dictionary size). The best checkpoint by validation F1 is SAVE_DIR/checkpoint_best.pt.
+# Rerunning the same command after an interruption resumes from SAVE_DIR/checkpoint_last.pt.
+#   scripts/finetune_squad2.sh --config NAME --data DIR --restore CKPT --save-dir DIR [KEY=VALUE ...]
+#   NAME: a config in configs/finetuning (squad2_base, squad2_tiny) or a YAML path.
+#   DIR: made by scripts/prepare_squad2.py with the config's window settings.
+#   CKPT: a masked-LM checkpoint (its head is dropped, the span head initialised) or a roberta_span_qa one.
+#   KEY=VALUE: hydra overrides for fairseq-hydra-train, e.g. optimization.lr=[2e-05].
+#   PYTHON=EXE: the interpreter (default: the active environment's python, else .venv/bin/python).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+usage="usage: $0 --config NAME --data DIR --restore CKPT --save-dir DIR [KEY=VALUE ...] (--help for more)"
+[[ $# -gt 0 ]] || { echo "$usage" >&2; exit 2; }
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" || ! -x "$repo/.venv/bin/python" ]]; then PYTHON=python
+  else PYTHON=$repo/.venv/bin/python; fi
+fi
+exec "$PYTHON" "$repo/scripts/launch_train.py" --config-dir "$repo/configs/finetuning" "$@"
