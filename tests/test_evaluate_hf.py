@@ -1,0 +1,121 @@
+"""convert/evaluate_hf.py: the exported tiny SQuAD model evaluated with transformers alone (fairseq made
+impossible to import) gives the answers and scores of the fairseq side, scripts/predict_squad2.py."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fairseq_ext.cli import UserInputError
+from tests.conftest import REPO
+from tests.squad_fixtures import VALID_ARTICLES, run_squad_script, squad_articles
+from tests.test_convert import convert_script
+
+fairseq_to_hf = convert_script("fairseq_to_hf")
+evaluate_hf = convert_script("evaluate_hf")
+
+# runs a convert/ script with `import fairseq` made impossible (ImportError wherever it is tried)
+WITHOUT_FAIRSEQ = ("import runpy, sys; sys.modules['fairseq'] = None; script = sys.argv[1]; "
+                   "sys.argv = sys.argv[1:]; sys.path.insert(0, script.rsplit('/', 1)[0]); "
+                   "runpy.run_path(script, run_name='__main__')")
+
+
+def run_without_fairseq(script: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_FAIRSEQ, str(REPO / "convert" / script),
+                           *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def export_squad_model(checkpoint: Path, gpt2_bpe_dir: Path, out: Path) -> Path:
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert fairseq_to_hf.main(["--checkpoint", str(checkpoint), "--gpt2-bpe", str(gpt2_bpe_dir),
+                                   "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def squad_export(tiny_squad_checkpoint, gpt2_bpe_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hf-squad") / "model"
+    return export_squad_model(tiny_squad_checkpoint, gpt2_bpe_dir, out)
+
+
+@pytest.fixture(scope="module")
+def evaluation_json(tmp_path_factory) -> Path:
+    """Two shared articles the tiny model was not trained on (517 questions, 289 unanswerable)."""
+    return squad_articles(VALID_ARTICLES + ("1973_oil_crisis",), tmp_path_factory.mktemp("eval") / "dev.json")
+
+
+def read(directory: Path, name: str):
+    return json.loads((directory / name).read_text(encoding="utf-8"))
+
+
+def best_spans(nbest: dict) -> dict:
+    """Question id -> the best non-empty candidate answer (what is predicted when the null score loses)."""
+    return {qid: next(c["text"] for c in candidates if c["text"]) for qid, candidates in nbest.items()}
+
+
+def test_agrees_with_predict_squad2_without_importing_fairseq(squad_export, tiny_squad_checkpoint,
+                                                              evaluation_json, gpt2_bpe_dir, tmp_path):
+    hf_out, fairseq_out = tmp_path / "hf", tmp_path / "fairseq"
+    done = run_without_fairseq("evaluate_hf.py", "--model", squad_export, "--data", evaluation_json,
+                               "--out", hf_out, "--show-examples", "3", "--batch-size", "16")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "settings: max_seq_length=128, doc_stride=32, max_query_length=32" in done.stdout  # the model's
+    assert done.stdout.count("\n    gold: ") == 3 and done.stdout.count("\n    predicted: ") == 3
+    run_squad_script("predict_squad2.py", "--checkpoint", tiny_squad_checkpoint, "--data", evaluation_json,
+                     "--gpt2-bpe", gpt2_bpe_dir, "--out", fairseq_out)
+
+    for name in ("predictions.json", "null_odds.json", "nbest_predictions.json", "eval_results.json"):
+        assert (hf_out / name).is_file(), name
+    hf_answers, fairseq_answers = read(hf_out, "predictions.json"), read(fairseq_out, "predictions.json")
+    assert set(hf_answers) == set(fairseq_answers) and len(hf_answers) == 517
+    same_answers = sum(hf_answers[qid] == fairseq_answers[qid] for qid in hf_answers) / len(hf_answers)
+    # the tiny model mostly answers "": the best spans show that span selection agrees as well
+    hf_spans, fairseq_spans = (best_spans(read(out, "nbest_predictions.json"))
+                               for out in (hf_out, fairseq_out))
+    same_spans = sum(hf_spans[qid] == fairseq_spans[qid] for qid in hf_spans) / len(hf_spans)
+    hf_odds, fairseq_odds = read(hf_out, "null_odds.json"), read(fairseq_out, "null_odds.json")
+    odds_difference = max(abs(hf_odds[qid] - fairseq_odds[qid]) for qid in hf_odds)
+    hf_scores, fairseq_scores = read(hf_out, "eval_results.json"), read(fairseq_out, "eval_results.json")
+    print(f"\nHF vs fairseq on {len(hf_answers)} questions: identical answers {same_answers:.2%}, identical "
+          f"best spans {same_spans:.2%}, max |null odds difference| {odds_difference:.1e}; EM "
+          f"{hf_scores['exact']:.2f} vs {fairseq_scores['exact']:.2f}, F1 {hf_scores['f1']:.2f} vs "
+          f"{fairseq_scores['f1']:.2f}")
+    assert same_answers >= 0.995 and same_spans >= 0.995
+    assert odds_difference < 1e-3
+    assert set(hf_scores) == set(fairseq_scores)
+    assert abs(hf_scores["exact"] - fairseq_scores["exact"]) <= 0.1
+    assert abs(hf_scores["f1"] - fairseq_scores["f1"]) <= 0.1
+
+
+def test_max_samples_evaluates_the_first_questions(squad_export, evaluation_json, tmp_path, capsys):
+    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(evaluation_json), "--out",
+                             str(tmp_path), "--max-samples", "20"]) == 0
+    assert "evaluating the first 20 of 517 questions" in capsys.readouterr().out
+    first = [qa["id"] for article in read(evaluation_json.parent, evaluation_json.name)["data"]
+             for paragraph in article["paragraphs"] for qa in paragraph["qas"]][:20]
+    assert list(read(tmp_path, "predictions.json")) == first
+    assert read(tmp_path, "eval_results.json")["total"] == 20
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no model", "not a Hugging Face model directory"),
+    ("bad data", "not valid JSON"),
+    ("window too long", "max_seq_length 256 exceeds the model's 128 positions"),
+])
+def test_one_line_errors(case, message, squad_export, evaluation_json, tmp_path):
+    model, data, extra = squad_export, evaluation_json, []
+    if case == "no model":
+        model = tmp_path
+    elif case == "bad data":
+        data = tmp_path / "dev.json"
+        data.write_text('{"data": [')
+    else:
+        extra = ["--max-seq-length", "256"]
+    with pytest.raises(UserInputError, match=message):
+        evaluate_hf.main(["--model", str(model), "--data", str(data), "--out", str(tmp_path / "out"), *extra])
