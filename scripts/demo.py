@@ -1,0 +1,473 @@
+#!/usr/bin/env python
+"""The whole workflow end to end with a tiny model, through the commands a user runs:
+
+  split -> BPE + dictionary -> binarize -> tiny "pretrained" checkpoint -> continued masked LM
+  -> SQuAD v2 fine-tuning -> fairseq prediction + evaluation -> export to Hugging Face (verified)
+  -> transformers prediction + evaluation -> plots -> summary (EM/F1 on both sides, their agreement,
+  where every artefact is)
+
+By default on the embedded sample (scripts/sample/: a small corpus and SQuAD v2-format questions written
+for this project), offline, in minutes on 2 CPU cores. Its numbers are a smoke run of a 2-layer, 64-wide
+model trained for a minute, not a benchmark: it learns the fine-tuning questions, not enough to answer
+unseen ones. The sample's dictionary is built from the sample itself (fairseq-preprocess --dict-only), so
+nothing beyond the GPT-2 BPE files is needed.
+
+With --real the same pipeline runs on real data with the official GPT-2 dictionary: SHARED's wiki
+paragraphs and SQuAD 2.0 articles (the last articles held out as dev), or the files given with --corpus,
+--squad-train and --squad-dev (e.g. the official downloads listed below).
+
+Every output goes to one new run directory (runs/demo-TIMESTAMP, or --run-dir, which must not exist):
+the commands of all stages in RUN_DIR/commands.sh, their output in RUN_DIR/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from fairseq_ext.cli import UserInputError, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "scripts" / "sample"
+BPE_FILES = ("encoder.json", "vocab.bpe")
+DOWNLOADS = """Real data without a shared directory: the official downloads
+  corpus (raw text, documents separated by blank lines), e.g. WikiText-103 (fairseq's RoBERTa example):
+    https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-raw-v1.zip
+  SQuAD 2.0: https://rajpurkar.github.io/SQuAD-explorer/dataset/train-v2.0.json
+             https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v2.0.json
+  GPT-2 BPE files with dict.txt: make gpt2-bpe
+then: scripts/demo.py --real --corpus FILE --squad-train train-v2.0.json --squad-dev dev-v2.0.json"""
+# the windows of configs/finetuning/squad2_tiny.yaml: prepare_squad2.py must use the same
+SQUAD_WINDOWS = ("--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32")
+# fairseq makes no batch at all from a split smaller than required_batch_size_multiple (default 8): the
+# sample's validation split is a handful of 128-token blocks
+SMALL_DATA = "dataset.required_batch_size_multiple=1"
+# a few hundred questions: a higher learning rate without dropout lets the tiny model fit its fine-tuning
+# questions within a minute or two (squad2_tiny.yaml's settings barely move it off "no answer")
+QUICK_FIT = ("optimization.lr=[0.003]", "model.dropout=0.0", "model.attention_dropout=0.0")
+RESETS = [f"checkpoint.{flag}=true"
+          for flag in ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")]
+SIDES = ("fairseq", "transformers")
+# one thread per process: as fast for a 64-wide model, and torch's thread pool gets many times slower
+# when the cores are shared (measured: 10x for fine-tuning on a busy 2-core machine)
+STAGE_ENV = {"PYTHON": sys.executable, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
+@dataclass
+class Inputs:
+    """What one demo run works on."""
+
+    label: str  # "embedded sample" or "real data"
+    corpus: list[Path]
+    squad_train: Path
+    squad_dev: Path
+    bpe_source: Optional[Path]  # encoder.json and vocab.bpe (with real data also dict.txt); None: fetch
+    build_dictionary: bool  # the sample builds its own dict.txt; real data uses the official one
+    valid_docs: int
+    squad_to_split: Optional[Path] = None  # shared real data: one SQuAD file, split by article
+    dev_articles: int = 4
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    cpu_seconds: float  # of the stage's processes: less sensitive than wall time to a busy machine
+    log: Optional[str]
+
+
+@dataclass
+class Demo:
+    run_dir: Path
+    total_stages: int
+    results: list[StageResult] = field(default_factory=list)
+
+    def path(self, *parts: str) -> Path:
+        return self.run_dir.joinpath(*parts)
+
+    def _header(self, name: str, description: str) -> str:
+        header = f"[{len(self.results) + 1}/{self.total_stages}] {name}: {description}"
+        print(header, flush=True)
+        return header
+
+    def stage(self, name: str, description: str, commands: Sequence[Sequence], updates: int = 0) -> None:
+        """Runs one stage's commands in order, output to logs/NN-NAME.log; a failure ends the demo with
+        the stage's name, the end of its output and its log file. ``updates``: a training stage's
+        max_update, shown as progress (on a terminal) from the JSON records fairseq logs."""
+        header = self._header(name, description)
+        log = self.path("logs", f"{len(self.results) + 1:02d}-{name}.log")
+        with open(self.path("commands.sh"), "a") as script:
+            script.write(f"\n# {header}\n" + "".join(shlex.join(map(str, c)) + "\n" for c in commands))
+        start, cpu_start = time.perf_counter(), _children_cpu()
+        with open(log, "w") as out:
+            for command in commands:
+                out.write(f"$ {shlex.join(map(str, command))}\n")
+                out.flush()
+                process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=subprocess.STDOUT,
+                                           cwd=REPO, env={**os.environ, **STAGE_ENV})
+                while process.poll() is None:
+                    time.sleep(0.5)
+                    if sys.stdout.isatty():
+                        progress = f"  update {last_update(log)}/{updates}" if updates else ""
+                        print(f"\r    {time.perf_counter() - start:4.0f} s{progress}   ", end="", flush=True)
+                if sys.stdout.isatty():
+                    print("\r" + " " * 40 + "\r", end="", flush=True)
+                if process.returncode != 0:
+                    tail = log.read_text(errors="replace").splitlines()[-15:]
+                    print("\n".join("    | " + line for line in tail), file=sys.stderr)
+                    print(f"demo: stage '{name}' failed (exit status {process.returncode}) after "
+                          f"{time.perf_counter() - start:.0f} s; its output: {log}", file=sys.stderr)
+                    raise SystemExit(1)
+        self._done(name, start, _children_cpu() - cpu_start, str(log))
+
+    def step(self, name: str, description: str, action: Callable[[], None]) -> None:
+        """A stage done inside the demo (no user-facing tool involved)."""
+        self._header(name, description)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        action()
+        self._done(name, start, time.process_time() - cpu_start, None)
+
+    def _done(self, name: str, start: float, cpu_seconds: float, log: Optional[str]) -> None:
+        seconds = time.perf_counter() - start
+        self.results.append(StageResult(name, seconds, cpu_seconds, log))
+        print(f"    done in {seconds:.0f} s", flush=True)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def last_update(log: Path) -> str:
+    """The latest num_updates of fairseq's JSON records, read from the end of a stage's log."""
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+        tail = f.read().decode("utf-8", errors="replace")
+    marker = '"num_updates": "'
+    at = tail.rfind(marker)
+    return tail[at + len(marker):].split('"', 1)[0] if at >= 0 else "0"
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+def find_bpe_source(explicit: Optional[Path], shared_dir: Path, need_dict: bool) -> Optional[Path]:
+    """The first directory with the GPT-2 BPE files among --gpt2-bpe, $GPT2_BPE_DIR, SHARED/gpt2_bpe and
+    gpt2_bpe/ (make gpt2-bpe); None when none has them."""
+    wanted = BPE_FILES + (("dict.txt",) if need_dict else ())
+    if explicit is not None:
+        missing = [name for name in wanted if not (explicit / name).is_file()]
+        if missing:
+            raise UserInputError(f"--gpt2-bpe {explicit} lacks {', '.join(missing)}")
+        return explicit
+    for candidate in (os.environ.get("GPT2_BPE_DIR"), shared_dir / "gpt2_bpe", REPO / "gpt2_bpe"):
+        if candidate and all((Path(candidate) / name).is_file() for name in wanted):
+            return Path(candidate)
+    return None
+
+
+def choose_inputs(args) -> Inputs:
+    if not args.real:
+        if args.corpus or args.squad_train or args.squad_dev:
+            raise UserInputError("--corpus, --squad-train and --squad-dev go with --real")
+        bpe_source = find_bpe_source(args.gpt2_bpe, args.shared_dir, need_dict=False)
+        return Inputs("embedded sample", [SAMPLE / "corpus.txt"], SAMPLE / "squad2-sample-train.json",
+                      SAMPLE / "squad2-sample-dev.json", bpe_source, build_dictionary=True, valid_docs=6)
+    bpe_source = find_bpe_source(args.gpt2_bpe, args.shared_dir, need_dict=True)
+    if bpe_source is None:
+        raise UserInputError("real data needs the official encoder.json, vocab.bpe and dict.txt: none in "
+                             "--gpt2-bpe, $GPT2_BPE_DIR, SHARED/gpt2_bpe or gpt2_bpe/ (make gpt2-bpe)")
+    if (args.squad_train is None) != (args.squad_dev is None):
+        raise UserInputError("give both --squad-train and --squad-dev, or neither")
+    shared_corpus = args.shared_dir / "data" / "wiki" / "wiki-paragraphs.txt"
+    shared_squad = args.shared_dir / "data" / "squad2" / "squad2-dev-part.json"
+    corpus = args.corpus or ([shared_corpus] if shared_corpus.is_file() else None)
+    if corpus is None or (args.squad_train is None and not shared_squad.is_file()):
+        raise UserInputError(f"no real data in {args.shared_dir} and none given.\n{DOWNLOADS}")
+    for path in (*corpus, args.squad_train, args.squad_dev):
+        if path is not None and not path.exists():
+            raise UserInputError(f"not found: {path}")
+    if args.squad_train is not None:
+        return Inputs("real data", corpus, args.squad_train, args.squad_dev, bpe_source,
+                      build_dictionary=False, valid_docs=2)
+    return Inputs("real data", corpus, Path(), Path(), bpe_source, build_dictionary=False, valid_docs=2,
+                  squad_to_split=shared_squad)
+
+
+def new_run_dir(requested: Optional[Path]) -> Path:
+    if requested is not None:
+        if requested.exists():
+            raise UserInputError(f"{requested} exists: a demo never writes into an earlier run; "
+                                 "choose another --run-dir")
+        return requested
+    base = REPO / "runs" / f"demo-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def split_squad_by_article(source: Path, dev_articles: int, train_out: Path, dev_out: Path) -> None:
+    """The last ``dev_articles`` articles become dev, the others train: no context is in both."""
+    data = json.loads(source.read_text(encoding="utf-8"))
+    articles = data["data"]
+    if len(articles) <= dev_articles:
+        raise UserInputError(f"{source} has {len(articles)} articles: too few to hold out {dev_articles}")
+    for out, part in ((train_out, articles[:-dev_articles]), (dev_out, articles[-dev_articles:])):
+        out.write_text(json.dumps({**data, "data": part}), encoding="utf-8")
+
+
+def write_dictionary_source(inputs: Inputs, out: Path) -> None:
+    """The corpus plus every SQuAD context and question: the dictionary covers all the demo encodes."""
+    with open(out, "w", encoding="utf-8") as f:
+        for path in inputs.corpus:
+            f.write(path.read_text(encoding="utf-8").rstrip("\n") + "\n\n")
+        for path in (inputs.squad_train, inputs.squad_dev):
+            for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
+                for paragraph in article["paragraphs"]:
+                    f.write(paragraph["context"] + "\n")
+                    f.writelines(qa["question"].strip() + "\n" for qa in paragraph["qas"])
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def questions(squad_file: Path) -> list[dict]:
+    return [qa for article in read_json(squad_file)["data"] for paragraph in article["paragraphs"]
+            for qa in paragraph["qas"]]
+
+
+def agreement(fairseq_answers: dict, hf_answers: dict) -> tuple[int, list[str]]:
+    """(questions answered identically, ids answered differently or not at all by transformers)."""
+    differing = [qid for qid, answer in fairseq_answers.items() if hf_answers.get(qid) != answer]
+    return len(fairseq_answers) - len(differing), differing
+
+
+def metric_rows(metrics: dict[str, dict]) -> list[str]:
+    rows = [("exact match", "exact"), ("F1", "f1"), ("F1, best null threshold", "best_f1"),
+            ("  answerable: exact / F1", ("HasAns_exact", "HasAns_f1")),
+            ("  unanswerable: exact", "NoAns_exact")]
+    lines = []
+    for label, keys in rows:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        if any(key not in metrics[side] for side in metrics for key in keys):
+            continue
+        cells = [" / ".join(f"{metrics[side][key]:.1f}" for key in keys) for side in metrics]
+        lines.append(f"  {label:<30}" + "".join(f"{cell:>15}" for cell in cells))
+    return lines
+
+
+def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: float) -> bool:
+    """Prints the results table and writes summary.json; True when both sides agree."""
+    metrics = {side: read_json(demo.path("predictions", side, "official_eval.json")) for side in SIDES}
+    answers = {side: read_json(demo.path("predictions", side, "predictions.json")) for side in SIDES}
+    fit = read_json(demo.path("predictions", "fairseq-train", "eval_results.json"))
+    same, differing = agreement(answers["fairseq"], answers["transformers"])
+    total = len(answers["fairseq"])
+    gaps = {key: abs(metrics["fairseq"][key] - metrics["transformers"][key]) for key in ("exact", "f1")}
+    agree = same >= 0.995 * total and max(gaps.values()) <= 0.1
+    dev_questions = questions(inputs.squad_dev)
+    baseline = 100.0 * sum(not qa.get("answers") for qa in dev_questions) / len(dev_questions)
+
+    print(f"\nDemo on the {inputs.label} done in {time.perf_counter() - started:.0f} s -> {demo.run_dir}")
+    print("A 2-layer, 64-wide model trained for a minute: a smoke run of the workflow, not a benchmark.\n")
+    print(f"  {'held-out dev, official metric':<30}{'fairseq':>15}{'transformers':>15}")
+    print("\n".join(metric_rows(metrics)))
+    print(f"  {'answering nothing at all':<30}{baseline:>15.1f}   (exact match of that trivial baseline)")
+    print(f"  {'fine-tuning questions (seen)':<30}{fit['exact']:>15.1f}   (exact match; answering nothing: "
+          f"{fit.get('NoAns_total', 0) * 100 / fit['total']:.1f})")
+    print(f"\n  fairseq vs transformers: {same}/{total} questions answered identically, exact match gap "
+          f"{gaps['exact']:.2f}, F1 gap {gaps['f1']:.2f} -> {'agree' if agree else 'DISAGREE'}")
+    fit_answers = read_json(demo.path("predictions", "fairseq-train", "predictions.json"))
+    learnt = [qa for qa in questions(inputs.squad_train)
+              if qa.get("answers") and fit_answers.get(qa["id"]) == qa["answers"][0]["text"]]
+    print("\n  examples (- = no answer):")
+    for qa in learnt[:2]:
+        print(f"    seen:   {qa['question']}  gold = fairseq: {fit_answers[qa['id']]}")
+    for qa in dev_questions[:2]:
+        gold = qa["answers"][0]["text"] if qa.get("answers") else "-"
+        said = " | ".join(f"{side}: {answers[side].get(qa['id']) or '-'}" for side in SIDES)
+        print(f"    unseen: {qa['question']}  gold: {gold} | {said}")
+    print("\n  stage times (s): " + ", ".join(f"{r.name} {r.seconds:.0f}" for r in demo.results))
+    print("\n  artefacts:")
+    width = max(map(len, artefacts))
+    for label, path in artefacts.items():
+        print(f"    {label:<{width}}  {path}")
+
+    summary = {
+        "data": inputs.label,
+        "run_dir": str(demo.run_dir),
+        "dev": str(inputs.squad_dev),
+        "metrics": metrics,
+        "no_answer_baseline_exact": baseline,
+        "fine_tuning_questions": fit,
+        "agreement": {"identical": same, "questions": total, "differing_ids": differing, "gaps": gaps,
+                      "agree": agree},
+        "stages": [vars(r) for r in demo.results],
+        "artefacts": {label: str(path) for label, path in artefacts.items()},
+    }
+    demo.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not agree:
+        print(f"demo: fairseq and transformers disagree on {len(differing)} questions "
+              f"(e.g. {differing[:5]}); see the two predictions.json", file=sys.stderr)
+    return agree
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, epilog=DOWNLOADS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", action="store_true", help="real data: SHARED's wiki paragraphs and SQuAD "
+                        "2.0 articles, or --corpus, --squad-train and --squad-dev")
+    parser.add_argument("--corpus", type=Path, nargs="+", help="with --real: raw text file(s) to pretrain on")
+    parser.add_argument("--squad-train", type=Path, help="with --real: SQuAD 2.0 file to fine-tune on")
+    parser.add_argument("--squad-dev", type=Path, help="with --real: SQuAD 2.0 file to evaluate on")
+    parser.add_argument("--shared-dir", type=Path, help="the shared data directory (default: $SHARED_DIR, "
+                        "else ../shared)",
+                        default=Path(os.environ.get("SHARED_DIR", REPO.parent / "shared")))
+    parser.add_argument("--gpt2-bpe", type=Path, help="directory with encoder.json and vocab.bpe (and "
+                        "dict.txt for --real); default: $GPT2_BPE_DIR, SHARED/gpt2_bpe or gpt2_bpe/, else "
+                        "fetched into gpt2_bpe/ by scripts/get_gpt2_bpe.sh")
+    parser.add_argument("--run-dir", type=Path, help="output directory, must not exist (default: "
+                        "runs/demo-TIMESTAMP)")
+    parser.add_argument("--pretrain-updates", type=int, default=40,
+                        help="updates of the tiny pretraining from random init (default: 40)")
+    parser.add_argument("--continue-updates", type=int, default=40,
+                        help="updates of continued masked-LM training (default: 40)")
+    parser.add_argument("--finetune-epochs", type=int, default=20,
+                        help="SQuAD fine-tuning epochs (default: 20)")
+    parser.add_argument("--finetune-updates", type=int, default=600,
+                        help="at most this many fine-tuning updates (default: 600)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    inputs = choose_inputs(args)
+    optional_stages = (inputs.bpe_source is None) + (inputs.squad_to_split is not None)
+    demo = Demo(new_run_dir(args.run_dir), 13 + optional_stages)
+    for sub in ("logs", "corpus", "bpe", "data", "checkpoints", "predictions", "plots"):
+        demo.path(sub).mkdir(parents=True)
+    demo.path("commands.sh").write_text("#!/usr/bin/env bash\n# the demo's commands, in order\n"
+                                        f"cd {REPO}\nexport OMP_NUM_THREADS={STAGE_ENV['OMP_NUM_THREADS']}\n")
+    print(f"demo on the {inputs.label} -> {demo.run_dir}")
+    py = sys.executable
+
+    bpe = demo.path("bpe")
+    if inputs.bpe_source is None:
+        fetched = REPO / "gpt2_bpe"
+        # dict.txt has no offline source, and the sample does not need it: only the other two must arrive
+        demo.stage("gpt2-bpe", "fetch encoder.json and vocab.bpe (no local copy found)", [
+            ["bash", "-c", 'bash scripts/get_gpt2_bpe.sh "$1" || { test -s "$1/encoder.json" && '
+             'test -s "$1/vocab.bpe"; }', "get_gpt2_bpe", fetched]])
+        inputs.bpe_source = fetched
+    for name in BPE_FILES + (() if inputs.build_dictionary else ("dict.txt",)):
+        shutil.copyfile(inputs.bpe_source / name, bpe / name)
+    if inputs.squad_to_split is not None:
+        source = inputs.squad_to_split
+        train, dev = demo.path("data", "squad-train.json"), demo.path("data", "squad-dev.json")
+        inputs.squad_train, inputs.squad_dev = train, dev
+        demo.step("squad-split", f"hold out the last {inputs.dev_articles} articles of {source} as dev",
+                  lambda: split_squad_by_article(source, inputs.dev_articles, train, dev))
+
+    corpus = demo.path("corpus")
+    demo.stage("split", "documents -> train / valid (split_data.py)", [
+        [py, "scripts/split_data.py", "--inputs", *inputs.corpus, "--outdir", corpus,
+         "--valid-docs", inputs.valid_docs, "--test-docs", 0, "--quiet"]])
+    if inputs.build_dictionary:
+        text = demo.path("data", "dictionary-source.txt")
+        write_dictionary_source(inputs, text)
+        demo.stage("bpe-dictionary", "GPT-2 BPE of the sample's text (bpe_encode.py), its dictionary", [
+            [py, "scripts/bpe_encode.py", "--encoder-json", bpe / "encoder.json", "--vocab-bpe",
+             bpe / "vocab.bpe", "--inputs", text, "--outputs", text.with_suffix(".bpe"), "--quiet"],
+            [Path(py).parent / "fairseq-preprocess", "--only-source", "--dict-only", "--trainpref",
+             text.with_suffix(".bpe"), "--destdir", bpe]])
+    else:
+        demo.step("bpe-dictionary", f"the official GPT-2 dictionary from {inputs.bpe_source}", lambda: None)
+    corpus_bin = demo.path("data", "corpus-bin")
+    demo.stage("binarize", "BPE + binarization in one pass (prepare_corpus.py)", [
+        [py, "scripts/prepare_corpus.py", "--raw-dir", corpus, "--gpt2-bpe", bpe, "--destdir", corpus_bin,
+         "--quiet"]])
+
+    pretrained, continued = demo.path("checkpoints", "pretrained"), demo.path("checkpoints", "continued")
+    demo.stage("pretrain", "a tiny 'pretrained' RoBERTa from random init (pretrain.sh, tiny.yaml)", [
+        ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", pretrained,
+         f"optimization.max_update={args.pretrain_updates}", SMALL_DATA]], updates=args.pretrain_updates)
+    demo.stage("continue-mlm", "continued masked-LM training from that checkpoint (pretrain.sh --restore)", [
+        ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", continued,
+         "--restore", pretrained / "checkpoint_last.pt", f"optimization.max_update={args.continue_updates}",
+         SMALL_DATA, *RESETS]], updates=args.continue_updates)
+
+    squad_bin, finetuned = demo.path("data", "squad2-bin"), demo.path("checkpoints", "squad2")
+    demo.stage("prepare-squad", "SQuAD features, built once (prepare_squad2.py)", [
+        [py, "scripts/prepare_squad2.py", "--train", inputs.squad_train, "--valid", inputs.squad_dev,
+         "--gpt2-bpe", bpe, "--destdir", squad_bin, *SQUAD_WINDOWS]])
+    limits = (f"optimization.max_epoch={args.finetune_epochs}",
+              f"optimization.max_update={args.finetune_updates}")
+    demo.stage("finetune", "SQuAD v2 fine-tuning in fairseq (finetune_squad2.sh, squad2_tiny.yaml)", [
+        ["bash", "scripts/finetune_squad2.sh", "--config", "squad2_tiny", "--data", squad_bin, "--restore",
+         continued / "checkpoint_last.pt", "--save-dir", finetuned, *limits, *QUICK_FIT]],
+        updates=args.finetune_updates)
+    # the final model, not checkpoint_best.pt: the dev set also served as validation while fine-tuning
+    model = finetuned / "checkpoint_last.pt"
+
+    out = {side: demo.path("predictions", side) for side in SIDES}
+    fit = demo.path("predictions", "fairseq-train")
+    demo.stage("predict-fairseq", "answer the dev questions with fairseq (predict_squad2.py)", [
+        [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_dev, "--gpt2-bpe",
+         bpe, "--out", out["fairseq"]]])
+    demo.stage("fit-fairseq", "answer the fine-tuning questions too: what the model learnt", [
+        [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_train, "--gpt2-bpe",
+         bpe, "--out", fit]])
+    hf_model = demo.path("hf-model")
+    demo.stage("convert", "export to Hugging Face, verified against fairseq (fairseq_to_hf.py)", [
+        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--gpt2-bpe", bpe, "--dict", bpe / "dict.txt",
+         "--out", hf_model]])
+    demo.stage("predict-transformers", "answer the dev questions with transformers (evaluate_hf.py)", [
+        [py, "convert/evaluate_hf.py", "--model", hf_model, "--data", inputs.squad_dev, "--out",
+         out["transformers"]]])
+    demo.stage("evaluate", "official SQuAD 2.0 metric on both sides' answers (evaluate_squad2.py)", [
+        [py, "scripts/evaluate_squad2.py", inputs.squad_dev, out[side] / "predictions.json", "--na-prob-file",
+         out[side] / "null_odds.json", "--out-file", out[side] / "official_eval.json"] for side in SIDES])
+    plots = demo.path("plots")
+    demo.stage("plots", "training curves (plot_logs.py)", [
+        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in (pretrained, continued, finetuned)),
+         "--out-dir", plots]])
+
+    artefacts = {
+        "corpus splits": corpus,
+        "dictionary": bpe / "dict.txt",
+        "binarized corpus": corpus_bin,
+        "pretrained checkpoint": pretrained / "checkpoint_last.pt",
+        "continued checkpoint": continued / "checkpoint_last.pt",
+        "SQuAD features": squad_bin,
+        "fine-tuned checkpoint": model,
+        "fairseq answers": out["fairseq"],
+        "Hugging Face model": hf_model,
+        "transformers answers": out["transformers"],
+        "plots": plots,
+        "logs": demo.path("logs"),
+        "commands": demo.path("commands.sh"),
+        "summary": demo.path("summary.json"),
+    }
+    return 0 if summarize(demo, inputs, artefacts, started) else 1
+
+
+if __name__ == "__main__":
+    run_cli(main)
