@@ -2,12 +2,23 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
+GPT2_BPE ?= $(SHARED)/gpt2_bpe
+REAL ?=
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+CORPUS ?= $(SHARED)/data/wiki/wiki-paragraphs.txt
+CORPUS_NAME ?= wiki
+SPLIT_ARGS ?= --valid-docs 2 --test-docs 1
+SQUAD_TRAIN ?= train-v2.0.json
+SQUAD_DEV ?= dev-v2.0.json
+ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint demo bench pack-env gpt2-bpe clean
+.PHONY: help setup test lint demo bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
+	export-hf evaluate-hf pack-env gpt2-bpe clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
 setup:  ## create .venv: torch, fairseq (cached wheel), transformers, this project (idempotent)
 	@VENV=$(VENV) bash scripts/setup_env.sh
@@ -15,14 +26,46 @@ setup:  ## create .venv: torch, fairseq (cached wheel), transformers, this proje
 lint: setup  ## ruff check
 	$(VENV)/bin/ruff check .
 
+# One torch thread per process: on 2 cores, oversubscribed threads made training 10-20x slower.
 test: setup lint  ## the test suite (reads ../shared; no network)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup  ## whole workflow on the embedded sample, tiny model, minutes on 2 cores (REAL=1: real data)
+	$(PY) scripts/demo.py --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
+
+bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TIMESTAMP/bench.json
+	$(PY) scripts/bench.py --shared-dir $(SHARED) $(BENCH_ARGS)
+
+corpus: setup  ## split CORPUS by documents, BPE + binarize into data-bin/CORPUS_NAME
+	$(PY) scripts/split_data.py --inputs $(CORPUS) --outdir data/$(CORPUS_NAME) $(SPLIT_ARGS)
+	$(PY) scripts/prepare_corpus.py --raw-dir data/$(CORPUS_NAME) --gpt2-bpe $(GPT2_BPE) --destdir data-bin/$(CORPUS_NAME)
+
+pretrain: setup  ## continue pretraining: DATA=data-bin/x SAVE=runs/pretrain [RESTORE=..] [CONFIG=tiny] [ARGS='k=v']
+	scripts/pretrain.sh --config $(or $(CONFIG),roberta_base_continue) --data $(DATA) --save-dir $(SAVE) \
+	  $(if $(RESTORE),--restore $(RESTORE)) $(ARGS)
+
+squad2-data: setup  ## SQuAD v2 features: SQUAD_TRAIN=.. SQUAD_DEV=.. -> data-bin/squad2
+	$(PY) scripts/prepare_squad2.py --train $(SQUAD_TRAIN) --valid $(SQUAD_DEV) --gpt2-bpe $(GPT2_BPE) --destdir data-bin/squad2
+
+finetune-squad2: setup  ## fine-tune ROBERTA=model.pt on data-bin/squad2 (configs/finetuning/squad2_base.yaml)
+	PYTHON=$(PY) bash scripts/finetune_squad2.sh --config squad2_base --data data-bin/squad2 --restore $(ROBERTA) \
+	  --save-dir runs/squad2_base
+
+predict-squad2: setup  ## answers + official metric on SQUAD_DEV from runs/squad2_base/checkpoint_best.pt
+	$(PY) scripts/predict_squad2.py --checkpoint runs/squad2_base/checkpoint_best.pt --data $(SQUAD_DEV) \
+	  --gpt2-bpe $(GPT2_BPE) --out runs/squad2_base/predictions
+
+export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=... [DICT=dict.txt]
+	$(PY) convert/fairseq_to_hf.py --checkpoint $(CKPT) --gpt2-bpe $(GPT2_BPE) --out $(OUT) $(if $(DICT),--dict $(DICT))
+
+evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
+	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
 
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
 	bash scripts/get_gpt2_bpe.sh gpt2_bpe
 
-pack-env: setup  ## pack .venv into roberta-squad2-env.tar.gz for a cluster
-	bash scripts/pack_env.sh roberta-squad2-env.tar.gz
+pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster
+	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) bash scripts/pack_env.sh roberta-squad2-env.tar.gz
 
 clean:  ## remove caches (keeps .venv, data-bin and runs)
 	rm -rf .pytest_cache .ruff_cache
