@@ -15,7 +15,7 @@ ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
 
 .PHONY: help setup test lint demo bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
-	export-hf evaluate-hf pack-env gpt2-bpe clean
+	export-hf evaluate-hf pack-env cluster-test gpu-check gpt2-bpe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -60,6 +60,12 @@ export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=.
 
 evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
+
+cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch scripts from the packed env (root)
+	$(PY) .ci/cluster_test.py --shared-dir $(SHARED)
+
+gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
+	$(PY) scripts/gpu_check.py --shared-dir $(SHARED)
 
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
 	bash scripts/get_gpt2_bpe.sh gpt2_bpe

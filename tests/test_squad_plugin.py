@@ -47,9 +47,11 @@ def script(name: str):
 
 
 def compose(config_name: str):
-    """The config fairseq-hydra-train composes, through scripts/launch_train.py's own composition."""
+    """The config fairseq-hydra-train composes, through the launcher's own composition."""
+    from fairseq_ext.training.preflight import compose_config
+
     required = ["task.data=DATA", "checkpoint.save_dir=SAVE", "checkpoint.restore_file=CKPT"]
-    return script("launch_train").compose_config(REPO / "configs" / "finetuning", config_name, required)
+    return compose_config(REPO / "configs" / "finetuning", config_name, required)
 
 
 def test_model_restores_masked_lm_checkpoint(squad2_data_bin, tiny_pretrained_checkpoint):
