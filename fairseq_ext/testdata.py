@@ -390,7 +390,7 @@ def resolve_test_data(repo: Path) -> tuple[Path, str]:
         root, why = default_cache_dir(), "the user cache"
         if not is_complete(root):
             print(f"test data: no ../shared here; fetching it from its official homes into {root} "
-                  "(once, about 55 MB)", file=sys.stderr)
+                  "(once, about 52 MB)", file=sys.stderr)
             fetch_test_data(root, os.environ.get(MIRROR_ENV))
         return root, why
     if missing := missing_files(root):
