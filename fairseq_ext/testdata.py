@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import shutil
@@ -147,15 +148,14 @@ def download(url: str, target: Path, sha256: Optional[str] = None) -> None:
 
 def download_first(urls: Sequence[str], target: Path) -> str:
     """The first of ``urls`` that downloads into ``target``; returns it. All failing: the last error."""
-    for i, url in enumerate(urls):
+    for url in urls[:-1]:
         try:
             download(url, target)
             return url
         except FetchError as err:
-            if i == len(urls) - 1:
-                raise
             print(f"  {err}; trying the next source", file=sys.stderr)
-    raise ValueError("no URL given")
+    download(urls[-1], target)
+    return urls[-1]
 
 
 def write_checked(target: Path, data: bytes) -> None:
@@ -190,8 +190,11 @@ def squad_counts(dataset: dict) -> dict[str, int]:
             "unanswerable": sum(bool(qa.get("is_impossible")) or not qa["answers"] for qa in questions)}
 
 
-def check_counts(name: str, url: str, dataset: dict, expected: dict) -> None:
+def check_counts(name: str, source: Path, url: str, dataset: dict, expected: dict) -> None:
+    """``dataset`` (made from ``source``, downloaded from ``url``) has the ``expected`` counts; if not, the
+    source is deleted (a retry fetches it again) and a FetchError raised."""
     if (found := squad_counts(dataset)) != expected:
+        source.unlink()
         raise FetchError(f"{name} built from {url} has {found}, expected {expected}")
 
 
@@ -339,7 +342,7 @@ def fetch_test_data(root: Path, mirror: Optional[str] = None) -> None:
     if not target.is_file():
         path, url = source(SQUAD_DEV_URL)
         part = squad_dev_part(read_squad(path, url))
-        check_counts(target.name, url, part, SQUAD_DEV_PART_COUNTS)
+        check_counts(target.name, path, url, part, SQUAD_DEV_PART_COUNTS)
         write_checked(target, json.dumps(part, ensure_ascii=False).encode("utf-8"))
 
     target = root / "data/wiki/wiki-paragraphs.txt"
@@ -347,13 +350,14 @@ def fetch_test_data(root: Path, mirror: Optional[str] = None) -> None:
         path, url = source(SQUAD_TRAIN_URL)
         text = wiki_paragraphs(read_squad(path, url))
         if text.count("\n\n") != WIKI_ARTICLES - 1:
+            path.unlink()
             raise FetchError(f"{target.name}: {url} has fewer than {WIKI_ARTICLES} articles with text")
         write_checked(target, text.encode("utf-8"))
 
     target = root / "data/cmrc2018/cmrc2018-trial.json"
     if not target.is_file():
         path, url = source(CMRC_TRIAL_URL)
-        check_counts(target.name, url, read_squad(path, url), CMRC_TRIAL_COUNTS)
+        check_counts(target.name, path, url, read_squad(path, url), CMRC_TRIAL_COUNTS)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
 
@@ -364,7 +368,7 @@ def fetch_test_data(root: Path, mirror: Optional[str] = None) -> None:
         print(f"  extracting {target.name} from {deb.name}", file=sys.stderr)
         try:
             verses = kjv_verses(deb.read_bytes())
-        except (ValueError, KeyError, tarfile.TarError, struct.error) as err:
+        except (ValueError, KeyError, EOFError, lzma.LZMAError, tarfile.TarError, struct.error) as err:
             deb.unlink()
             raise FetchError(f"{target.name}: cannot read the bible-kjv-text package from {url}: {err}") \
                 from None

@@ -275,6 +275,7 @@ def test_a_wrong_file_is_named_with_its_url(server, tmp_path):
     with pytest.raises(testdata.FetchError, match=r"squad2-dev-part.json built from .*dev-v2.0.json has "
                                                   r"\{'articles': 0"):
         testdata.fetch_test_data(root, server.url)
+    assert not dev.exists()
     dev.write_bytes(b'{"data": [{"title": "Normans", "paragraphs": [{"qas": []}]}]}')
     with pytest.raises(testdata.FetchError, match="dev-v2.0.json from .* is not SQuAD-format JSON"):
         testdata.fetch_test_data(root, server.url)
