@@ -30,7 +30,7 @@ lint: setup  ## ruff check
 # One torch thread per process: on 2 cores, oversubscribed threads made training 10-20x slower.
 # The test data: $SHARED_DIR, else ../shared, else the user cache (fetched once); it says which.
 test: setup lint  ## the test suite (test data: SHARED_DIR, ../shared, else fetched once into a cache)
-	@shared_dir=$$($(PY) -m fairseq_ext.testdata resolve) && \
+	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
 	  SHARED_DIR="$$shared_dir" OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-data:  ## fetch + verify the test data into TEST_DATA_DIR (default ~/.cache/roberta-squad2/test-data)

@@ -1,7 +1,7 @@
 """The test data (the layout of ``../shared``) fetched from its official homes into a user cache.
 
 ``make test`` reads ``$SHARED_DIR``, else ``../shared``, else this cache, which it fills once
-(``python -m fairseq_ext.testdata resolve``); ``scripts/get_test_data.sh`` fills it explicitly.
+(``python -m fairseq_ext.commands.test_data resolve``); ``scripts/get_test_data.sh`` fills it explicitly.
 Standard library only: it runs before anything else is installed or imported.
 
 What is fetched, and how each file is checked before it is put in place:
@@ -20,7 +20,6 @@ an interrupted fetch never looks complete. ``ROBERTA_TEST_DATA_MIRROR=BASE`` fet
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -39,7 +38,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import UserInputError
 
 MIRROR_ENV = "ROBERTA_TEST_DATA_MIRROR"
 DATA_VERSION = "1"  # written to .complete; bump it when a rule below changes, so caches are rebuilt
@@ -400,42 +399,3 @@ def resolve_test_data(repo: Path) -> tuple[Path, str]:
     if missing := missing_files(root):
         raise UserInputError(f"test data from {why} ({root}) lacks {missing[0]}")
     return root, why
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m fairseq_ext.testdata",
-        description="The test data (GPT-2 BPE files, SQuAD 2.0 part, CMRC 2018 trial, KJV, wiki paragraphs) "
-                    f"in ../shared's layout, fetched from its official homes. {MIRROR_ENV}=BASE fetches "
-                    "https://HOST/PATH from BASE/HOST/PATH instead.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    fetch = commands.add_parser("fetch", help="fetch and verify the test data into DEST")
-    fetch.add_argument("dest", nargs="?", type=Path, default=default_cache_dir(),
-                       help="where to put it (default: %(default)s)")
-    resolve = commands.add_parser(
-        "resolve", help="print the test data directory `make test` uses: $SHARED_DIR, else REPO/../shared, "
-                        "else the user cache (fetched first if incomplete)")
-    resolve.add_argument("--repo", type=Path, default=Path("."), help="the repository root (default: .)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args(argv)
-    if args.command == "fetch":
-        if is_complete(args.dest):
-            print(f"test data already complete in {args.dest}", file=sys.stderr)
-            return
-        fetch_test_data(args.dest, os.environ.get(MIRROR_ENV))
-        print(f"test data ready in {args.dest}", file=sys.stderr)
-        return
-    try:
-        root, why = resolve_test_data(args.repo)
-    except FetchError as err:
-        raise UserInputError(f"no test data: {err}. Set SHARED_DIR to a copy of it, put it at ../shared, or "
-                             "run `make test-data` once online") from None
-    print(f"test data: {root} ({why})", file=sys.stderr)
-    print(root)
-
-
-if __name__ == "__main__":
-    run_cli(main)
