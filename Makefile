@@ -2,9 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
-# tokenizer directory: unset, the tools look in $$GPT2_BPE_DIR, then gpt2_bpe/ (make gpt2-bpe)
+# tokenizer directory; unset, the tools look in $$GPT2_BPE_DIR, then gpt2_bpe/ (make gpt2-bpe)
 GPT2_BPE ?=
-BPE_FLAG = $(if $(GPT2_BPE),$(BPE_FLAG))
+BPE_FLAG = $(if $(GPT2_BPE),--gpt2-bpe $(GPT2_BPE))
 REAL ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
