@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -30,12 +31,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from fairseq_ext.squad.settings import TINY  # noqa: E402  (squad2_tiny.yaml's windows)
+
 CPUS = 2
 PRETRAIN_UPDATES = 20
 SQUAD_EPOCHS = 2
 SQUAD_TRAIN_ARTICLES = slice(0, 1)  # of the shared SQuAD 2.0 dev part
 SQUAD_VALID_ARTICLES = slice(1, 2)
-TINY_WINDOWS = ["--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32"]
 JOB_END_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                   "BOOT_FAIL", "DEADLINE")
 
@@ -201,8 +206,6 @@ def pack_env(work: Path, shared: Path) -> Path:
 
 def prepare_data(python: Path, shared_dir: Path, shared: Path, env: dict) -> tuple[Path, Path, Path]:
     """(wiki data-bin, SQuAD data-bin, a tiny masked-LM checkpoint), made with the unpacked env."""
-    import json
-
     scripts = REPO / "scripts"
     raw, wiki = shared / "data" / "wiki-raw", shared / "data-bin" / "wiki"
     run([python, scripts / "split_data.py", "--inputs", shared_dir / "data" / "wiki" / "wiki-paragraphs.txt",
@@ -216,7 +219,7 @@ def prepare_data(python: Path, shared_dir: Path, shared: Path, env: dict) -> tup
         files[split].write_text(json.dumps({**squad, "data": squad["data"][articles]}))
     squad_bin = shared / "data-bin" / "squad2"
     run([python, scripts / "prepare_squad2.py", "--train", files["train"], "--valid", files["valid"],
-         "--gpt2-bpe", shared_dir / "gpt2_bpe", "--destdir", squad_bin, *TINY_WINDOWS], env=env,
+         "--gpt2-bpe", shared_dir / "gpt2_bpe", "--destdir", squad_bin, *TINY.window_arguments()], env=env,
         stdout=subprocess.DEVNULL)
     seed = shared / "runs" / "seed"
     run(["bash", scripts / "pretrain.sh", "--config", "tiny", "--data", wiki, "--save-dir", seed,

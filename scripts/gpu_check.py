@@ -39,6 +39,7 @@ if str(REPO) not in sys.path:  # scripts.benchmarks.training
     sys.path.insert(0, str(REPO))
 
 from fairseq_ext.cli import UserInputError, run_cli  # noqa: E402
+from fairseq_ext.squad.settings import DEFAULT, TINY, QASettings  # noqa: E402
 from scripts.benchmarks.training import batch_plan  # noqa: E402
 
 MASK_PROBABILITY = 0.15
@@ -53,7 +54,7 @@ class Setting:
     pretrain_config: str
     finetune_config: str
     block: int  # tokens per masked-LM sequence (the config's tokens_per_sample)
-    windows: tuple[int, int, int]  # the finetune config's max_seq_length, doc_stride, max_query_length
+    windows: QASettings  # the finetune config's windows (prepare_squad2.py must use the same)
     batch_size: int  # sequences per update, both stages (the configs' dataset.batch_size)
     updates: int  # timed updates per side and stage
     warmup: int  # untimed updates first
@@ -63,8 +64,8 @@ class Setting:
 
 def setting(dry_run: bool, updates: int) -> Setting:
     if dry_run:
-        return Setting("cpu", False, "tiny", "squad2_tiny", 128, (128, 32, 32), 4, 3, 1, 200, 1)
-    return Setting("cuda", True, "roberta_base_continue", "squad2_base", 512, (384, 128, 64), 16, updates, 10,
+        return Setting("cpu", False, "tiny", "squad2_tiny", 128, TINY, 4, 3, 1, 200, 1)
+    return Setting("cuda", True, "roberta_base_continue", "squad2_base", 512, DEFAULT, 16, updates, 10,
                    None, 20)
 
 
@@ -91,7 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(1)
     gpu = torch.cuda.get_device_name(0) if run.device == "cuda" else "none (dry run on CPU)"
-    print(f"gpu_check: {gpu}; {run}", flush=True)
+    print(f"gpu_check: {gpu}; {run.pretrain_config} and {run.finetune_config}, batch {run.batch_size}, "
+          f"{run.warmup} + {run.updates} updates per side, fp16 {run.fp16}", flush=True)
 
     from fairseq.data import Dictionary
 
@@ -119,7 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "first_loss": applied[0] if applied else math.nan,
                          "last_loss": applied[-1] if applied else math.nan})
             gc.collect()
-    report = {"gpu": gpu, "torch": torch.__version__, "setting": run.__dict__, "results": rows}
+    report = {"gpu": gpu, "torch": torch.__version__, "results": rows,
+              "setting": {**run.__dict__, "windows": run.windows.windows()}}
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     print(f"\n{'stage':<22} {'side':<13} {'words/s':>10} {'peak MB':>9} {'loss (nats) first -> last':>26} "
           f"{'skipped (fp16)':>15}")
@@ -145,13 +148,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def wiki_blocks(shared_dir: Path, bpe_dir: Path, dictionary, run: Setting) -> np.ndarray:
     """The wiki paragraphs as RoBERTa masked-LM samples: <s> + BLOCK-1 tokens of the running text (each
     paragraph ended by </s>), like fairseq's masked_lm with sample_break_mode none."""
-    from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe
+    from fairseq_ext.tokenizer import Gpt2Bpe
 
     lines = (shared_dir / "data" / "wiki" / "wiki-paragraphs.txt").read_text(encoding="utf-8").splitlines()
     lines = [line for line in lines[:run.wiki_lines] if line.strip()]
-    tokenizer = DictionaryBpe(Gpt2Bpe.from_dir(bpe_dir), dictionary.symbols, unk_index=dictionary.unk())
+    bpe = Gpt2Bpe.from_dir(bpe_dir)
+    tokenizer = bpe.to_dictionary(dictionary.symbols, unk_index=dictionary.unk())
     stream = np.concatenate([np.append(tokenizer.to_indices(ids), dictionary.eos())
-                             for ids in tokenizer.bpe.encode_batch(lines)])
+                             for ids in bpe.encode_batch(lines)])
     body = run.block - 1
     count = len(stream) // body
     blocks = stream[:count * body].reshape(count, body)
@@ -182,11 +186,9 @@ def prepare_squad(shared_dir: Path, bpe_dir: Path, out: Path, run: Setting) -> P
     train = out / "squad-train.json"
     train.write_text(json.dumps({**squad, "data": squad["data"][:run.squad_articles]}))
     destdir = out / "squad-data"
-    max_seq_length, doc_stride, max_query_length = run.windows
     subprocess.run([sys.executable, str(REPO / "scripts" / "prepare_squad2.py"), "--train", str(train),
                     "--valid", str(train), "--gpt2-bpe", str(bpe_dir), "--destdir", str(destdir),
-                    "--max-seq-length", str(max_seq_length), "--doc-stride", str(doc_stride),
-                    "--max-query-length", str(max_query_length)], check=True, stdout=subprocess.DEVNULL)
+                    *run.windows.window_arguments()], check=True, stdout=subprocess.DEVNULL)
     return destdir
 
 
@@ -341,7 +343,7 @@ def hf_mlm(run: Setting, batches, mlm_dir: Path):
 def hf_qa(run: Setting, squad_dir: Path, _):
     import torch
 
-    from fairseq_ext.tasks.squad2_data import FeatureArrays
+    from fairseq_ext.squad.format import FeatureArrays
 
     cfg = compose(REPO / "configs" / "finetuning", run.finetune_config, squad_dir, run)
     vocab = len((squad_dir / "dict.txt").read_text().splitlines()) + 5
