@@ -274,10 +274,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
              f"{pretrain}); waiting")
         states = cluster.wait([pretrain, squad], args.timeout)
         print(cluster.sacct(), flush=True)
+        failures = [f"job {job} ended {state}" for job, state in states.items() if state != "COMPLETED"]
         for log in sorted((work / "logs").glob("*.out")):
             lines = log.read_text(errors="replace").splitlines()
-            print(f"--- last lines of {log}", *lines[-12:], sep="\n", flush=True)
-        failures = [f"job {job} ended {state}" for job, state in states.items() if state != "COMPLETED"]
+            # the job script's and the launcher's own lines, then how training ended
+            ours = [line for line in lines if line.startswith(("pretrain.sbatch:", "finetune_squad2.sbatch:",
+                                                               "launch_train:"))]
+            print(f"--- {log}", *ours, "...", *lines[-8:], sep="\n", flush=True)
+            if not any("2 processes on CPU (srun)" in line for line in ours):
+                failures.append(f"{log.name}: not 2 data-parallel processes started by srun")
         expected = (("pretraining", pretrain_dir, PRETRAIN_UPDATES), ("SQuAD", squad_dir, None))
         for name, save_dir, wanted in expected:
             checkpoint = save_dir / "checkpoint_last.pt"

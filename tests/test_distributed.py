@@ -17,7 +17,6 @@ import torch
 from fairseq_ext.checkpoints import load_checkpoint
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.training import distributed
-from fairseq_ext.training.preflight import plugin_dir
 from tests.pretrain_fixtures import REPO, pretrain_env, training_records
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script
 
@@ -46,12 +45,15 @@ def same(a, b) -> bool:
 def receive_restored_states(rank: int, port: int, paths: list[str]) -> None:
     """One of 2 gloo processes: fairseq's rank 0 loads each checkpoint as its Trainer does and broadcasts
     it; rank 1 checks that what it received equals what it reads from the file itself."""
-    from fairseq import checkpoint_utils, utils
+    from fairseq import checkpoint_utils
     from fairseq.distributed import utils as distributed_utils
+
+    # what --user-dir does when fairseq-hydra-train imports the package (this test module imported it
+    # before fairseq, so the plugin is imported explicitly)
+    import fairseq_ext.plugin  # noqa: F401
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
-    utils.import_user_module(argparse.Namespace(user_dir=str(plugin_dir())))  # what --user-dir does
     for path in paths:
         state = checkpoint_utils.load_checkpoint_to_cpu(path) if rank == 0 else None
         received = distributed_utils.broadcast_object(state, src_rank=0, dist_device=torch.device("cpu"),
