@@ -69,11 +69,14 @@ export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=.
 evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
 
+# Pre-release check (about 12 minutes on a loaded 2-core machine, most of it packing the environment).
 cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch scripts from the packed env (root)
-	$(PY) .ci/cluster_test.py --shared-dir $(SHARED)
+	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	  OMP_NUM_THREADS=1 $(PY) .ci/cluster_test.py --shared-dir "$$shared_dir"
 
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
-	$(PY) scripts/gpu_check.py --shared-dir $(SHARED)
+	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	  $(PY) scripts/gpu_check.py --shared-dir "$$shared_dir"
 
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
 	bash scripts/get_gpt2_bpe.sh gpt2_bpe

@@ -4,7 +4,8 @@ torch >= 2.6 loads with ``weights_only=True`` by default, which refuses any Pyth
 know. fairseq 0.9/0.10 checkpoints keep their training arguments as an ``argparse.Namespace`` (and
 may hold numpy scalars or arrays in their training state), so importing this module adds exactly those
 types to torch's allow-list: fairseq's own ``torch.load`` (restoring in ``fairseq-hydra-train``) then
-accepts them too, while arbitrary code in a checkpoint is still refused.
+accepts them too, while arbitrary code in a checkpoint is still refused. (In data-parallel training the
+state rank 0 restored is broadcast to the other ranks, which trust it: fairseq_ext.training.distributed.)
 
 Old checkpoints also name the encoder ``decoder.*`` and its embedding layer norm ``emb_layer_norm``
 (and fuse the attention projections into ``in_proj_weight``); fairseq's ``RobertaModel`` upgrades such

@@ -187,12 +187,12 @@ def test_two_process_squad_validation_equals_single_process_scoring(tiny_pretrai
     epoch (each process scores the whole questions of its batches, the sums are all-reduced) equal those of
     predict_squad2.py + the official metric on the saved checkpoint, in one process. The tiny model would
     answer nothing (EM = F1 = the share of unanswerable questions): a null threshold out of reach makes it
-    answer every question, so that F1 sums partial overlaps."""
+    answer wherever it finds a span, so that F1 sums partial overlaps."""
     save_dir = tmp_path / "run"
     done = run_squad_script("finetune_squad2.sh", "--config", "squad2_tiny", "--data", squad2_data_bin,
                             "--restore", tiny_pretrained_checkpoint, "--save-dir", save_dir,
                             "--nproc-per-node", "2", "optimization.max_epoch=3",
-                            "task.null_score_diff_threshold=1000")
+                            "+task.null_score_diff_threshold=1000")  # not in the YAML: hydra's +
     assert "training on 2 devices" in done.stdout
     assert f"Loaded checkpoint {tiny_pretrained_checkpoint}" in done.stdout
     last = training_records(save_dir, "valid")[-1]
@@ -206,8 +206,8 @@ def test_two_process_squad_validation_equals_single_process_scoring(tiny_pretrai
     results = json.loads((out / "eval_results.json").read_text())
     print(f"2 processes, {', '.join(VALID_ARTICLES)}: logged EM {last['valid_em']} F1 {last['valid_f1']} "
           f"(F1 in the checkpoint {state['extra_state']['val_loss']!r}); one process: {json.dumps(results)}")
-    assert results["total"] == SQUAD_VALID_QUESTIONS and results["NoAns_exact"] == 0  # all answered
-    assert 0 < results["HasAns_f1"] and results["f1"] != results["exact"]
+    assert results["total"] == SQUAD_VALID_QUESTIONS
+    assert 0 < results["HasAns_f1"] and results["f1"] != results["exact"]  # partial overlaps were summed
     # as fairseq logs them ({:g}), and the F1 saved with the checkpoint at full precision
     assert (last["valid_em"], last["valid_f1"]) == (f"{results['exact']:g}", f"{results['f1']:g}")
     assert state["extra_state"]["val_loss"] == pytest.approx(results["f1"], rel=1e-12, abs=0)

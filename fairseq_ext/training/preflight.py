@@ -229,8 +229,11 @@ def describe_dictionary(cfg, task) -> str:
 
 @contextlib.contextmanager
 def quiet_logging():
-    """Importing fairseq's tasks sets the root logger to DEBUG (a logging.basicConfig in a speech task):
-    the checks print only their own lines; fairseq-hydra-train configures logging afresh."""
+    """Importing fairseq's tasks sets the root logger to DEBUG (a logging.basicConfig in a speech task), so
+    they are imported (with the plugin) first: the checks print only their own lines; fairseq-hydra-train
+    configures logging afresh."""
+    import fairseq_ext.plugin  # noqa: F401
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)
