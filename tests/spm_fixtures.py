@@ -16,7 +16,8 @@ SPM_VOCAB_SIZE = 6000  # the trial's 3,300 characters at 0.9995 coverage, plus w
 
 
 def run_tool(script: str, *args) -> subprocess.CompletedProcess:
-    """scripts/SCRIPT (or convert/SCRIPT) with this interpreter; fails the test with its output if it fails."""
+    """scripts/SCRIPT (or convert/SCRIPT) with this interpreter; fails the test with its output if it
+    fails."""
     path = REPO / "scripts" / script if (REPO / "scripts" / script).exists() else REPO / "convert" / script
     command = ["bash"] if script.endswith(".sh") else [sys.executable]
     done = subprocess.run([*command, str(path), *map(str, args)], capture_output=True, text=True,

@@ -87,7 +87,8 @@ def test_layout_errors_are_one_line(tmp_path, trial):
     with pytest.raises(UserInputError, match="try --format cmrc"):
         convert([{"context_text": "x"}], "squad")
     with pytest.raises(UserInputError, match="paragraph_id 5 is not one of the 1 paragraphs"):
-        convert({"questions": [{"id": 1, "paragraph_id": 5, "question_text": "?"}], "paragraphs": ["x"]}, "hw7")
+        convert({"questions": [{"id": 1, "paragraph_id": 5, "question_text": "?"}], "paragraphs": ["x"]},
+                "hw7")
     mixed = {"data": [{"title": "t", "paragraphs": [{"context": "ab", "qas": [
         {"id": "1", "question": "?", "answers": [{"text": "a", "answer_start": 0}]},
         {"id": "2", "question": "?"}]}]}]}

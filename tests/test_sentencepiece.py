@@ -33,11 +33,11 @@ def test_train_spm_writes_an_xlmr_layout_directory(spm_dir, cmrc_corpus):
 
 
 def test_train_spm_refuses_to_overwrite_and_reports_bad_sizes(spm_dir, cmrc_corpus, tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "train_spm.py"), "--inputs", str(cmrc_corpus),
-                           "--out", str(spm_dir), "--vocab-size", "100"], capture_output=True, text=True)
+    train_spm = [sys.executable, str(REPO / "scripts" / "train_spm.py"), "--inputs", str(cmrc_corpus)]
+    done = subprocess.run([*train_spm, "--out", str(spm_dir), "--vocab-size", "100"], capture_output=True,
+                          text=True)
     assert done.returncode == 2 and "use it as --tokenizer" in done.stderr
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "train_spm.py"), "--inputs", str(cmrc_corpus),
-                           "--out", str(tmp_path / "small"), "--vocab-size", "100", "--quiet"],
+    done = subprocess.run([*train_spm, "--out", str(tmp_path / "small"), "--vocab-size", "100", "--quiet"],
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 2 and "Vocabulary size is smaller than required_chars" in done.stderr
@@ -50,7 +50,8 @@ def test_ids_are_the_reference_pieces_looked_up_in_the_dictionary(spm_dir, cmrc_
     indexed = tokenizer.to_dictionary(dictionary.symbols, dictionary.unk())
     data = json.loads(cmrc_trial.read_text(encoding="utf-8"))
     texts = [p["context"] for a in data["data"] for p in a["paragraphs"]]
-    texts += [" 前后 有空格  ", "全角ＡＢＣ１２３，半角abc123", "生僻字𠀀𠀁和\u3000全角空格", "tab\tand\u00a0nbsp", ""]
+    texts += [" 前后 有空格  ", "全角ＡＢＣ１２３，半角abc123", "生僻字𠀀𠀁和\u3000全角空格",
+              "tab\tand\u00a0nbsp", ""]
     unknown = 0
     for text in texts:
         reference = [dictionary.index(piece) for piece in tokenizer.processor.encode(text, out_type=str)]

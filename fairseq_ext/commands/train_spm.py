@@ -16,9 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.corpus.reading import expand_inputs, read_line_blocks
-
 from fairseq_ext.cli import UserInputError, progress_bar, run_cli
+from fairseq_ext.corpus.reading import expand_inputs, read_line_blocks
 from fairseq_ext.tokenizer.spm import (
     MAX_SENTENCE_BYTES,
     MODEL_FILE,

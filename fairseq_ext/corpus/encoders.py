@@ -1,4 +1,5 @@
-"""Block encoders: exact GPT-2 BPE of many lines at once, at the speed of a dictionary lookup."""
+"""Block encoders: exact GPT-2 BPE of many lines at once, at the speed of a dictionary lookup; SentencePiece
+by the sentencepiece library's own batch encoding."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import regex
 
 from fairseq_ext.tokenizer.gpt2 import GPT2_SPLIT, Gpt2Bpe
+from fairseq_ext.tokenizer.spm import SentencePiece
 
 NEWLINE_ID = 198  # GPT-2's token for a lone "\n": in a block of joined stripped lines, only a line break
 CACHE_ENTRIES = 1 << 19  # per worker and cache (~100 MB when full); cleared when full: bounded memory
@@ -137,6 +139,43 @@ class IdBlockEncoder(BlockEncoder):
             data = np.insert(data, np.concatenate([[0], ends + 1])[before], NEWLINE_ID)
             sizes = np.insert(sizes, before, 1)
         return data, sizes
+
+
+class SentencePieceBlockEncoder:
+    """Lines encoded as ``SentencePieceProcessor.encode(line, out_type=str)`` (the reference) followed by
+    fairseq-preprocess's split of the space-joined pieces: ids come from sentencepiece's batch encoding,
+    and only a line with an unknown piece, whose text may hold characters Python splits on, is split as
+    fairseq splits it."""
+
+    def __init__(self, tokenizer: SentencePiece):
+        self.tokenizer = tokenizer
+        self.processor = tokenizer.processor
+        self.unk_id = self.processor.unk_id()
+        self.marker = tokenizer.vocab_size  # no piece has this id: the end of a line (eos in a .bin)
+
+    def line_ids(self, stripped: Sequence[str]) -> list[list[int]]:
+        rows = self.tokenizer.encode_batch(stripped)
+        for index, ids in enumerate(rows):
+            if self.unk_id in ids:
+                # what fairseq-preprocess's tokenize_line makes of the piece text, piece by piece
+                tokens = " ".join(self.tokenizer.encode_pieces(stripped[index])).split()
+                rows[index] = [self.processor.piece_to_id(token) for token in tokens]
+        return rows
+
+    def encode_lines(self, stripped: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(all ids, each line's followed by the marker, int32; each line's length, marker included)."""
+        rows = self.line_ids(stripped)
+        marker = [self.marker]
+        data = np.fromiter(chain.from_iterable(chain(row, marker) for row in rows), dtype=np.int32)
+        return data, np.array([len(row) + 1 for row in rows], dtype=np.int64)
+
+
+class SentencePieceTextEncoder(SentencePieceBlockEncoder):
+    """Lines of space-separated pieces, as ``spm_encode --output_format=piece`` writes them."""
+
+    def encode_lines(self, stripped: Sequence[str]) -> str:
+        pieces = self.processor.encode(list(stripped), out_type=str, num_threads=1)
+        return "".join(" ".join(line) + "\n" for line in pieces)
 
 
 def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool) -> tuple[list[list[str]], int]:

@@ -38,8 +38,9 @@ def xlmr_tokenizer(model_file: Path, symbols: Sequence[str], max_positions: int)
 
     proto = read_model_proto(model_file)
     if proto.trainer_spec.model_type != UNIGRAM:
-        raise UserInputError(f"{model_file}: a SentencePiece {proto.trainer_spec.ModelType.Name(proto.trainer_spec.model_type)} "
-                             "model; the Hugging Face export supports unigram models (XLM-R's, train_spm.py's default)")
+        model_type = proto.trainer_spec.ModelType.Name(proto.trainer_spec.model_type)
+        raise UserInputError(f"{model_file}: a SentencePiece {model_type} model; the Hugging Face export "
+                             "supports unigram models (XLM-R's, train_spm.py's default)")
     normalizer = proto.normalizer_spec
     if not normalizer.add_dummy_prefix or not normalizer.remove_extra_whitespaces \
             or proto.trainer_spec.byte_fallback:

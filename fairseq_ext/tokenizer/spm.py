@@ -16,10 +16,9 @@ import random
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from fairseq_ext.cli import UserInputError
 from fairseq_ext.tokenizer.base import DICTIONARY_FILE, PathLike, Tokenizer
 from fairseq_ext.tokenizer.gpt2 import trim_leading_space
-
-from fairseq_ext.cli import UserInputError
 
 MODEL_FILE = "sentencepiece.bpe.model"
 METASPACE = "\u2581"  # "▁", SentencePiece's word-initial space
