@@ -50,3 +50,21 @@ def spm_dir(cmrc_corpus, tmp_path_factory) -> Path:
     run_tool("train_spm.py", "--inputs", cmrc_corpus, "--out", out, "--vocab-size", SPM_VOCAB_SIZE,
              "--threads", "1", "--quiet")
     return out
+
+
+@pytest.fixture(scope="session")
+def cmrc_raw_dir(cmrc_corpus, tmp_path_factory) -> Path:
+    """The trial's contexts split by article: 226 train, 20 valid, 10 test documents."""
+    out = tmp_path_factory.mktemp("cmrc-raw")
+    run_tool("split_data.py", "--inputs", cmrc_corpus, "--outdir", out, "--valid-docs", "20", "--test-docs",
+             "10", "--seed", "1", "--quiet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def spm_data_bin(cmrc_raw_dir, spm_dir, tmp_path_factory) -> Path:
+    """prepare_corpus.py --tokenizer SPM_DIR of the trial's contexts (empty lines kept between articles)."""
+    out = tmp_path_factory.mktemp("cmrc-bin") / "data-bin"
+    run_tool("prepare_corpus.py", "--raw-dir", cmrc_raw_dir, "--tokenizer", spm_dir, "--destdir", out,
+             "--workers", "2", "--quiet")
+    return out

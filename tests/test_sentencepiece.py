@@ -2,16 +2,22 @@
 tokenizer's ids and offsets against the sentencepiece library's own encoding + fairseq's dictionary."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import sentencepiece
 from fairseq.data import Dictionary
 
 from fairseq_ext.tokenizer import load_tokenizer, read_dictionary
 from fairseq_ext.tokenizer.spm import METASPACE, SentencePiece
-from tests.conftest import REPO
+from tests.conftest import REPO, command
 from tests.spm_fixtures import SPM_VOCAB_SIZE
+
+prepare_corpus = command("prepare_corpus")
+bpe_encode = command("bpe_encode")
 
 
 def test_train_spm_writes_an_xlmr_layout_directory(spm_dir, cmrc_corpus):
@@ -67,3 +73,58 @@ def test_ids_are_the_reference_pieces_looked_up_in_the_dictionary(spm_dir, cmrc_
                 # plain pieces cover their characters (normalization may change width: ＡＢＣ -> ABC)
                 assert len(text[start:end]) == len(piece.lstrip(METASPACE))
     assert unknown > 0  # the rare characters above are <unk> on both sides
+
+
+def spm_reference(raw_dir, spm_dir, pieces_dir, destdir):
+    """The two-step reference: SentencePieceProcessor.encode(line, out_type=str) joined by spaces (what
+    spm_encode --output_format=piece writes) per line, then fairseq-preprocess --only-source --srcdict."""
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(spm_dir / "sentencepiece.bpe.model"))
+    pieces_dir.mkdir()
+    for split in ("train", "valid", "test"):
+        raw = raw_dir / f"data.{split}.raw"
+        if raw.exists():
+            with open(raw, encoding="utf-8") as lines, \
+                    open(pieces_dir / f"data.{split}.bpe", "w", encoding="utf-8") as out:
+                for line in lines:
+                    out.write(" ".join(processor.encode(line.rstrip("\n"), out_type=str)) + "\n")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    subprocess.run(["bash", "scripts/preprocess.sh", str(pieces_dir), str(destdir), str(spm_dir / "dict.txt")],
+                   check=True, capture_output=True, cwd=REPO, env={**os.environ, "WORKERS": "2", "PATH": path})
+
+
+def test_spm_data_bin_is_byte_identical_to_spm_encode_and_fairseq_preprocess(
+        cmrc_raw_dir, spm_dir, spm_data_bin, tmp_path):
+    spm_reference(cmrc_raw_dir, spm_dir, tmp_path / "pieces", tmp_path / "reference")
+    names = [f"{split}.{ext}" for split in ("train", "valid", "test") for ext in ("bin", "idx")]
+    for name in ["dict.txt", *names]:
+        assert (spm_data_bin / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    made_by = json.loads((spm_data_bin / "tokenizer.json").read_text())
+    assert made_by["kind"] == "sentencepiece"
+
+
+def test_spm_edge_cases_and_bpe_encode_pieces(spm_dir, edge_case_file, tmp_path):
+    """Odd whitespace, line ends, controls, every plane (mostly <unk> here) and very long lines."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    text = edge_case_file.read_bytes()
+    (raw / "data.train.raw").write_bytes(text)
+    (raw / "data.valid.raw").write_bytes("中文一行\n\n另一行 with English\n".encode())
+    prepare_corpus.main(["--raw-dir", str(raw), "--tokenizer", str(spm_dir), "--destdir",
+                         str(tmp_path / "ours"), "--workers", "2", "--quiet"])
+    spm_reference(raw, spm_dir, tmp_path / "pieces", tmp_path / "reference")
+    for name in ("train.bin", "train.idx", "valid.bin", "valid.idx"):
+        assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    # bpe_encode.py --tokenizer writes the pieces themselves (with --keep-empty, line for line)
+    bpe_encode.main(["--tokenizer", str(spm_dir), "--inputs", str(raw / "data.valid.raw"), "--outputs",
+                     str(tmp_path / "valid.pieces"), "--keep-empty", "--quiet"])
+    assert (tmp_path / "valid.pieces").read_text(encoding="utf-8") == \
+        (tmp_path / "pieces" / "data.valid.bpe").read_text(encoding="utf-8")
+
+
+def test_a_data_dir_refuses_another_tokenizer(spm_dir, gpt2_bpe_dir, spm_data_bin):
+    from fairseq_ext.cli import UserInputError
+    from fairseq_ext.tokenizer import check_record
+
+    check_record(spm_data_bin, spm_dir, "data")  # the one that made it
+    with pytest.raises(UserInputError, match="was made with the sentencepiece tokenizer .* not with .*gpt2"):
+        check_record(spm_data_bin, gpt2_bpe_dir, "data")

@@ -37,6 +37,8 @@ class BlockEncoder:
     produces inside a line (lines hold no ``\\n``): it marks where each line's ids end.
     """
 
+    strips_lines = True  # gets each line stripped, as fairseq's encoder strips it
+
     def __init__(self, bpe: Gpt2Bpe, cache_entries: int = CACHE_ENTRIES):
         self.bpe = bpe
         self.cache_entries = cache_entries
@@ -145,7 +147,10 @@ class SentencePieceBlockEncoder:
     """Lines encoded as ``SentencePieceProcessor.encode(line, out_type=str)`` (the reference) followed by
     fairseq-preprocess's split of the space-joined pieces: ids come from sentencepiece's batch encoding,
     and only a line with an unknown piece, whose text may hold characters Python splits on, is split as
-    fairseq splits it."""
+    fairseq splits it. Lines are encoded as they are, not stripped: Python's strip() removes characters
+    (\\x85, \\x1c...) that the model's normalization keeps as pieces."""
+
+    strips_lines = False
 
     def __init__(self, tokenizer: SentencePiece):
         self.tokenizer = tokenizer
@@ -178,14 +183,17 @@ class SentencePieceTextEncoder(SentencePieceBlockEncoder):
         return "".join(" ".join(line) + "\n" for line in pieces)
 
 
-def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool) -> tuple[list[list[str]], int]:
-    """Strips every line; without ``keep_empty`` drops each row (a line of every input) that has an empty
-    line, as fairseq's encoder does. Returns the kept columns and the number of rows dropped."""
+def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool,
+                strip: bool = True) -> tuple[list[list[str]], int]:
+    """Strips every line (unless not ``strip``); without ``keep_empty`` drops each row (a line of every
+    input) that has a blank line, as fairseq's encoder does. Returns the kept columns and the number of
+    rows dropped."""
     stripped = [[line.strip() for line in column] for column in columns]
+    lines = stripped if strip else [list(column) for column in columns]
     if keep_empty:
-        return stripped, 0
+        return lines, 0
     keep = [all(row) for row in zip(*stripped)]
     if all(keep):
-        return stripped, 0
-    kept = [[line for line, k in zip(column, keep) if k] for column in stripped]
+        return lines, 0
+    kept = [[line for line, k in zip(column, keep) if k] for column in lines]
     return kept, keep.count(False)
