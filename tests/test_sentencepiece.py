@@ -87,9 +87,9 @@ def spm_reference(raw_dir, spm_dir, pieces_dir, destdir):
                     open(pieces_dir / f"data.{split}.bpe", "w", encoding="utf-8") as out:
                 for line in lines:
                     out.write(" ".join(processor.encode(line.rstrip("\n"), out_type=str)) + "\n")
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    subprocess.run(["bash", "scripts/preprocess.sh", str(pieces_dir), str(destdir), str(spm_dir / "dict.txt")],
-                   check=True, capture_output=True, cwd=REPO, env={**os.environ, "WORKERS": "2", "PATH": path})
+    env = {**os.environ, "WORKERS": "2", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", "scripts/preprocess.sh", pieces_dir, destdir, spm_dir / "dict.txt"], check=True,
+                   capture_output=True, cwd=REPO, env=env)
 
 
 def test_spm_data_bin_is_byte_identical_to_spm_encode_and_fairseq_preprocess(
