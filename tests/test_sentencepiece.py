@@ -87,7 +87,8 @@ def spm_reference(raw_dir, spm_dir, pieces_dir, destdir):
                     open(pieces_dir / f"data.{split}.bpe", "w", encoding="utf-8") as out:
                 for line in lines:
                     out.write(" ".join(processor.encode(line.rstrip("\n"), out_type=str)) + "\n")
-    env = {**os.environ, "WORKERS": "2", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "WORKERS": "2", "PATH": path}
     subprocess.run(["bash", "scripts/preprocess.sh", pieces_dir, destdir, spm_dir / "dict.txt"], check=True,
                    capture_output=True, cwd=REPO, env=env)
 
