@@ -4,6 +4,7 @@ raw corpus, a SentencePiece model trained on them (scripts/train_spm.py), and th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def run_tool(script: str, *args) -> subprocess.CompletedProcess:
     path = REPO / "scripts" / script if (REPO / "scripts" / script).exists() else REPO / "convert" / script
     command = ["bash"] if script.endswith(".sh") else [sys.executable]
     done = subprocess.run([*command, str(path), *map(str, args)], capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"},
+                          env={**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"},
                           timeout=900)
     if done.returncode != 0:
         pytest.fail(f"{script} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -68,3 +69,52 @@ def spm_data_bin(cmrc_raw_dir, spm_dir, tmp_path_factory) -> Path:
     run_tool("prepare_corpus.py", "--raw-dir", cmrc_raw_dir, "--tokenizer", spm_dir, "--destdir", out,
              "--workers", "2", "--quiet")
     return out
+
+
+# the trial's articles: the first CMRC_TRAIN_ARTICLES fine-tune, the last CMRC_VALID_ARTICLES validate
+CMRC_TRAIN_ARTICLES = 80
+CMRC_VALID_ARTICLES = 50
+CMRC_FINETUNE_EPOCHS = 2
+TINY_WINDOWS = ("--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32")
+
+
+@pytest.fixture(scope="session")
+def spm_pretrained_checkpoint(spm_data_bin, tmp_path_factory) -> Path:
+    """configs/pretraining/tiny.yaml trained a few updates on the SentencePiece corpus."""
+    save_dir = tmp_path_factory.mktemp("spm_pretrained")
+    run_tool("pretrain.sh", "--config", "tiny", "--data", spm_data_bin, "--save-dir", save_dir,
+             "optimization.max_update=20")
+    return save_dir / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="session")
+def cmrc_squad_files(cmrc_trial, tmp_path_factory) -> tuple[Path, Path]:
+    """(train, valid) SQuAD files: slices of the trial's articles, no context in both."""
+    data = json.loads(cmrc_trial.read_text(encoding="utf-8"))
+    root = tmp_path_factory.mktemp("cmrc-squad")
+    files = []
+    for name, articles in (("train", data["data"][:CMRC_TRAIN_ARTICLES]),
+                           ("valid", data["data"][-CMRC_VALID_ARTICLES:])):
+        path = root / f"cmrc-{name}.json"
+        path.write_text(json.dumps({**data, "data": articles}, ensure_ascii=False), encoding="utf-8")
+        files.append(path)
+    return tuple(files)
+
+
+@pytest.fixture(scope="session")
+def cmrc_squad_bin(cmrc_squad_files, spm_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cmrc-squad-bin") / "data-bin"
+    train, valid = cmrc_squad_files
+    run_tool("prepare_squad2.py", "--train", train, "--valid", valid, "--tokenizer", spm_dir,
+             "--destdir", out, *TINY_WINDOWS)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cmrc_checkpoint(cmrc_squad_bin, spm_pretrained_checkpoint, tmp_path_factory) -> Path:
+    """checkpoint_best.pt of squad2_tiny fine-tuned with task.metric=cmrc (best by CMRC F1)."""
+    save_dir = tmp_path_factory.mktemp("cmrc_finetuned")
+    run_tool("finetune_squad2.sh", "--config", "squad2_tiny", "--data", cmrc_squad_bin, "--restore",
+             spm_pretrained_checkpoint, "--save-dir", save_dir, "task.metric=cmrc",
+             f"optimization.max_epoch={CMRC_FINETUNE_EPOCHS}", "optimization.max_update=1000")
+    return save_dir / "checkpoint_best.pt"
