@@ -16,7 +16,7 @@ SQUAD_DEV ?= dev-v2.0.json
 ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint demo bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
+.PHONY: help setup test lint demo demo-zh bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
 	export-hf evaluate-hf pack-env gpt2-bpe clean
 
 help:  ## list the targets
@@ -34,6 +34,9 @@ test: setup lint  ## the test suite (reads ../shared; no network)
 
 demo: setup  ## whole workflow on the embedded sample, tiny model, minutes on 2 cores (REAL=1: real data)
 	$(PY) scripts/demo.py --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
+
+demo-zh: setup  ## the Chinese path (SentencePiece, CMRC 2018 metric) on our Chinese sample (REAL=1: CMRC trial)
+	$(PY) scripts/demo.py --lang zh --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
 
 bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TIMESTAMP/bench.json
 	$(PY) scripts/bench.py --shared-dir $(SHARED) $(BENCH_ARGS)
