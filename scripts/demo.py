@@ -510,11 +510,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
          bpe, "--out", fit, *metric]])
     hf_model = demo.path("hf-model")
     demo.stage("convert", "export to Hugging Face, verified against fairseq (fairseq_to_hf.py)", [
-        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--tokenizer", bpe, "--dict",
+        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--gpt2-bpe", bpe, "--dict",
          bpe / "dict.txt", "--out", hf_model]])
     demo.stage("predict-transformers", "answer the dev questions with transformers (evaluate_hf.py)", [
         [py, "convert/evaluate_hf.py", "--model", hf_model, "--data", inputs.squad_dev, "--out",
-         out["transformers"], *metric]])
+         out["transformers"], *(metric if chinese else ())]])
     # SQuAD 2.0 data: the null odds as no-answer probabilities (best-threshold search)
     na_probs = {side: ["--na-prob-file", out[side] / "null_odds.json"] if inputs.metric == "squad" else []
                 for side in SIDES}
