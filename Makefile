@@ -72,7 +72,7 @@ export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=.
 evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
 
-# Pre-release check (about 12 minutes on a loaded 2-core machine, most of it packing the environment).
+# Pre-release check (6 to 12 minutes on a loaded 2-core machine, half of it packing the environment).
 cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch scripts from the packed env (root)
 	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
 	  OMP_NUM_THREADS=1 $(PY) .ci/cluster_test.py --shared-dir "$$shared_dir"
