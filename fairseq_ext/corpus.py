@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import glob
 import json
-import multiprocessing
 import os
 import re
+import signal
 import sys
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, compress, repeat
 from operator import is_not, not_
 from pathlib import Path
@@ -24,6 +26,7 @@ import regex
 
 from fairseq_ext.bpe import GPT2_SPLIT, Gpt2Bpe
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.outputs import OutputFiles
 
 BLOCK_BYTES = 1 << 20
 NEWLINE_ID = 198  # GPT-2's token for a lone "\n": in a block of joined stripped lines, only a line break
@@ -304,6 +307,9 @@ def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool) -> tuple[lis
 
 # Worker processes: each builds its encoder once (from picklable arguments) and keeps its caches.
 _worker_encoder = None
+# A worker whose start-up failed keeps the error and raises it from its first task: an initializer that
+# raises would make a multiprocessing pool start a new worker, forever.
+_worker_error: Optional[BaseException] = None
 
 
 def init_worker(make_encoder: Callable[..., BlockEncoder], *args) -> None:
@@ -312,9 +318,22 @@ def init_worker(make_encoder: Callable[..., BlockEncoder], *args) -> None:
 
 
 def _init_pool_process(initializer: Callable, *args) -> None:
+    global _worker_error
+    # Ctrl-C reaches the whole process group: the parent alone stops the run (and its pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # One process per core already: no Rust thread pool inside a worker (and no fork warnings).
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    initializer(*args)
+    try:
+        initializer(*args)
+    except Exception as err:
+        _worker_error = err
+
+
+def _run_task(func: Callable, task):
+    if _worker_error is not None:
+        raise _worker_error
+    return func(task)
 
 
 def encode_block(task: tuple[list[list[str]], bool, int]):
@@ -326,7 +345,8 @@ def encode_block(task: tuple[list[list[str]], bool, int]):
 
 class WorkerPool:
     """``map`` on worker processes with results in input order and at most 2 blocks per worker in flight
-    (``Pool.imap`` would read the whole input ahead). One worker runs in this process."""
+    (``Pool.imap`` would read the whole input ahead). One worker runs in this process. The first error of
+    a worker, at start-up or in a task, ends the map with that error; a worker that dies ends it too."""
 
     def __init__(self, workers: int, initializer: Callable, initargs: tuple):
         self.workers = max(1, workers)
@@ -334,28 +354,32 @@ class WorkerPool:
             initializer(*initargs)
             self.pool = None
         else:
-            self.pool = multiprocessing.Pool(self.workers, initializer=_init_pool_process,
-                                             initargs=(initializer, *initargs))
+            self.pool = ProcessPoolExecutor(self.workers, initializer=_init_pool_process,
+                                            initargs=(initializer, *initargs))
+            self.pool.submit(int)  # starts the workers now: their set-up overlaps the caller's
 
     def map(self, func: Callable, tasks: Iterable) -> Iterator:
         if self.pool is None:
             yield from map(func, tasks)
             return
         pending: deque = deque()
-        for task in tasks:
-            pending.append(self.pool.apply_async(func, (task,)))
-            if len(pending) >= 2 * self.workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            for task in tasks:
+                pending.append(self.pool.submit(_run_task, func, task))
+                if len(pending) >= 2 * self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise UserInputError("a worker process died (out of memory?): run again with fewer --workers"
+                                 ) from None
 
     def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_text_encoder(encoder_json: str, vocab_bpe: str) -> TextBlockEncoder:
@@ -380,18 +404,21 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
     stripped, dropped if one is empty (unless ``keep_empty``), else GPT-2 encoded to ``"id id ...\\n"``."""
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
+    targets = OutputFiles(outputs, inputs=[*inputs, encoder_json, vocab_bpe])
     streams = [open_input(name) for name in inputs]
-    sinks = [sys.stdout.buffer if name == "-" else open(name, "wb") for name in outputs]
     stats = {"lines": 0, "encoded": 0, "filtered_empty": 0}
     try:
         readers = [read_line_blocks(stream, name) for stream, name in zip(streams, inputs)]
         tasks = ((columns, keep_empty, nbytes) for columns, nbytes in zip_line_blocks(readers, inputs, warn))
         initargs = (make_text_encoder, str(encoder_json), str(vocab_bpe))
-        with WorkerPool(workers, init_worker, initargs) as pool, \
+        with targets.open("wb") as sinks, WorkerPool(workers, init_worker, initargs) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
             for encoded, kept, dropped, nbytes in pool.map(encode_block, tasks):
-                for text, sink in zip(encoded, sinks):
-                    sink.write(text.encode("ascii"))
+                for text, sink, name in zip(encoded, sinks, outputs):
+                    try:
+                        sink.write(text.encode("ascii"))
+                    except OSError as err:  # a device written directly (/dev/full), or stdout
+                        raise UserInputError(f"cannot write {name}: {err.strerror}") from None
                 stats["encoded"] += kept
                 stats["filtered_empty"] += dropped
                 bar.update(nbytes)
@@ -399,11 +426,6 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
         for stream in streams:
             if stream is not sys.stdin.buffer:
                 stream.close()
-        for sink in sinks:
-            if sink is sys.stdout.buffer:
-                sink.flush()
-            else:
-                sink.close()
     stats["lines"] = stats["encoded"] + stats["filtered_empty"]
     return stats
 
@@ -411,7 +433,8 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
 def binarize_files(raw_files: dict[str, str], destdir: str, encoder_json: str, vocab_bpe: str, dict_path: str,
                    keep_empty: bool = True, workers: int = 1, progress: bool = True
                    ) -> dict[str, dict[str, int]]:
-    """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt``, byte-identical to
+    """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt`` (DESTDIR exists: a staging
+    directory, see fairseq_ext.outputs), byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
     (mmap dataset), in one streaming pass. Returns per split: sequences, tokens (eos included), unk."""
     streams = {split: open_input(str(path)) for split, path in raw_files.items()}
@@ -421,10 +444,15 @@ def binarize_files(raw_files: dict[str, str], destdir: str, encoder_json: str, v
         import torch
         from fairseq.data import Dictionary, indexed_dataset
 
-        dictionary = Dictionary.load(str(dict_path))
-        os.makedirs(destdir, exist_ok=True)
+        try:
+            dictionary = Dictionary.load(str(dict_path))
+        except (ValueError, RuntimeError) as err:  # fairseq's message for a malformed or duplicate line
+            raise UserInputError(f"{dict_path}: not a fairseq dictionary: {err}") from None
         dictionary.save(os.path.join(destdir, "dict.txt"))
-        vocab_size = len(json.loads(Path(encoder_json).read_text(encoding="utf-8")))
+        try:
+            vocab_size = len(json.loads(Path(encoder_json).read_text(encoding="utf-8")))
+        except ValueError as err:
+            raise UserInputError(f"{encoder_json}: not valid JSON ({err})") from None
         # GPT-2 id -> dictionary index exactly as fairseq-preprocess looks up the id's decimal string;
         # the line-end marker becomes eos.
         lookup = np.array([dictionary.index(str(gpt2_id)) for gpt2_id in range(vocab_size)], dtype=np.int64)
