@@ -28,8 +28,12 @@ class SquadExample:
     title: str
     context: str
     question: str
-    answers: list[Answer]  # gold answers, empty for an unanswerable question
-    is_impossible: bool
+    answers: list[Answer]  # gold answers, empty for an unanswerable or an unlabelled question
+    is_impossible: bool  # False for an unlabelled question (a test file without "answers")
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.answers) or self.is_impossible
 
 
 @dataclass
@@ -39,10 +43,16 @@ class SquadData:
     repaired: int = 0  # answers whose answer_start was moved onto the answer text
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (qid, reason) of dropped questions
 
+    @property
+    def labelled(self) -> bool:
+        """The questions have gold answers (train/dev files; a test file has none)."""
+        return all(example.labelled for example in self.examples)
+
     def summary(self) -> str:
         """One line for the user: what was read, repaired and skipped."""
         unanswerable = sum(example.is_impossible for example in self.examples)
-        line = (f"{len(self.examples)} questions ({unanswerable} unanswerable), "
+        answers = f"{unanswerable} unanswerable" if self.labelled else "no answers: a test file"
+        line = (f"{len(self.examples)} questions ({answers}), "
                 f"SQuAD {'2.0' if self.version_2 else '1.1'}, {self.repaired} answer_start repaired, "
                 f"{len(self.skipped)} questions skipped")
         if self.skipped:
@@ -57,6 +67,8 @@ def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
     With ``align_answers`` (needed for training labels), an answer whose ``answer_start`` does not point
     at its text is repaired when the text occurs within ANSWER_SEARCH_RADIUS characters, else its
     question is skipped; both are counted. Without it (metric-only use) positions are not checked.
+    A file without ``answers`` (a test set) can be predicted, not scored; it is SQuAD 2.0 unless its
+    ``version`` says 1.x.
     """
     path = existing_file(path, "SQuAD file")
     try:
@@ -67,7 +79,9 @@ def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise UserInputError(f"{path}: not a SQuAD file (expected an object with a 'data' list)")
     data = parse_articles(dataset["data"], align_answers=align_answers, source=str(path))
-    data.version_2 = data.version_2 or str(dataset.get("version", "")).startswith("v2")
+    version = str(dataset.get("version", "")).lstrip("v")
+    data.version_2 = data.version_2 or version.startswith("2") or (not data.labelled
+                                                                   and not version.startswith("1"))
     return data
 
 
@@ -75,6 +89,7 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
     """The ``data`` list of a SQuAD file (articles of paragraphs of questions) as a SquadData."""
     data = SquadData(examples=[], version_2=False)
     seen_qids = set()
+    labelled = None
     for article_index, article in enumerate(articles):
         where = f"{source}: article {article_index}"
         title = _field(article, "title", str, where, default="")
@@ -89,6 +104,12 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
                     raise UserInputError(f"{where_qa}: duplicate question id")
                 seen_qids.add(qid)
                 example = _parse_question(qa, qid, title, context, where_qa)
+                if labelled is None:
+                    labelled = example.labelled
+                elif example.labelled != labelled:
+                    raise UserInputError(f"{where_qa}: {'has' if example.labelled else 'lacks'} the field "
+                                         f"'answers' unlike the questions before it: a file has gold answers "
+                                         "for every question (train, dev) or for none (test)")
                 if align_answers and not _align_answers(example, data):
                     continue
                 data.examples.append(example)
@@ -98,6 +119,9 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
 
 def _parse_question(qa: dict, qid: str, title: str, context: str, where: str) -> SquadExample:
     question = _field(qa, "question", str, where)
+    if "answers" not in qa:  # a test file: predicted, not scored
+        return SquadExample(qid=qid, title=title, context=context, question=question, answers=[],
+                            is_impossible=False)
     answers = []
     for answer_index, answer in enumerate(_field(qa, "answers", list, where)):
         where_answer = f"{where} answer {answer_index}"
