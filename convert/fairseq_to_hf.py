@@ -52,10 +52,10 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe, resolve_gpt2_bpe_dir
 from fairseq_ext.checkpoints import load_checkpoint, model_config
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.models.roberta_span_qa import RobertaSpanQAModel
+from fairseq_ext.plugin.models.roberta_span_qa import RobertaSpanQAModel
+from fairseq_ext.tokenizer import DictionaryTokenizer, Gpt2Bpe, find_tokenizer_dir
 
 SPECIAL_SYMBOLS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary indices 0-3 = HF RoBERTa's
 MASK = "<mask>"
@@ -417,7 +417,7 @@ class Verification:
                 f"(tolerance {self.tolerance:.0e})")
 
 
-def fairseq_ids(dictionary_bpe: DictionaryBpe, text: str, pair: Optional[str] = None) -> list[int]:
+def fairseq_ids(dictionary_bpe: DictionaryTokenizer, text: str, pair: Optional[str] = None) -> list[int]:
     """fairseq's encoding of a sequence (``<s> a </s>``) or pair (``<s> a </s></s> b </s>``)."""
     ids = [0, *dictionary_bpe.encode_with_offsets(text)[0], 2]
     if pair is not None:
@@ -425,7 +425,7 @@ def fairseq_ids(dictionary_bpe: DictionaryBpe, text: str, pair: Optional[str] = 
     return ids
 
 
-def verify_export(out_dir: Path, roberta: FairseqRoberta, dictionary_bpe: DictionaryBpe,
+def verify_export(out_dir: Path, roberta: FairseqRoberta, dictionary_bpe: DictionaryTokenizer,
                   vocabulary: ExportVocabulary, tolerance: float = DEFAULT_TOLERANCE) -> Verification:
     """The written directory, loaded as users load it, against the fairseq model on the sample inputs."""
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
@@ -501,7 +501,7 @@ def export(checkpoint: Path, bpe_dir: Path, out_dir: Path, dictionary_path: Opti
         raise UserInputError(f"{out_dir} exists: pass --force to replace it")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserInputError(f"{out_dir} exists and is not a directory")
-    bpe_dir = resolve_gpt2_bpe_dir(bpe_dir)
+    bpe_dir = find_tokenizer_dir(bpe_dir)
     state = load_checkpoint(checkpoint)
     if dictionary_path is None:
         dictionary_path = default_dictionary(state, bpe_dir)
@@ -521,7 +521,7 @@ def export(checkpoint: Path, bpe_dir: Path, out_dir: Path, dictionary_path: Opti
         save_tokenizer(vocabulary, bpe_dir, max_positions, staging)
         verification = None
         if verify:
-            dictionary_bpe = DictionaryBpe(Gpt2Bpe.from_dir(bpe_dir), dictionary.symbols, dictionary.unk())
+            dictionary_bpe = Gpt2Bpe.from_dir(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
             verification = verify_export(staging, roberta, dictionary_bpe, vocabulary, tolerance)
             if not verification.ok:
                 raise VerificationError(verification)

@@ -73,3 +73,12 @@ def _exit(status: int):
     except OSError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)
+
+
+def progress_bar(total: Optional[int], desc: str, enabled: bool = True, unit: str = "B"):
+    """A tqdm bar on stderr; byte counts (the default unit) shown as KB/MB."""
+    from tqdm import tqdm
+
+    scale = unit == "B"
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
+                file=sys.stderr, disable=not enabled, dynamic_ncols=True)
