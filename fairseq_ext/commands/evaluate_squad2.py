@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import numbers
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad import load_squad, squad_evaluate
 
 
@@ -43,6 +45,8 @@ def read_mapping(path: str, what: str, value_type: type) -> dict:
     for qid, value in mapping.items():
         if not isinstance(value, value_type) or isinstance(value, bool):
             raise UserInputError(f"{path}: question {qid}: expected {value_type.__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # json reads NaN, Infinity
+            raise UserInputError(f"{path}: question {qid}: {value} is not a number")
     return mapping
 
 
@@ -53,11 +57,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     na_probs = None
     if args.na_prob_file:
         na_probs = read_mapping(args.na_prob_file, "no-answer probabilities", numbers.Real)
+    inputs = [args.data_file, args.pred_file, args.na_prob_file]
+    out_file = OutputFiles([args.out_file], inputs, "--out-file") if args.out_file else None
     result = squad_evaluate(data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
-    print(json.dumps(result, indent=2))
-    if args.out_file:
-        with open(args.out_file, "w", encoding="utf-8") as f:
-            json.dump(result, f)
+    print(json_text(result), end="")
+    if out_file is not None:
+        with out_file.open("w", encoding="utf-8") as (stream,):
+            stream.write(json_text(result))
     return 0
 
 

@@ -5,8 +5,9 @@
 
 writes into OUT: predictions.json (question id -> answer, "" for no answer), null_odds.json (SQuAD 2.0:
 null score - best span score), nbest_predictions.json, and eval_results.json (the official SQuAD metric,
-with the null odds as no-answer probabilities) when the data has answers. Windows and post-processing
-follow the checkpoint's task settings unless overridden.
+with the null odds as no-answer probabilities) when the data has answers: a test file without answers is
+predicted, not scored. Windows and post-processing follow the checkpoint's task settings unless
+overridden. OUT is checked before the model runs and replaced as a whole (see fairseq_ext/outputs.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.predict import answer_questions, write_predictions
@@ -84,6 +86,7 @@ def main(argv=None):
     print(f"{args.data}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{args.data}: no usable questions")
+    output = OutputDirectory(args.out, "predict_squad2", inputs=[checkpoint, args.data, bpe_dir])
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -95,12 +98,15 @@ def main(argv=None):
 
     dictionary = task.source_dictionary
     tokenizer = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
-    features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
-    predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
-                                   squad.version_2, args.batch_size, progress=True)
-    results = write_predictions(Path(args.out), squad.examples, predictions, settings, squad.version_2)
+    with output.staged() as staging:
+        features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
+        predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
+                                       squad.version_2, args.batch_size, progress=True)
+        results = write_predictions(staging, squad.examples, predictions, settings, squad.version_2)
     print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}")
-    if results is not None:
+    if results is None:
+        print(f"{args.data} has no gold answers (a test file): predictions written, not scored")
+    else:
         print(json.dumps(results, indent=2))
 
 

@@ -4,12 +4,12 @@ post-processing -> files. No torch here: the caller's ``forward`` runs its model
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from fairseq_ext.outputs import json_text
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import PAD, QAFeature
 from fairseq_ext.squad.metric import squad_evaluate
@@ -50,28 +50,23 @@ def answer_questions(examples: Sequence[SquadExample], features: Sequence[QAFeat
                                    **settings.answers())
 
 
-def is_labelled(examples: Sequence[SquadExample]) -> bool:
-    """Whether the questions carry gold answers (an unlabelled test file has none at all)."""
-    return any(example.answers or example.is_impossible for example in examples)
-
-
 def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: Predictions,
                       settings: QASettings, version_2: bool) -> Optional[dict]:
-    """Writes predictions.json, nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions
-    have gold answers, eval_results.json (official metric, the null odds as no-answer probabilities
-    thresholded where the answers were: "exact"/"f1" score predictions.json as written and best_f1_thresh
-    suggests a better threshold). Returns the scores, or None for unlabelled questions."""
+    """Writes into the directory ``out`` (the staging of an OutputDirectory) predictions.json,
+    nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions have gold answers,
+    eval_results.json (official metric, the null odds as no-answer probabilities thresholded where the
+    answers were: "exact"/"f1" score predictions.json as written and best_f1_thresh suggests a better
+    threshold). Returns the scores, or None for unlabelled questions (a test file)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     outputs = {"predictions.json": predictions.answers, "nbest_predictions.json": predictions.nbest}
     if version_2:
         outputs["null_odds.json"] = predictions.null_odds
     results = None
-    if is_labelled(examples):
+    if all(example.labelled for example in examples):
         results = squad_evaluate(examples, predictions.answers,
                                  na_probs=predictions.null_odds if version_2 else None,
                                  na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
         outputs["eval_results.json"] = results
     for name, content in outputs.items():
-        (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / name).write_text(json_text(content, name), encoding="utf-8")
     return results
