@@ -1,4 +1,5 @@
-"""Shared test fixtures. Real data comes from ../shared (never copied into the repo).
+"""Shared test fixtures. Real data comes from $SHARED_DIR, else ../shared (never copied into the repo);
+`make test` sets SHARED_DIR to ../shared or to the user cache it fetches (fairseq_ext.testdata).
 
 Each area keeps its session fixtures in its own module, loaded here as a plugin.
 """
@@ -25,7 +26,8 @@ def shared_path(*parts: str) -> Path:
     """A file under ../shared; a missing one fails the test (it must never be silently skipped)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"shared data missing: {path} (tests read ../shared; set SHARED_DIR to relocate it)")
+        pytest.fail(f"shared data missing: {path} (tests read $SHARED_DIR, else ../shared; `make test` "
+                    "finds or fetches it, `make test-data` fetches it)")
     return path
 
 
