@@ -7,5 +7,5 @@ The command lives in fairseq_ext.commands.bpe_encode
 
 from fairseq_ext.cli import run_cli
 
-if __name__ == "__main__":
-    run_cli("fairseq_ext.commands.bpe_encode:main")  # imported under run_cli: Ctrl-C at any time is one line
+if __name__ == "__main__":  # the command is imported under run_cli: Ctrl-C during imports is one line
+    run_cli("fairseq_ext.commands.bpe_encode:main")
