@@ -356,14 +356,13 @@ def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[
 @contextlib.contextmanager
 def quiet_logging():
     """Importing fairseq's tasks sets the root logger to DEBUG (a logging.basicConfig in a speech task):
-    the checks print only their own lines; fairseq-hydra-train configures logging afresh."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)
+    the checks print only their own lines (whatever the loggers' levels become meanwhile);
+    fairseq-hydra-train configures logging afresh."""
+    logging.disable(logging.INFO)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logging.disable(logging.NOTSET)
 
 
 def report(message: str) -> None:
