@@ -53,8 +53,8 @@ def run_cli(main: Union[str, Callable[[Optional[Sequence[str]]], Optional[int]]]
         _exit(2)
     except BrokenPipeError:  # `tool | head`: the reader has gone, nothing to report
         _exit(141)
-    except OSError as err:
-        where = f"{err.filename}: " if err.filename else ""
+    except OSError as err:  # e.g. stdout on a full disk (a failed write names no file)
+        where = f"{err.filename}: " if err.filename is not None else ""
         print(f"{prog}: error: {where}{err.strerror or err}", file=sys.stderr)
         _exit(2)
     except KeyboardInterrupt:

@@ -121,17 +121,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _make_parents(path: Path, shown: PathLike) -> list[Path]:
-    """Creates the missing parents of ``path``; returns them (outermost first) to remove on failure."""
-    missing = [parent for parent in reversed(path.parents) if not parent.exists()]
-    for parent in missing:
+def _make_parents(path: Path, shown: PathLike, created: list[Path]) -> None:
+    """Creates the missing parents of ``path``, adding each to ``created`` (to remove on failure)."""
+    for parent in [parent for parent in reversed(path.parents) if not parent.exists()]:
         try:
             parent.mkdir()
         except FileExistsError:
-            pass
+            continue
         except OSError as err:
             raise UserInputError(f"cannot write {shown}: {err.strerror} ({parent})") from None
-    return missing
+        created.append(parent)
 
 
 def _remove_empty(directories: Sequence[Path]) -> None:
@@ -236,16 +235,16 @@ class OutputDirectory:
 
     @contextlib.contextmanager
     def staged(self) -> Iterator[Path]:
-        created = _make_parents(self.target, self.shown)
-        remove_leftovers(self.target)
         staging = _staging_name(self.target)
-        try:
-            staging.mkdir()
-        except OSError as err:
-            _remove_empty(created)
-            raise UserInputError(f"cannot write {self.shown}: {err.strerror}") from None
+        created: list[Path] = []
         committed = False
-        try:
+        try:  # from before the staging exists: a signal at any point leaves nothing behind
+            _make_parents(self.target, self.shown, created)
+            remove_leftovers(self.target)
+            try:
+                staging.mkdir()
+            except OSError as err:
+                raise UserInputError(f"cannot write {self.shown}: {err.strerror}") from None
             yield staging
             self._commit(staging)
             committed = True
@@ -316,19 +315,18 @@ class OutputFiles:
         committed = False
         try:
             for path in self.paths:
-                staging = None
                 if path == "-":
-                    stream = sys.stdout.buffer if binary else sys.stdout
+                    staged.append(None)
+                    streams.append(sys.stdout.buffer if binary else sys.stdout)
                 elif _is_stream(path):
-                    stream = _open_for_writing(path, "wb" if binary else "w", encoding, path)
+                    staged.append(None)
+                    streams.append(_open_for_writing(path, "wb" if binary else "w", encoding, path))
                 else:
                     real = _real(path)
-                    created += _make_parents(real, path)
+                    _make_parents(real, path, created)
                     remove_leftovers(real)
-                    staging = _staging_name(real)
-                    stream = _open_for_writing(staging, "xb" if binary else "x", encoding, path)
-                streams.append(stream)
-                staged.append(staging)
+                    staged.append(_staging_name(real))  # before it exists: removed whatever happens next
+                    streams.append(_open_for_writing(staged[-1], "xb" if binary else "x", encoding, path))
             yield streams
             current = None
             try:
