@@ -17,7 +17,7 @@ ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
 TEST_DATA_DIR ?=
 
-.PHONY: help setup test test-data lint demo bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
+.PHONY: help setup test lint test-data demo demo-zh bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
 	export-hf evaluate-hf pack-env gpt2-bpe clean
 
 help:  ## list the targets
@@ -40,6 +40,9 @@ test-data:  ## fetch + verify the test data into TEST_DATA_DIR (default ~/.cache
 
 demo: setup  ## whole workflow on the embedded sample, tiny model, minutes on 2 cores (REAL=1: real data)
 	$(PY) scripts/demo.py --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
+
+demo-zh: setup  ## the Chinese path (SentencePiece, CMRC 2018 metric) on our Chinese sample (REAL=1: CMRC trial)
+	$(PY) scripts/demo.py --lang zh --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
 
 bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TIMESTAMP/bench.json
 	$(PY) scripts/bench.py --shared-dir $(SHARED) $(BENCH_ARGS)

@@ -13,7 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 
-pytest_plugins = ["tests.corpus_fixtures", "tests.pretrain_fixtures", "tests.squad_fixtures"]
+pytest_plugins = ["tests.corpus_fixtures", "tests.pretrain_fixtures", "tests.squad_fixtures",
+                  "tests.spm_fixtures"]
 
 
 def command(name: str):

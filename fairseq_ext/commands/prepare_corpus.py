@@ -1,4 +1,4 @@
-"""Raw text splits -> fairseq data-bin in one streaming pass: GPT-2 BPE + binarization.
+"""Raw text splits -> fairseq data-bin in one streaming pass: GPT-2 BPE (or SentencePiece) + binarization.
 
 Reads RAW_DIR/data.{train,valid,test}.raw (as written by scripts/split_data.py; test is optional) and
 writes DESTDIR/{train,valid,test}.bin/.idx and DESTDIR/dict.txt, byte-identical to the two-step
@@ -9,8 +9,12 @@ fairseq pipeline
 
 without the intermediate .bpe text. Empty lines are kept by default (--keep-empty above, as in
 RoBERTa's recipe): they mark document boundaries for --sample-break-mode complete_doc. GPT-2 tokens
-missing from the dictionary become <unk> and are counted, as fairseq-preprocess does. DESTDIR is
-replaced as a whole, never mixed with an earlier data-bin (see fairseq_ext/outputs.py).
+missing from the dictionary become <unk> and are counted, as fairseq-preprocess does.
+
+With a SentencePiece --tokenizer (scripts/train_spm.py's output, or xlmr.base) the reference is
+SentencePieceProcessor.encode(line, out_type=str) joined by spaces (spm_encode --output_format=piece)
++ the same fairseq-preprocess. DESTDIR/tokenizer.json records the tokenizer (kind, sha256 of its files).
+DESTDIR is replaced as a whole, never mixed with an earlier data-bin (see fairseq_ext/outputs.py).
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import sys
 from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.corpus.drivers import binarize_files
+from fairseq_ext.corpus.drivers import binarize_files, tokenizer_files
 from fairseq_ext.outputs import OutputDirectory
-from fairseq_ext.tokenizer import find_tokenizer_dir, read_dictionary
+from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
 
 SPLITS = ("train", "valid", "test")
 
@@ -33,9 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw-dir", required=True, help="directory with data.train.raw, data.valid.raw "
                         "and optionally data.test.raw")
-    parser.add_argument("--gpt2-bpe", help="directory with encoder.json, vocab.bpe, dict.txt "
-                        "(default: $GPT2_BPE_DIR)")
-    parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --gpt2-bpe)")
+    add_tokenizer_argument(parser, ", with dict.txt unless --srcdict")
+    parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --tokenizer)")
     parser.add_argument("--destdir", required=True, help="output data-bin directory, e.g. data-bin/wiki")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: all %(default)s cores)")
@@ -48,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    bpe_dir = find_tokenizer_dir(args.gpt2_bpe, need_dict=args.srcdict is None)
+    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=args.srcdict is None)
     srcdict = existing_file(args.srcdict or bpe_dir / "dict.txt", "dictionary")
     raw_dir = Path(args.raw_dir)
     if not raw_dir.is_dir():
@@ -59,19 +62,19 @@ def main(argv=None) -> int:
     if missing:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
     read_dictionary(srcdict)  # a malformed line is reported before any work
-    bpe_files = [bpe_dir / "encoder.json", bpe_dir / "vocab.bpe"]
     output = OutputDirectory(args.destdir, "prepare_corpus",
-                             inputs=[*raw_files.values(), srcdict, *bpe_files])
+                             inputs=[*raw_files.values(), srcdict, *tokenizer_files(bpe_dir)[1:]])
     with output.staged() as staging:
-        summary = binarize_files(raw_files, staging, *bpe_files, srcdict, keep_empty=args.keep_empty,
+        summary = binarize_files(raw_files, staging, bpe_dir, srcdict, keep_empty=args.keep_empty,
                                  workers=args.workers, progress=not args.quiet)
+        write_record(staging, bpe_dir)
     for split, stats in summary.items():
         percent = 100 * stats["unk"] / max(1, stats["tokens"])
         dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""
         print(f"{split}: {stats['sequences']} sequences, {stats['tokens']} tokens, "
               f"{stats['unk']} ({percent:.3f}%) replaced by <unk>{dropped}", file=sys.stderr)
     datasets = ", ".join(f"{split}.bin/.idx" for split in summary)
-    print(f"wrote {args.destdir}: dict.txt, {datasets}", file=sys.stderr)
+    print(f"wrote {args.destdir}: dict.txt, {datasets}, tokenizer.json", file=sys.stderr)
     return 0
 
 

@@ -28,12 +28,9 @@ class SquadExample:
     title: str
     context: str
     question: str
-    answers: list[Answer]  # gold answers, empty for an unanswerable or an unlabelled question
-    is_impossible: bool  # False for an unlabelled question (a test file without "answers")
-
-    @property
-    def labelled(self) -> bool:
-        return bool(self.answers) or self.is_impossible
+    answers: list[Answer]  # gold answers, empty for an unanswerable or unlabelled question
+    is_impossible: bool
+    labelled: bool = True  # False: a test question without an "answers" field, predicted but never scored
 
 
 @dataclass
@@ -42,16 +39,12 @@ class SquadData:
     version_2: bool  # the file says v2.x or has unanswerable questions
     repaired: int = 0  # answers whose answer_start was moved onto the answer text
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (qid, reason) of dropped questions
-
-    @property
-    def labelled(self) -> bool:
-        """The questions have gold answers (train/dev files; a test file has none)."""
-        return all(example.labelled for example in self.examples)
+    labelled: bool = True  # False: no question has answers (a test file): predictions cannot be scored
 
     def summary(self) -> str:
         """One line for the user: what was read, repaired and skipped."""
         unanswerable = sum(example.is_impossible for example in self.examples)
-        answers = f"{unanswerable} unanswerable" if self.labelled else "no answers: a test file"
+        answers = f"{unanswerable} unanswerable" if self.labelled else "no answers: predicted, not scored"
         line = (f"{len(self.examples)} questions ({answers}), "
                 f"SQuAD {'2.0' if self.version_2 else '1.1'}, {self.repaired} answer_start repaired, "
                 f"{len(self.skipped)} questions skipped")
@@ -67,8 +60,6 @@ def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
     With ``align_answers`` (needed for training labels), an answer whose ``answer_start`` does not point
     at its text is repaired when the text occurs within ANSWER_SEARCH_RADIUS characters, else its
     question is skipped; both are counted. Without it (metric-only use) positions are not checked.
-    A file without ``answers`` (a test set) can be predicted, not scored; it is SQuAD 2.0 unless its
-    ``version`` says 1.x.
     """
     path = existing_file(path, "SQuAD file")
     try:
@@ -79,9 +70,7 @@ def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise UserInputError(f"{path}: not a SQuAD file (expected an object with a 'data' list)")
     data = parse_articles(dataset["data"], align_answers=align_answers, source=str(path))
-    version = str(dataset.get("version", "")).lstrip("v")
-    data.version_2 = data.version_2 or version.startswith("2") or (not data.labelled
-                                                                   and not version.startswith("1"))
+    data.version_2 = data.version_2 or str(dataset.get("version", "")).startswith("v2")
     return data
 
 
@@ -89,7 +78,6 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
     """The ``data`` list of a SQuAD file (articles of paragraphs of questions) as a SquadData."""
     data = SquadData(examples=[], version_2=False)
     seen_qids = set()
-    labelled = None
     for article_index, article in enumerate(articles):
         where = f"{source}: article {article_index}"
         title = _field(article, "title", str, where, default="")
@@ -104,24 +92,24 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
                     raise UserInputError(f"{where_qa}: duplicate question id")
                 seen_qids.add(qid)
                 example = _parse_question(qa, qid, title, context, where_qa)
-                if labelled is None:
-                    labelled = example.labelled
-                elif example.labelled != labelled:
-                    raise UserInputError(f"{where_qa}: {'has' if example.labelled else 'lacks'} the field "
-                                         f"'answers' unlike the questions before it: a file has gold answers "
-                                         "for every question (train, dev) or for none (test)")
                 if align_answers and not _align_answers(example, data):
                     continue
                 data.examples.append(example)
                 data.version_2 = data.version_2 or example.is_impossible
+    labelled = {example.labelled for example in data.examples}
+    if len(labelled) > 1:
+        example = next(example for example in data.examples if not example.labelled)
+        raise UserInputError(f"{source}: question {example.qid} has no 'answers' field but others have one "
+                             "(a test file has none, a training or evaluation file has them everywhere)")
+    data.labelled = labelled != {False}
     return data
 
 
 def _parse_question(qa: dict, qid: str, title: str, context: str, where: str) -> SquadExample:
     question = _field(qa, "question", str, where)
-    if "answers" not in qa:  # a test file: predicted, not scored
+    if "answers" not in qa and not qa.get("is_impossible", False):
         return SquadExample(qid=qid, title=title, context=context, question=question, answers=[],
-                            is_impossible=False)
+                            is_impossible=False, labelled=False)
     answers = []
     for answer_index, answer in enumerate(_field(qa, "answers", list, where)):
         where_answer = f"{where} answer {answer_index}"
@@ -164,13 +152,16 @@ def _nearest_occurrence(context: str, text: str, start: int):
 _MISSING = object()
 
 
-def _field(item: Any, name: str, kind: type, where: str, default: Any = _MISSING) -> Any:
+def _field(item: Any, name: str, kind: Union[type, tuple[type, ...]], where: str,
+           default: Any = _MISSING) -> Any:
     if not isinstance(item, dict):
         raise UserInputError(f"{where}: expected a JSON object, got {type(item).__name__}")
     value = item.get(name, default)
     if value is _MISSING:
         raise UserInputError(f"{where}: missing field {name!r}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int in Python; an answer_start of true/false is malformed all the same
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise UserInputError(f"{where}: field {name!r} should be {kind.__name__}, got {type(value).__name__}")
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise UserInputError(f"{where}: field {name!r} should be {expected}, got {type(value).__name__}")
     return value
