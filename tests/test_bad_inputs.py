@@ -228,8 +228,8 @@ def _(request, tmp_path):
     for split in ("train", "valid"):
         (no_test / f"data.{split}.raw").write_bytes((raw / f"data.{split}.raw").read_bytes())
     succeeds("prepare_corpus.py", "--raw-dir", no_test, "--gpt2-bpe", bpe, "--destdir", destdir, "--quiet")
-    assert sorted(os.listdir(destdir)) == sorted([MARKER, "dict.txt", "train.bin", "train.idx", "valid.bin",
-                                                  "valid.idx"])
+    assert sorted(os.listdir(destdir)) == sorted([MARKER, "dict.txt", "tokenizer.json", "train.bin",
+                                                  "train.idx", "valid.bin", "valid.idx"])
 
 
 @case("split_data: re-run with --test-docs 0: no stale data.test.raw")
@@ -325,7 +325,7 @@ def _(request, tmp_path):
     test = unlabelled(labelled, tmp_path / "test.json")
     result = succeeds("predict_squad2.py", "--checkpoint", checkpoint, "--data", test, "--gpt2-bpe", bpe,
                       "--out", tmp_path / "test-out", "--device", "cpu")
-    assert "has no gold answers (a test file): predictions written, not scored" in result.stdout
+    assert "has no answers: predictions written, nothing scored" in result.stdout
     assert sorted(os.listdir(tmp_path / "test-out")) == [MARKER, "nbest_predictions.json", "null_odds.json",
                                                           "predictions.json"]
     succeeds("predict_squad2.py", "--checkpoint", checkpoint, "--data", labelled, "--gpt2-bpe", bpe,
