@@ -185,10 +185,10 @@ def _listing(root: Path) -> list[str]:
 class OutputDirectory:
     """A directory that one tool writes as a unit::
 
-        out = OutputDirectory(args.destdir, "prepare_corpus.py", inputs=[...])  # checks, before any work
+        out = OutputDirectory(args.destdir, "prepare_corpus", inputs=[...])  # checks, before any work
         with out.staged() as staging:  # a hidden sibling, created first: an unwritable place fails here
             ...write into staging...
-        # here out.path holds exactly what was written into staging (and the marker)
+        # now args.destdir holds exactly what was written into staging (and the marker)
 
     An existing directory is replaced only if it is empty or an earlier output of ``tool`` holding nothing
     else; ``replace=False`` (a tool with --force) refuses even that.
