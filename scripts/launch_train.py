@@ -2,7 +2,6 @@
 see fairseq_ext/training/launch.py, or --help."""
 
 from fairseq_ext.cli import run_cli
-from fairseq_ext.training.launch import main
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli("fairseq_ext.training.launch:main")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from fairseq_ext.training import distributed
 from fairseq_ext.training.preflight import (
     check_devices,
     compose_config,
+    drop_records_after,
     plugin_dir,
     preflight,
     quiet_logging,
@@ -65,6 +65,8 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--save-dir", required=True, help="checkpoint directory (checkpoint.save_dir)")
     parser.add_argument("--restore", help="checkpoint to start from (checkpoint.restore_file); "
                         "ignored when SAVE_DIR/checkpoint_last.pt exists (the run then resumes)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="fine-tune a randomly initialised model (else fine-tuning needs --restore)")
     parser.add_argument("--nproc-per-node", type=positive,
                         help="data-parallel processes to start on this machine: one per GPU, or N on CPU "
                         "(gloo); default: every visible GPU, 1 on CPU")
@@ -96,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     checks = topology.rank == 0  # under torchrun/srun rank 0 checks; the others only share its decisions
     with quiet_logging():
         cfg = compose_config(config_dir, config_name, overrides)
-        plan = preflight(cfg, checks=checks)
+        plan = preflight(cfg, checks=checks, from_scratch=args.from_scratch)
     if plan.finished:
         return 0
     on_cpu = training_on_cpu(cfg)
@@ -116,6 +118,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if checks:
         check_devices(cfg)
+        if plan.resumed_updates is not None and cfg.common.log_file:
+            dropped = drop_records_after(Path(cfg.common.log_file), plan.resumed_updates)
+            if dropped:
+                report(f"{cfg.common.log_file}: removed {dropped} records of updates after "
+                       f"{plan.resumed_updates} (the resumed run does them again)")
     save_dir = Path(cfg.checkpoint.save_dir)
     hydra_defaults = [f"hydra.run.dir={save_dir}", "hydra.job.chdir=false"]  # .hydra/ + log in save_dir
     given = {item.split("=", 1)[0] for item in overrides}
@@ -145,12 +152,11 @@ def gpu_count() -> int:
 def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: str,
                         hydra_args: list[str]) -> int:
     """topology.world_size fairseq-hydra-train processes on this machine, one per rank (as torchrun would
-    start them). The first one to fail stops the others; so does SIGTERM (a job's time limit) or Ctrl-C.
-    Returns the first non-zero exit status."""
+    start them). The first one to fail stops the others; so does Ctrl-C or SIGTERM (a job's time limit:
+    run_cli raises it here). Returns the first non-zero exit status."""
     env = {**os.environ, "MASTER_ADDR": topology.master_addr, "MASTER_PORT": str(topology.master_port),
            "WORLD_SIZE": str(topology.world_size), "LOCAL_WORLD_SIZE": str(topology.world_size)}
     processes = []
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         for rank in range(topology.world_size):
             rank_topology = dataclasses.replace(topology, rank=rank, local_rank=rank)
@@ -168,16 +174,11 @@ def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: s
                 return 0
             time.sleep(0.5)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         for process in processes:
             if process.poll() is None:
                 process.terminate()
         for process in processes:
             process.wait()
-
-
-def _exit_on_signal(signum, frame):
-    raise SystemExit(128 + signum)
 
 
 def run_rank(topology, on_cpu: bool, config_dir: Path, config_name: str, hydra_args: list[str]) -> int:

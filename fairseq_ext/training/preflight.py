@@ -7,14 +7,18 @@ Each pitfall is one line (UserInputError):
     (dict.txt + the symbols the task adds, e.g. <mask>);
   - the checkpoint's num_updates already reaches optimization.max_update while the optimizer is restored
     (fairseq would stop at once);
-  - fp16 is asked for where no CUDA GPU is visible.
+  - a validation split too small for one batch (fewer samples than dataset.required_batch_size_multiple);
+  - fine-tuning (task squad2) with no checkpoint to start from, unless --from-scratch is given;
+  - fp16 on CPU (common.cpu=true), or fp16 where no CUDA GPU is visible.
 A run whose save dir already holds checkpoint_last.pt resumes from it (the restore checkpoint only seeds a
-fresh run); once that run has reached max_update, it has finished.
+fresh run); once that run has reached max_update, it has finished. On resuming, the records of updates
+after the checkpoint (done again by the resumed run) are removed from common.log_file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import warnings
@@ -22,9 +26,11 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.outputs import write_text_file
 
 RESET_FLAGS = ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")
 DEFAULT_RESTORE = "checkpoint_last.pt"  # fairseq's default: <save_dir>/checkpoint_last.pt
+FINE_TUNING_TASKS = ("squad2",)  # tasks that start from a pretrained model
 
 
 def report(message: str) -> None:
@@ -38,6 +44,7 @@ def _silent(message: str) -> None:
 class RunPlan(NamedTuple):
     resume: list[str]  # overrides that make an interrupted run continue from its checkpoint_last.pt
     finished: bool  # the save dir's run already reached max_update: nothing to train
+    resumed_updates: Optional[int] = None  # the update count a resumed run restarts from
 
 
 def resolve_config(config: str, config_dir: str | Path) -> tuple[Path, str]:
@@ -85,21 +92,29 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
         raise UserInputError(f"config {config_name}: {': '.join(reasons)}") from None
 
 
-def preflight(cfg, checks: bool = True) -> RunPlan:
+def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
     """Runs the checks and says what the run will start from. With ``checks=False`` (every rank but 0 of a
     job started by torchrun or srun: rank 0 checks) only the decisions all ranks must share, silently."""
     say = report if checks else _silent
     task = None
     if checks:
         check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
+        if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.cpu:
+            raise UserInputError("common.fp16=true with common.cpu=true: half precision needs a CUDA GPU; "
+                                 "set common.fp16=false to train on CPU (the tiny configs do)")
         task = setup_task(cfg)
+        check_valid_batches(cfg, task)
     start, resets, resume = starting_point(cfg.checkpoint, say)
     if start is None:
         if checks:
+            if cfg.task._name in FINE_TUNING_TASKS and not from_scratch:
+                raise UserInputError(f"no checkpoint to fine-tune: pass --restore CKPT (a pretrained RoBERTa) "
+                                     f"or --from-scratch (task {cfg.task._name} from a random initialisation)")
             report(f"training from scratch on {cfg.task.data} ({len(task.source_dictionary)} symbols)")
         return RunPlan(resume, False)
     resuming = start == last_checkpoint(cfg.checkpoint)
-    return RunPlan(resume, check_checkpoint(cfg, task, start, resets, resuming, checks))
+    finished, updates = check_checkpoint(cfg, task, start, resets, resuming, checks)
+    return RunPlan(resume, finished, updates if resuming else None)
 
 
 def starting_point(ckpt, say: Callable[[str], None] = report) -> tuple[Optional[Path], dict, list[str]]:
@@ -169,9 +184,11 @@ def setup_task(cfg):
         raise UserInputError(f"cannot set up task {cfg.task._name} on {cfg.task.data}: {err}") from None
 
 
-def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool, checks: bool = True) -> bool:
-    """Checks the checkpoint training starts from; True when it is the save dir's own checkpoint_last.pt
-    of a run that already reached max_update. The tensors are mapped, not read (see load_checkpoint)."""
+def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
+                     checks: bool = True) -> tuple[bool, int]:
+    """Checks the checkpoint training starts from; returns (True when it is the save dir's own
+    checkpoint_last.pt of a run that already reached max_update, its num_updates). The tensors are mapped,
+    not read (see load_checkpoint)."""
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
     info = checkpoint_info(load_checkpoint(path, lazy=True))
@@ -179,7 +196,7 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool, checks
     restores_updates = not resets["reset_optimizer"] and info.has_optimizer_state
     reached = restores_updates and 0 < max_update <= info.num_updates
     if not checks:
-        return reached and resuming
+        return reached and resuming, info.num_updates
     symbols = len(task.source_dictionary)
     if info.embedding_rows is not None and info.embedding_rows != symbols:
         raise UserInputError(
@@ -191,7 +208,7 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool, checks
         if resuming:  # the same command run again after the run finished: nothing to do
             report(f"{path} is at {info.num_updates} updates: the run has finished "
                    f"(raise optimization.max_update={max_update} to train further)")
-            return True
+            return True, info.num_updates
         raise UserInputError(
             f"checkpoint {path} is at {info.num_updates} updates and optimization.max_update={max_update}: "
             f"training would stop at once; raise optimization.max_update or reset with "
@@ -201,14 +218,61 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool, checks
     verb = "resuming from" if resuming else "starting from"
     report(f"{verb} {path} ({info.model_name}, {info.embedding_rows} embedding rows, "
            f"update {first} of {max_update or 'unlimited'})")
-    return False
+    return False, info.num_updates
+
+
+def check_valid_batches(cfg, task) -> None:
+    """fairseq makes batches in multiples of dataset.required_batch_size_multiple and drops a smaller
+    remainder: a validation split with fewer samples has no batch at all ("The dataset is empty")."""
+    if cfg.dataset.disable_validation:
+        return
+    multiple = cfg.dataset.required_batch_size_multiple
+    for split in cfg.dataset.valid_subset.split(","):
+        try:
+            task.load_dataset(split, combine=False, epoch=1)
+        except (OSError, ValueError, KeyError, AssertionError) as err:
+            raise UserInputError(f"cannot load the {split!r} split of {cfg.task.data}: {err}") from None
+        samples = len(task.dataset(split))
+        if samples < multiple:
+            raise UserInputError(
+                f"the {split!r} split of {cfg.task.data} has {samples} samples, fewer than "
+                f"dataset.required_batch_size_multiple={multiple}: fairseq would make no batch of it; add "
+                f"validation data or set dataset.required_batch_size_multiple=1")
+
+
+def drop_records_after(log_file: Path, num_updates: int) -> int:
+    """Removes from fairseq's JSON log the records of updates after ``num_updates``: an interrupted run
+    logged them after its last checkpoint, and the resumed run logs them again. Returns how many."""
+    if not log_file.is_file():
+        return 0
+    lines = log_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if _record_update(line) <= num_updates]
+    if len(kept) < len(lines):
+        write_text_file(log_file, "".join(kept))
+    return len(lines) - len(kept)
+
+
+def _record_update(line: str) -> float:
+    """The update a fairseq JSON record was logged at (num_updates, train_num_updates, valid_num_updates);
+    -inf for any other line (the config, the model)."""
+    if not line.startswith("{"):
+        return float("-inf")
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return float("-inf")
+    value = next((v for k, v in record.items() if k == "num_updates" or k.endswith("_num_updates")), None)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("-inf")
 
 
 def check_devices(cfg) -> None:
     """fp16 needs CUDA (fairseq fails with a traceback without it)."""
     import torch
 
-    if cfg.common.cpu or torch.cuda.is_available():
+    if torch.cuda.is_available():
         return
     if cfg.common.fp16 or cfg.common.memory_efficient_fp16:
         raise UserInputError("common.fp16=true needs a CUDA GPU and none is visible: run on a GPU node "
@@ -229,15 +293,11 @@ def describe_dictionary(cfg, task) -> str:
 
 @contextlib.contextmanager
 def quiet_logging():
-    """Importing fairseq's tasks sets the root logger to DEBUG (a logging.basicConfig in a speech task), so
-    they are imported (with the plugin) first: the checks print only their own lines; fairseq-hydra-train
-    configures logging afresh."""
-    import fairseq_ext.plugin  # noqa: F401
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)
+    """Importing fairseq's tasks sets the root logger to DEBUG (a logging.basicConfig in a speech task):
+    the checks print only their own lines (whatever the loggers' levels become meanwhile);
+    fairseq-hydra-train configures logging afresh."""
+    logging.disable(logging.INFO)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logging.disable(logging.NOTSET)
