@@ -106,10 +106,10 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
         check_valid_batches(cfg, task)
     start, resets, resume = starting_point(cfg.checkpoint, say)
     if start is None:
+        if checks and cfg.task._name in FINE_TUNING_TASKS and not from_scratch:
+            raise UserInputError(f"no checkpoint to fine-tune: pass --restore CKPT (a pretrained RoBERTa) or "
+                                 f"--from-scratch (task {cfg.task._name} from a random initialisation)")
         if checks:
-            if cfg.task._name in FINE_TUNING_TASKS and not from_scratch:
-                raise UserInputError(f"no checkpoint to fine-tune: pass --restore CKPT (a pretrained RoBERTa) "
-                                     f"or --from-scratch (task {cfg.task._name} from a random initialisation)")
             report(f"training from scratch on {cfg.task.data} ({len(task.source_dictionary)} symbols)")
         return RunPlan(resume, False)
     resuming = start == last_checkpoint(cfg.checkpoint)
