@@ -4,7 +4,6 @@ features (scripts/prepare_squad2.py), the configs and the command-line errors.""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 
@@ -37,14 +36,6 @@ def squad_task(data_dir, **settings):
 def tiny_model(task):
     return task.build_model(OmegaConf.create({"_name": "roberta_span_qa_tiny", "dropout": 0.0,
                                               "attention_dropout": 0.0}))
-
-
-def script(name: str):
-    """scripts/NAME.py as a module: its main(argv) runs in this process (fairseq is imported already)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compose(config_name: str):
@@ -245,7 +236,8 @@ def test_finetune_preflight(squad2_data_bin, tiny_pretrained_checkpoint, tmp_pat
     done = run_squad_script("finetune_squad2.sh", *args)
     assert "50265 embedding rows" in done.stderr and not (tmp_path / "save").exists()
 
-    launch = script("launch_train").main
+    from fairseq_ext.training.launch import main as launch
+
     with_config_dir = ["--config-dir", str(REPO / "configs" / "finetuning"), *args]
     with pytest.raises(UserInputError, match="prepared with max_seq_length=128"):
         launch([*with_config_dir, "task.max_seq_length=96"])
