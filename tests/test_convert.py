@@ -5,7 +5,6 @@ itself (its hub interface and checkpoint loader, its own GPT-2 encoder and Dicti
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -27,6 +26,8 @@ from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, Au
 from fairseq_ext.bpe import Gpt2Bpe
 from fairseq_ext.checkpoints import load_checkpoint, model_config
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.commands import fairseq_to_hf
+from fairseq_ext.export import to_hf
 from fairseq_ext.squad import load_squad
 from tests.conftest import REPO, shared_path
 from tests.squad_fixtures import (
@@ -41,15 +42,6 @@ from tests.test_pretrain import make_legacy_checkpoint
 TOLERANCE = 1e-4
 MAX_LENGTH = 128  # the tiny models' positions
 
-
-def convert_script(name: str):
-    """A module of convert/ (scripts, not a package: they import each other by plain name)."""
-    if str(REPO / "convert") not in sys.path:
-        sys.path.insert(0, str(REPO / "convert"))
-    return importlib.import_module(name)
-
-
-fairseq_to_hf = convert_script("fairseq_to_hf")
 
 
 def wiki_paragraphs() -> list[str]:
@@ -143,7 +135,7 @@ def mlm_export(request) -> Export:
 # --- masked LM ------------------------------------------------------------------------------------------
 
 def test_masked_lm_export_equals_fairseq(mlm_export, gpt2_bpe_dir):
-    assert sorted(os.listdir(mlm_export.out)) == sorted(fairseq_to_hf.OUTPUT_FILES)
+    assert sorted(os.listdir(mlm_export.out)) == sorted(to_hf.OUTPUT_FILES)
     config = json.loads((mlm_export.out / "config.json").read_text())
     fairseq_cfg = model_config(load_checkpoint(mlm_export.checkpoint))
     assert config["architectures"] == ["RobertaForMaskedLM"]
@@ -241,7 +233,7 @@ def test_legacy_checkpoint_exports_the_same_model(official_mlm_export, wiki_data
 def test_failed_verification_exits_1_and_writes_nothing(tiny_pretrained_checkpoint, gpt2_bpe_dir, tmp_path,
                                                         monkeypatch, capsys):
     """The classic export bug, positions not offset by padding_idx + 1, is caught and nothing is written."""
-    convert_state = fairseq_to_hf.hf_state_dict
+    convert_state = to_hf.hf_state_dict
 
     def positions_off_by_two(*args):
         state = convert_state(*args)
@@ -249,7 +241,7 @@ def test_failed_verification_exits_1_and_writes_nothing(tiny_pretrained_checkpoi
         state["roberta.embeddings.position_embeddings.weight"] = torch.cat([positions[2:], positions[:2]])
         return state
 
-    monkeypatch.setattr(fairseq_to_hf, "hf_state_dict", positions_off_by_two)
+    monkeypatch.setattr(to_hf, "hf_state_dict", positions_off_by_two)
     out = tmp_path / "hf"
     status = fairseq_to_hf.main(["--checkpoint", str(tiny_pretrained_checkpoint), "--gpt2-bpe",
                                  str(gpt2_bpe_dir), "--out", str(out)])
@@ -270,7 +262,7 @@ def test_existing_output_needs_force(official_mlm_export, gpt2_bpe_dir, tmp_path
                             str(gpt2_bpe_dir), "--out", str(out), "--no-verify"])
     assert os.listdir(out) == ["old-file"]
     run_export(official_mlm_export.checkpoint, official_mlm_export.data_bin, gpt2_bpe_dir, out, "--force")
-    assert sorted(os.listdir(out)) == sorted(fairseq_to_hf.OUTPUT_FILES)
+    assert sorted(os.listdir(out)) == sorted(to_hf.OUTPUT_FILES)
     assert sorted(os.listdir(tmp_path)) == ["hf"]
 
 
