@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.commands import evaluate_hf, fairseq_to_hf
 from tests.conftest import REPO
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script, squad_articles
-from tests.test_convert import convert_script
-
-fairseq_to_hf = convert_script("fairseq_to_hf")
-evaluate_hf = convert_script("evaluate_hf")
 
 # runs a convert/ script with `import fairseq` made impossible (ImportError wherever it is tried)
-WITHOUT_FAIRSEQ = ("import runpy, sys; sys.modules['fairseq'] = None; script = sys.argv[1]; "
-                   "sys.argv = sys.argv[1:]; sys.path.insert(0, script.rsplit('/', 1)[0]); "
-                   "runpy.run_path(script, run_name='__main__')")
+WITHOUT_FAIRSEQ = ("import runpy, sys; sys.modules['fairseq'] = None; sys.argv = sys.argv[1:]; "
+                   "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def run_without_fairseq(script: str, *args) -> subprocess.CompletedProcess:

@@ -52,8 +52,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fairseq_ext.export.verify import VerificationError
 
     hf_logging.disable_progress_bar()  # a few tensors: the report says what was done
-    options = CardOptions(languages=tuple(args.language), license=args.license, eval_results=args.eval_results,
-                          eval_dataset=args.eval_dataset, null_threshold=args.null_threshold)
+    options = CardOptions(languages=tuple(args.language), license=args.license,
+                          eval_results=args.eval_results, eval_dataset=args.eval_dataset,
+                          null_threshold=args.null_threshold)
     try:
         report = export(args.checkpoint, args.gpt2_bpe, args.out, args.dict, args.force, args.verify,
                         args.tolerance, options)

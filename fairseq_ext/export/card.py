@@ -113,7 +113,8 @@ def _body(facts: CardFacts) -> str:
                   + ", ".join(f"`{key}={value}`" for key, value in settings.items()) + "."]
         if facts.null_threshold is not None:
             value, source = facts.null_threshold
-            lines.append(f"The \"no answer\" threshold `null_score_diff_threshold={value:g}` comes from {source}.")
+            lines.append(f"The \"no answer\" threshold `null_score_diff_threshold={value:g}` comes from "
+                         f"{source}.")
     if facts.eval_results is not None:
         lines += ["", "## Evaluation", "", "| metric | value |", "| --- | --- |"]
         lines += [f"| {name} | {float(facts.eval_results[key]):.2f} |"

@@ -146,12 +146,12 @@ def _parts_without_hf_counterpart(tensors: dict, kind: str) -> list[str]:
 CONVERTED_FROM = "converted_from"  # checkpoint key: the HF model an import came from (fairseq ignores it)
 
 
-def checkpoint_state(roberta: FairseqRoberta, bpe_files: dict[str, Path], source: str) -> dict:
+def checkpoint_state(roberta: FairseqRoberta, directory: Path, source: str) -> dict:
     """A checkpoint as fairseq writes one (``cfg`` with the model, task and BPE sections; no optimizer
     state, update 0): ``fairseq-hydra-train`` restores it (checkpoint.restore_file) and
-    ``RobertaModel.from_pretrained(DIR, checkpoint_file=...)`` loads it. ``bpe_files``: where the model's
-    encoder.json and vocab.bpe will be (fairseq's GPT-2 BPE defaults to downloading them); ``source``: the
-    HF model it was converted from."""
+    ``RobertaModel.from_pretrained(DIR, checkpoint_file=...)`` loads it. ``directory``: where it will live
+    with dict.txt, encoder.json and vocab.bpe (named in the config: fairseq's GPT-2 BPE would otherwise
+    download its files); ``source``: the HF model it was converted from."""
     from fairseq.dataclass.configs import FairseqConfig
     from fairseq.tasks.masked_lm import MaskedLMConfig
     from omegaconf import OmegaConf
@@ -161,16 +161,17 @@ def checkpoint_state(roberta: FairseqRoberta, bpe_files: dict[str, Path], source
     cfg = OmegaConf.structured(FairseqConfig)
     if roberta.kind == SPAN_QA:
         settings = roberta.squad_settings or QASettings()
-        cfg.task = OmegaConf.structured(SquadV2Config(data=".", max_positions=roberta.max_positions,
-                                                      **dataclasses.asdict(settings)))
+        cfg.task = OmegaConf.structured(SquadV2Config(
+            data=str(directory), max_positions=roberta.max_positions, **dataclasses.asdict(settings)))
         cfg.task._name, cfg.criterion = "squad2", {"_name": "span_qa"}
     else:
-        cfg.task = OmegaConf.structured(MaskedLMConfig(data=".", tokens_per_sample=roberta.max_positions))
+        cfg.task = OmegaConf.structured(MaskedLMConfig(data=str(directory),
+                                                       tokens_per_sample=roberta.max_positions))
         cfg.task._name, cfg.criterion = "masked_lm", {"_name": "masked_lm"}
     cfg.model = {key: value for key, value in vars(roberta.args).items() if not key.startswith("_")}
     cfg.model._name = roberta.args._name
-    cfg.bpe = {"_name": "gpt2", "gpt2_encoder_json": str(bpe_files["encoder.json"]),
-               "gpt2_vocab_bpe": str(bpe_files["vocab.bpe"])}
+    cfg.bpe = {"_name": "gpt2", "gpt2_encoder_json": str(directory / "encoder.json"),
+               "gpt2_vocab_bpe": str(directory / "vocab.bpe")}
     criterion = "SpanQACriterion" if roberta.kind == SPAN_QA else "MaskedLmLoss"
     return {
         "args": None,

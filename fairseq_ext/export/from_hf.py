@@ -70,14 +70,20 @@ def resolve_model_dir(model: str) -> Path:
         return Path(snapshot_download(model, allow_patterns=list(HUB_FILES)))
     except Exception as err:  # invalid id, not cached offline, not on the hub, network: all one message
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        where = "the local Hugging Face cache" + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "")
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        where = f"the local Hugging Face cache{offline}"
         raise UserInputError(f"{model}: no such directory, and not found in {where}: {reason}") from None
 
 
 def load_hf_model(model_dir: Path):
     """(kind, config, fast tokenizer, fp32 model in eval mode) of a RoBERTa directory, checked."""
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForQuestionAnswering, \
-        AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoModelForQuestionAnswering,
+        AutoTokenizer,
+    )
 
     try:
         config = AutoConfig.from_pretrained(str(model_dir))
@@ -106,7 +112,8 @@ def qa_settings(config, max_positions: int) -> QASettings:
     return dataclasses.replace(defaults, max_seq_length=min(defaults.max_seq_length, max_positions))
 
 
-def convert_model(kind: str, config, hf_model, vocabulary: ExportVocabulary, symbols: list[str]) -> FairseqRoberta:
+def convert_model(kind: str, config, hf_model, vocabulary: ExportVocabulary,
+                  symbols: list[str]) -> FairseqRoberta:
     """The fairseq model holding the HF model's weights."""
     dictionary = dictionary_of(symbols)
     args = fairseq_args(kind, config)
@@ -141,12 +148,10 @@ def import_model(model: str, out_dir: Path, bpe_dir: Optional[Path] = None, forc
         raise UserInputError(f"the model has {config.vocab_size} embedding rows but its tokenizer "
                              f"{len(vocabulary.tokens)} tokens: every row must be a dictionary symbol")
 
-    final = out_dir.resolve()
     with staged_directory(out_dir) as staging:
         symbols = tokenizer_files.write_fairseq_files(vocabulary, bpe_dir, staging)
         roberta = convert_model(kind, config, hf_model, vocabulary, symbols)
-        bpe_files = {name: final / name for name in ("encoder.json", "vocab.bpe")}
-        torch.save(checkpoint_state(roberta, bpe_files, model), staging / CHECKPOINT)
+        torch.save(checkpoint_state(roberta, out_dir.resolve(), model), staging / CHECKPOINT)
         verification = None
         if verify:  # the written files, read back as fairseq reads them
             written = load_fairseq_roberta(load_checkpoint(staging / CHECKPOINT), staging / CHECKPOINT,

@@ -50,9 +50,9 @@ class ExportReport:
     null_threshold: Optional[tuple[float, str]]
 
 
-def default_dictionary(checkpoint_state: dict, bpe_dir: Path) -> Path:
-    """The dict.txt of the checkpoint's training data when that directory is still there, else the
-    official one in the GPT-2 BPE directory."""
+def default_dictionary(checkpoint_state: dict, checkpoint: Path, bpe_dir: Path) -> Path:
+    """The dict.txt of the checkpoint's training data when that directory is still there, else the one
+    beside the checkpoint (a model directory: model.pt + dict.txt), else the GPT-2 BPE directory's."""
     task = (checkpoint_state.get("cfg") or {}).get("task") or {}
     data = task.get("data") if isinstance(task, dict) else None
     if data is None and checkpoint_state.get("args") is not None:
@@ -61,7 +61,8 @@ def default_dictionary(checkpoint_state: dict, bpe_dir: Path) -> Path:
         candidate = Path(str(data).split(os.pathsep)[0]) / "dict.txt"
         if candidate.is_file():
             return candidate
-    return bpe_dir / "dict.txt"
+    beside = checkpoint.parent / "dict.txt"
+    return beside if beside.is_file() else bpe_dir / "dict.txt"
 
 
 def null_threshold(option: Union[None, float, str], eval_results: Optional[dict],
@@ -100,17 +101,18 @@ def load_hf(directory: Path, kind: str):
 
 def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_path: Optional[Path] = None,
            force: bool = False, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE,
-           card_options: CardOptions = CardOptions()) -> ExportReport:
+           card_options: Optional[CardOptions] = None) -> ExportReport:
     """Writes the HF directory ``out_dir`` atomically. A failed verification raises VerificationError and
     leaves ``out_dir`` untouched."""
     checkpoint = existing_file(checkpoint, "checkpoint")
+    card_options = card_options or CardOptions()
     check_output_dir(out_dir, force)
     bpe_dir = resolve_gpt2_bpe_dir(bpe_dir)
     eval_results = card.read_eval_results(card_options.eval_results) if card_options.eval_results else None
     threshold = null_threshold(card_options.null_threshold, eval_results, card_options.eval_results)
     state = load_checkpoint(checkpoint)
     if dictionary_path is None:
-        dictionary_path = default_dictionary(state, bpe_dir)
+        dictionary_path = default_dictionary(state, checkpoint, bpe_dir)
     dictionary = load_dictionary(dictionary_path)
     roberta = load_fairseq_roberta(state, checkpoint, dictionary)
     if threshold is not None:

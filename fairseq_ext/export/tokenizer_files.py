@@ -133,7 +133,8 @@ def import_vocabulary(tokenizer, bpe_dir: Path) -> ExportVocabulary:
     model = backend.get("model") or {}
     if model.get("type") != "BPE":
         raise UserInputError(f"the tokenizer is {model.get('type')!r}, not GPT-2's byte-level BPE")
-    merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model["merges"]]
+    merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge)
+              for merge in model["merges"]]
     if merges != read_merges(bpe_dir / "vocab.bpe"):
         raise UserInputError(f"the tokenizer's BPE merges differ from {bpe_dir / 'vocab.bpe'}: it is not "
                              "GPT-2's byte-level BPE (pass the GPT-2 files it was made from with --gpt2-bpe)")

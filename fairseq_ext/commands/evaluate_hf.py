@@ -1,0 +1,89 @@
+"""convert/evaluate_hf.py: SQuAD v2 (or v1.1) evaluation of an exported model with transformers only.
+
+Loads the model with ``AutoTokenizer`` / ``AutoModelForQuestionAnswering`` and runs the project's shared
+SQuAD code (the same windows, post-processing and official metric as scripts/predict_squad2.py), so its
+predictions are those of the fairseq model. Writes predictions.json (question id -> answer, "" for no
+answer), null_odds.json (SQuAD 2.0), nbest_predictions.json and, when the data has gold answers,
+eval_results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+from fairseq_ext.cli import UserInputError
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from fairseq_ext.hf.qa import add_answer_arguments
+
+    parser = argparse.ArgumentParser(prog="evaluate_hf.py",
+                                     description="Evaluate an exported RobertaForQuestionAnswering on SQuAD "
+                                                 "JSON with transformers and the project's SQuAD code.")
+    parser.add_argument("--model", required=True, help="Hugging Face model directory (fairseq_to_hf --out)")
+    parser.add_argument("--data", required=True, help="SQuAD v2.0 or v1.1 JSON")
+    parser.add_argument("--out", required=True, type=Path, help="directory for the prediction files")
+    parser.add_argument("--max-samples", type=int, default=None, help="evaluate the first N questions only")
+    parser.add_argument("--show-examples", type=int, default=0, metavar="K",
+                        help="print K questions with gold and predicted answers")
+    add_answer_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def show_examples(examples, predictions, count: int) -> None:
+    for example in examples[:count]:
+        gold = sorted({answer.text for answer in example.answers}) or ["(no answer)"]
+        predicted = predictions.answers[example.qid] or "(no answer)"
+        print(f"- {example.question.strip()}\n    gold: {' | '.join(gold)}\n    predicted: {predicted}")
+
+
+def write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    from fairseq_ext.hf.qa import (
+        answer_questions,
+        describe_settings,
+        load_qa_model,
+        model_settings,
+        settings_overrides,
+    )
+    from fairseq_ext.squad import load_squad, squad_evaluate
+
+    squad = load_squad(args.data)
+    print(f"{args.data}: {squad.summary()}")
+    examples = squad.examples[:args.max_samples] if args.max_samples is not None else squad.examples
+    if not examples:
+        raise UserInputError(f"{args.data}: no questions to evaluate")
+    if len(examples) < len(squad.examples):
+        print(f"evaluating the first {len(examples)} of {len(squad.examples)} questions (--max-samples)")
+    tokenizer, model = load_qa_model(args.model, args.device)
+    settings, sources = model_settings(model, settings_overrides(args))
+    print(f"settings: {describe_settings(settings, sources)}")
+    predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2, args.batch_size,
+                                   args.device, progress=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "predictions.json", predictions.answers)
+    write_json(args.out / "nbest_predictions.json", predictions.nbest)
+    written = ["predictions.json", "nbest_predictions.json"]
+    if squad.version_2:
+        write_json(args.out / "null_odds.json", predictions.null_odds)
+        written.append("null_odds.json")
+    if any(example.answers or example.is_impossible for example in examples):
+        # as scripts/predict_squad2.py: null odds thresholded where the answers were, so "exact" and
+        # "f1" score predictions.json as written and best_f1_thresh suggests a better threshold
+        results = squad_evaluate(examples, predictions.answers,
+                                 na_probs=predictions.null_odds if squad.version_2 else None,
+                                 na_prob_thresh=settings.null_score_diff_threshold, version_2=squad.version_2)
+        write_json(args.out / "eval_results.json", results)
+        written.append("eval_results.json")
+        print(json.dumps(results, indent=2))
+    show_examples(examples, predictions, args.show_examples)
+    print(f"wrote {', '.join(written)} to {args.out}")
+    return 0
