@@ -40,10 +40,6 @@ def show_examples(examples, predictions, count: int) -> None:
         print(f"- {example.question.strip()}\n    gold: {' | '.join(gold)}\n    predicted: {predicted}")
 
 
-def write_json(path: Path, value) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from fairseq_ext.hf.qa import (
@@ -52,8 +48,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         load_qa_model,
         model_settings,
         settings_overrides,
+        write_predictions,
     )
-    from fairseq_ext.squad import load_squad, squad_evaluate
+    from fairseq_ext.squad import load_squad
 
     squad = load_squad(args.data)
     print(f"{args.data}: {squad.summary()}")
@@ -68,21 +65,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2, args.batch_size,
                                    args.device, progress=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "predictions.json", predictions.answers)
-    write_json(args.out / "nbest_predictions.json", predictions.nbest)
-    written = ["predictions.json", "nbest_predictions.json"]
-    if squad.version_2:
-        write_json(args.out / "null_odds.json", predictions.null_odds)
-        written.append("null_odds.json")
-    if any(example.answers or example.is_impossible for example in examples):
-        # as scripts/predict_squad2.py: null odds thresholded where the answers were, so "exact" and
-        # "f1" score predictions.json as written and best_f1_thresh suggests a better threshold
-        results = squad_evaluate(examples, predictions.answers,
-                                 na_probs=predictions.null_odds if squad.version_2 else None,
-                                 na_prob_thresh=settings.null_score_diff_threshold, version_2=squad.version_2)
-        write_json(args.out / "eval_results.json", results)
-        written.append("eval_results.json")
+    written, results = write_predictions(args.out, examples, predictions, squad.version_2,
+                                         settings.null_score_diff_threshold)
+    if results is not None:
         print(json.dumps(results, indent=2))
     show_examples(examples, predictions, args.show_examples)
     print(f"wrote {', '.join(written)} to {args.out}")

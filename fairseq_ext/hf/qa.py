@@ -102,9 +102,9 @@ def answer_questions(examples: Sequence[SquadExample], tokenizer, model, setting
                                    null_score_diff_threshold=settings.null_score_diff_threshold)
 
 
-def add_answer_arguments(parser) -> None:
+def add_answer_arguments(parser, runtime: bool = True) -> None:
     """Windowing and post-processing options (unset: the model's stored settings, else the defaults), and
-    the batch size and device."""
+    with ``runtime`` the prediction batch size and device."""
     defaults = QASettings()
     group = parser.add_argument_group("windows and answers (default: the settings stored in the model, "
                                       "else these defaults)")
@@ -120,6 +120,8 @@ def add_answer_arguments(parser) -> None:
     group.add_argument("--null-score-diff-threshold", type=float,
                        help='answer "" when null score - best span score exceeds this, SQuAD 2.0 '
                             f"({defaults.null_score_diff_threshold})")
+    if not runtime:
+        return
     group.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (%(default)s)")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                        help="torch device (default: %(default)s)")
@@ -128,3 +130,30 @@ def add_answer_arguments(parser) -> None:
 def settings_overrides(args) -> dict[str, Optional[float]]:
     """The answer options of parsed ``args`` (None where not given)."""
     return {item.name: getattr(args, item.name) for item in dataclasses.fields(QASettings)}
+
+
+def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: Predictions, version_2: bool,
+                      null_threshold: float) -> tuple[list[str], Optional[dict]]:
+    """predictions.json, nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions have
+    gold answers, eval_results.json (official metric); returns the names written and the results."""
+    import json
+
+    from fairseq_ext.squad import squad_evaluate
+
+    def write(name: str, value) -> None:
+        (out / name).write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(name)
+
+    out.mkdir(parents=True, exist_ok=True)
+    written, results = [], None
+    write("predictions.json", predictions.answers)
+    write("nbest_predictions.json", predictions.nbest)
+    if version_2:
+        write("null_odds.json", predictions.null_odds)
+    if any(example.answers or example.is_impossible for example in examples):
+        # as scripts/predict_squad2.py: null odds thresholded where the answers were, so "exact" and
+        # "f1" score predictions.json as written and best_f1_thresh suggests a better threshold
+        results = squad_evaluate(examples, predictions.answers, na_probs=predictions.null_odds if version_2
+                                 else None, na_prob_thresh=null_threshold, version_2=version_2)
+        write("eval_results.json", results)
+    return written, results
