@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -48,7 +49,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     training.add_argument("--adam-eps", type=float, default=defaults.adam_eps, help="(%(default)g)")
     training.add_argument("--clip-norm", type=float, default=defaults.clip_norm,
                           help="gradient norm clipping, 0 for none (%(default)g)")
-    training.add_argument("--dropout", type=float, help="dropout and attention dropout (default: the model's)")
+    training.add_argument("--dropout", type=float,
+                          help="dropout and attention dropout (default: the model's)")
     training.add_argument("--seed", type=int, default=defaults.seed, help="(%(default)s)")
     add_answer_arguments(parser, runtime=False)
     args = parser.parse_args(argv)
@@ -62,8 +64,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from fairseq_ext.hf.finetune import TrainingSettings, finetune
-    from fairseq_ext.hf.qa import answer_questions, describe_settings, load_qa_model, model_settings, \
-        settings_overrides, write_predictions
+    from fairseq_ext.hf.qa import (
+        answer_questions,
+        describe_settings,
+        load_qa_model,
+        model_settings,
+        settings_overrides,
+        write_predictions,
+    )
     from fairseq_ext.squad import load_squad
 
     hf_logging.set_verbosity_error()
@@ -82,8 +90,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 clip_norm=args.clip_norm, dropout=args.dropout, seed=args.seed)
     print(f"training: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(training).items())}")
     args.out.mkdir(parents=True, exist_ok=True)
-    tokenizer, model, log = finetune(args.model, train.examples, settings, training, args.out / "trainer",
-                                     progress=sys.stderr.isatty())
+    with tempfile.TemporaryDirectory() as work_dir:  # the Trainer's output_dir: nothing is kept there
+        tokenizer, model, log = finetune(args.model, train.examples, settings, training, Path(work_dir),
+                                         progress=sys.stderr.isatty())
     model.save_pretrained(str(args.out))
     tokenizer.save_pretrained(str(args.out))
     (args.out / "train_log.json").write_text("".join(json.dumps(record) + "\n" for record in log))

@@ -82,7 +82,7 @@ def load_model_for_training(model_dir: Path, settings: QASettings, training: Tra
 def finetune(model_dir: Path, train: Sequence[SquadExample], settings: QASettings,
              training: TrainingSettings, work_dir: Path, progress: bool = True):
     """The fine-tuned model (eval mode), its tokenizer and the Trainer's log (one record per update)."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     tokenizer, model = load_model_for_training(model_dir, settings, training)
     features = build_features(train, HFTokenizerAdapter(tokenizer), max_seq_length=settings.max_seq_length,
@@ -98,5 +98,6 @@ def finetune(model_dir: Path, train: Sequence[SquadExample], settings: QASetting
         disable_tqdm=not progress)
     trainer = Trainer(model=model, args=arguments, train_dataset=FeatureDataset(features),
                       data_collator=collate)
+    trainer.remove_callback(PrinterCallback)  # one dict printed per update; the log is returned instead
     trainer.train()
     return tokenizer, model.eval(), [record for record in trainer.state.log_history if "loss" in record]
