@@ -26,8 +26,9 @@ from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, Au
 from fairseq_ext.bpe import Gpt2Bpe
 from fairseq_ext.checkpoints import load_checkpoint, model_config
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.commands import fairseq_to_hf
+from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
 from fairseq_ext.export import to_hf
+from fairseq_ext.export.state_dict import NOT_WEIGHTS
 from fairseq_ext.squad import load_squad
 from tests.conftest import REPO, shared_path
 from tests.squad_fixtures import (
@@ -420,3 +421,32 @@ def test_untied_output_embeddings(official_mlm_export, gpt2_bpe_dir, tmp_path):
     assert not model.config.tie_word_embeddings
     assert torch.equal(model.lm_head.decoder.weight, projection)
     assert not torch.equal(model.roberta.embeddings.word_embeddings.weight, projection)
+
+
+# --- round trip through Hugging Face ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["official_mlm_export", "corpus_mlm_export", "official_squad_export"])
+def test_fairseq_hf_fairseq_round_trip_is_bit_exact(which, request, gpt2_bpe_dir, tmp_path):
+    """convert/hf_to_fairseq.py on an export gives back every tensor of the checkpoint bit for bit, the
+    dictionary, and (span QA) the task's windows and answer settings."""
+    exported = request.getfixturevalue(which)
+    out = tmp_path / "fairseq"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert hf_to_fairseq.main(["--model", str(exported.out), "--out", str(out), "--gpt2-bpe",
+                                   str(gpt2_bpe_dir)]) == 0
+    original, back = load_checkpoint(exported.checkpoint), load_checkpoint(out / "model.pt")
+    weights = [{key: tensor for key, tensor in state["model"].items() if not NOT_WEIGHTS.search(key)}
+               for state in (original, back)]
+    assert weights[0].keys() == weights[1].keys()
+    differing = [key for key in weights[0] if weights[0][key].dtype != weights[1][key].dtype
+                 or not torch.equal(weights[0][key], weights[1][key])]
+    assert not differing
+    dictionaries = [Dictionary.load(str(path / "dict.txt")) for path in (out, exported.data_bin)]
+    assert dictionaries[0].symbols == dictionaries[1].symbols
+    if which == "official_squad_export":
+        settings = ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
+                    "null_score_diff_threshold")
+        assert {name: back["cfg"]["task"][name] for name in settings} == \
+            {name: original["cfg"]["task"][name] for name in settings}
+        assert back["cfg"]["model"]["_name"] == "roberta_span_qa"
+    print(f"\n{which}: {len(weights[0])} tensors, all bit-identical after fairseq -> HF -> fairseq")

@@ -141,7 +141,7 @@ def test_continues_masked_lm_training(imported_mlm, wiki_raw_dir, tmp_path):
            f"{CONTINUED_UPDATES})" in done.stderr
     info = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt"))
     assert info.num_updates == CONTINUED_UPDATES and info.embedding_rows == 50265
-    losses = [float(record["train_loss"]) for record in training_records(save_dir)]
+    losses = [float(record["loss"]) for record in training_records(save_dir)]
     print(f"\ncontinued pretraining of the imported model: losses {losses}")
     assert len(losses) == CONTINUED_UPDATES
     # a random model predicts about uniformly over 50265 symbols: log2(50265) = 15.6 bits

@@ -19,8 +19,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     "dict.txt, encoder.json, vocab.bpe. Verified against the HF model (same token ids, "
                     "outputs within --tolerance) before anything is written.")
     parser.add_argument("--model", required=True,
-                        help="HF model directory, or a hub id found in the local Hugging Face cache "
-                             "(HF_HUB_OFFLINE=1: never downloads)")
+                        help="HF model directory, or a hub id (from the local Hugging Face cache; "
+                             "missing files are downloaded unless HF_HUB_OFFLINE=1)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     parser.add_argument("--gpt2-bpe", type=Path, default=None,
                         help="directory with GPT-2's encoder.json and vocab.bpe, which the model's tokenizer "
@@ -35,6 +35,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    from fairseq_ext.hf.hub import resolve_model_dir
+
+    model_dir = resolve_model_dir(args.model)  # before the heavy imports: a wrong id fails at once
     from transformers.utils import logging as hf_logging
 
     from fairseq_ext.export.from_hf import OUTPUT_FILES, describe, import_model
@@ -42,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     hf_logging.disable_progress_bar()
     try:
-        report = import_model(args.model, args.out, args.gpt2_bpe, args.force, args.verify, args.tolerance)
+        report = import_model(model_dir, args.out, args.gpt2_bpe, args.force, args.verify, args.tolerance)
     except VerificationError as err:
         print(f"hf_to_fairseq.py: verification failed, nothing written: {err}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ from fairseq import models as fairseq_models
 from fairseq.data import Dictionary
 from fairseq.models.roberta import RobertaModel
 
-from fairseq_ext.checkpoints import model_config
+from fairseq_ext.checkpoints import encoder_state_dict, model_config
 from fairseq_ext.cli import UserInputError, existing_file
 from fairseq_ext.export.config import ENCODER, MASKED_LM, PAD_INDEX, SPAN_QA
 from fairseq_ext.export.tokenizer_files import MASK
@@ -97,7 +97,8 @@ def checkpoint_model_args(state: dict, checkpoint: Path) -> argparse.Namespace:
 def load_fairseq_roberta(state: dict, checkpoint: Path, dictionary: Dictionary) -> FairseqRoberta:
     """The fairseq model of a loaded checkpoint (``state``), for export and verification."""
     args = checkpoint_model_args(state, checkpoint)
-    embedding, positions = (_tensor_ending(state["model"], f"sentence_encoder.{name}.weight")
+    tensors = encoder_state_dict(state)
+    embedding, positions = (tensors.get(f"encoder.sentence_encoder.{name}.weight")
                             for name in ("embed_tokens", "embed_positions"))
     if embedding is None or positions is None:
         raise UserInputError(f"{checkpoint}: no RoBERTa token and position embeddings in the checkpoint")
@@ -126,11 +127,6 @@ def squad_task_settings(state: dict) -> Optional[QASettings]:
         return None
     return QASettings(**{item.name: task[item.name] for item in dataclasses.fields(QASettings)
                          if item.name in task})
-
-
-def _tensor_ending(tensors: dict, suffix: str) -> Optional[torch.Tensor]:
-    """The tensor whose name ends with ``suffix`` (encoder.* or the legacy decoder.* prefix)."""
-    return next((tensor for key, tensor in tensors.items() if key.endswith(suffix)), None)
 
 
 def _parts_without_hf_counterpart(tensors: dict, kind: str) -> list[str]:

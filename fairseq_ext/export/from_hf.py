@@ -44,7 +44,6 @@ from fairseq_ext.squad.settings import QASettings
 
 CHECKPOINT = "model.pt"
 OUTPUT_FILES = (CHECKPOINT, *tokenizer_files.FAIRSEQ_FILES)
-HUB_FILES = ("config.json", "*.safetensors", "*.json", "merges.txt", "vocab.*", "*.model")
 FRESH_HEAD_SEED = 1  # the masked-LM head given to a RobertaModel: the same on every run
 
 
@@ -55,24 +54,6 @@ class ImportReport:
     roberta: FairseqRoberta
     vocabulary: ExportVocabulary
     verification: Optional[Verification]
-
-
-def resolve_model_dir(model: str) -> Path:
-    """A model directory as given, or the local snapshot of a hub id (downloaded unless HF_HUB_OFFLINE)."""
-    path = Path(model)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserInputError(f"{path}: not a Hugging Face model directory (no config.json)")
-        return path
-    from huggingface_hub import constants, snapshot_download
-
-    try:
-        return Path(snapshot_download(model, allow_patterns=list(HUB_FILES)))
-    except Exception as err:  # invalid id, not cached offline, not on the hub, network: all one message
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
-        where = f"the local Hugging Face cache{offline}"
-        raise UserInputError(f"{model}: no such directory, and not found in {where}: {reason}") from None
 
 
 def load_hf_model(model_dir: Path):
@@ -135,13 +116,13 @@ def convert_model(kind: str, config, hf_model, vocabulary: ExportVocabulary,
                           squad_settings=settings)
 
 
-def import_model(model: str, out_dir: Path, bpe_dir: Optional[Path] = None, force: bool = False,
+def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None, force: bool = False,
                  verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> ImportReport:
-    """Writes ``out_dir`` (model.pt, dict.txt, encoder.json, vocab.bpe) atomically. A failed verification
-    raises VerificationError and leaves ``out_dir`` untouched."""
+    """Writes ``out_dir`` (model.pt, dict.txt, encoder.json, vocab.bpe) atomically from the HF model in
+    ``model_dir`` (fairseq_ext.hf.hub.resolve_model_dir finds a hub id's). A failed verification raises
+    VerificationError and leaves ``out_dir`` untouched."""
     check_output_dir(out_dir, force)
     bpe_dir = resolve_gpt2_bpe_dir(bpe_dir)
-    model_dir = resolve_model_dir(model)
     kind, config, tokenizer, hf_model = load_hf_model(model_dir)
     vocabulary = tokenizer_files.import_vocabulary(tokenizer, bpe_dir)
     if config.vocab_size != len(vocabulary.tokens):
@@ -151,7 +132,7 @@ def import_model(model: str, out_dir: Path, bpe_dir: Optional[Path] = None, forc
     with staged_directory(out_dir) as staging:
         symbols = tokenizer_files.write_fairseq_files(vocabulary, bpe_dir, staging)
         roberta = convert_model(kind, config, hf_model, vocabulary, symbols)
-        torch.save(checkpoint_state(roberta, out_dir.resolve(), model), staging / CHECKPOINT)
+        torch.save(checkpoint_state(roberta, out_dir.resolve(), str(model_dir)), staging / CHECKPOINT)
         verification = None
         if verify:  # the written files, read back as fairseq reads them
             written = load_fairseq_roberta(load_checkpoint(staging / CHECKPOINT), staging / CHECKPOINT,
