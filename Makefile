@@ -2,7 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
-GPT2_BPE ?= $(SHARED)/gpt2_bpe
+# tokenizer directory; unset, the tools look in $$GPT2_BPE_DIR, then gpt2_bpe/ (make gpt2-bpe)
+GPT2_BPE ?=
+BPE_FLAG = $(if $(GPT2_BPE),--gpt2-bpe $(GPT2_BPE))
 REAL ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
@@ -38,14 +40,14 @@ bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TI
 
 corpus: setup  ## split CORPUS by documents, BPE + binarize into data-bin/CORPUS_NAME
 	$(PY) scripts/split_data.py --inputs $(CORPUS) --outdir data/$(CORPUS_NAME) $(SPLIT_ARGS)
-	$(PY) scripts/prepare_corpus.py --raw-dir data/$(CORPUS_NAME) --gpt2-bpe $(GPT2_BPE) --destdir data-bin/$(CORPUS_NAME)
+	$(PY) scripts/prepare_corpus.py --raw-dir data/$(CORPUS_NAME) $(BPE_FLAG) --destdir data-bin/$(CORPUS_NAME)
 
 pretrain: setup  ## continue pretraining: DATA=data-bin/x SAVE=runs/pretrain [RESTORE=..] [CONFIG=tiny] [ARGS='k=v']
 	scripts/pretrain.sh --config $(or $(CONFIG),roberta_base_continue) --data $(DATA) --save-dir $(SAVE) \
 	  $(if $(RESTORE),--restore $(RESTORE)) $(ARGS)
 
 squad2-data: setup  ## SQuAD v2 features: SQUAD_TRAIN=.. SQUAD_DEV=.. -> data-bin/squad2
-	$(PY) scripts/prepare_squad2.py --train $(SQUAD_TRAIN) --valid $(SQUAD_DEV) --gpt2-bpe $(GPT2_BPE) --destdir data-bin/squad2
+	$(PY) scripts/prepare_squad2.py --train $(SQUAD_TRAIN) --valid $(SQUAD_DEV) $(BPE_FLAG) --destdir data-bin/squad2
 
 finetune-squad2: setup  ## fine-tune ROBERTA=model.pt on data-bin/squad2 (configs/finetuning/squad2_base.yaml)
 	PYTHON=$(PY) bash scripts/finetune_squad2.sh --config squad2_base --data data-bin/squad2 --restore $(ROBERTA) \
@@ -53,10 +55,10 @@ finetune-squad2: setup  ## fine-tune ROBERTA=model.pt on data-bin/squad2 (config
 
 predict-squad2: setup  ## answers + official metric on SQUAD_DEV from runs/squad2_base/checkpoint_best.pt
 	$(PY) scripts/predict_squad2.py --checkpoint runs/squad2_base/checkpoint_best.pt --data $(SQUAD_DEV) \
-	  --gpt2-bpe $(GPT2_BPE) --out runs/squad2_base/predictions
+	  $(BPE_FLAG) --out runs/squad2_base/predictions
 
 export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=... [DICT=dict.txt]
-	$(PY) convert/fairseq_to_hf.py --checkpoint $(CKPT) --gpt2-bpe $(GPT2_BPE) --out $(OUT) $(if $(DICT),--dict $(DICT))
+	$(PY) convert/fairseq_to_hf.py --checkpoint $(CKPT) $(BPE_FLAG) --out $(OUT) $(if $(DICT),--dict $(DICT))
 
 evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)

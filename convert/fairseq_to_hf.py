@@ -3,10 +3,11 @@
 
     python convert/fairseq_to_hf.py --checkpoint runs/squad2/checkpoint_best.pt --gpt2-bpe gpt2_bpe \\
         --out hf/roberta-squad2
+
+The command lives in fairseq_ext.commands.fairseq_to_hf (installed as `roberta-fairseq-to-hf`).
 """
 
-from fairseq_ext.cli import run_cli
-from fairseq_ext.commands.fairseq_to_hf import main
+from fairseq_ext.commands.fairseq_to_hf import cli
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

@@ -2,10 +2,11 @@
 """Answer questions with an exported model, transformers only (see --help).
 
     python convert/predict_hf.py --model hf/roberta-squad2 --question "Who ...?" --context "..."
+
+The command lives in fairseq_ext.commands.predict_hf (installed as `roberta-predict-hf`).
 """
 
-from fairseq_ext.cli import run_cli
-from fairseq_ext.commands.predict_hf import main
+from fairseq_ext.commands.predict_hf import cli
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

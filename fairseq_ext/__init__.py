@@ -1,14 +1,15 @@
-"""fairseq ``--user-dir`` plugin: SQuAD v2 span QA for RoBERTa (task ``squad2``, criterion ``span_qa``,
-model ``roberta_span_qa``), plus the fairseq-free pieces shared with the Hugging Face side
-(``fairseq_ext.bpe``, ``fairseq_ext.squad``).
+"""RoBERTa continued pretraining with fairseq, SQuAD v2 fine-tuning, Hugging Face export.
 
-Importing the package registers the fairseq components when fairseq is installed; without fairseq
-(an HF-only environment) the shared pieces still import.
+One package laid out by stage: ``tokenizer``, ``corpus``, ``squad`` (fairseq- and torch-free), ``plugin``
+(the fairseq ``--user-dir`` plugin), ``training``, ``export``, ``hf`` and ``commands`` (the CLIs).
+
+fairseq's ``--user-dir fairseq_ext`` imports this package after fairseq itself (fairseq-hydra-train,
+its spawned workers, torchrun): the plugin is registered then. Anywhere else importing the package
+costs nothing, so fairseq-free tools (BPE, split, metric, HF evaluation) never load fairseq or torch;
+tools that need the plugin import ``fairseq_ext.plugin``.
 """
 
-import importlib.util
+import sys
 
-if importlib.util.find_spec("fairseq") is not None:
-    # checkpoints: torch's weights-only allow-list for fairseq 0.9/0.10 checkpoints (argparse args),
-    # so plain fairseq-hydra-train and spawned multi-GPU workers can restore them too.
-    from fairseq_ext import checkpoints, criterions, models, tasks  # noqa: F401  (registers them)
+if "fairseq" in sys.modules:
+    from fairseq_ext import plugin  # noqa: F401  (registers the task, criterion and model)

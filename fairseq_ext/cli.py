@@ -30,3 +30,12 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Opti
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
+
+
+def progress_bar(total: Optional[int], desc: str, enabled: bool = True, unit: str = "B"):
+    """A tqdm bar on stderr; byte counts (the default unit) shown as KB/MB."""
+    from tqdm import tqdm
+
+    scale = unit == "B"
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
+                file=sys.stderr, disable=not enabled, dynamic_ncols=True)

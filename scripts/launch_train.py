@@ -115,7 +115,7 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    import fairseq_ext  # noqa: F401  (registers the plugin's tasks and models, as --user-dir will)
+    import fairseq_ext.plugin  # noqa: F401  (registers the plugin's tasks and models, as --user-dir will)
 
     hydra_init(config_name)
     try:

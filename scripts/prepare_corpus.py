@@ -1,74 +1,11 @@
 #!/usr/bin/env python
 """Raw text splits -> fairseq data-bin in one streaming pass: GPT-2 BPE + binarization.
 
-Reads RAW_DIR/data.{train,valid,test}.raw (as written by scripts/split_data.py; test is optional) and
-writes DESTDIR/{train,valid,test}.bin/.idx and DESTDIR/dict.txt, byte-identical to the two-step
-fairseq pipeline
-
-  python fairseq/examples/roberta/multiprocessing_bpe_encoder.py --keep-empty ...   (-> .bpe text)
-  fairseq-preprocess --only-source --srcdict dict.txt ...
-
-without the intermediate .bpe text. Empty lines are kept by default (--keep-empty above, as in
-RoBERTa's recipe): they mark document boundaries for --sample-break-mode complete_doc. GPT-2 tokens
-missing from the dictionary become <unk> and are counted, as fairseq-preprocess does.
+The command lives in fairseq_ext.commands.prepare_corpus
+(installed as `roberta-prepare-corpus`); --help lists its options.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
-import sys
-from pathlib import Path
-
-from fairseq_ext.bpe import resolve_gpt2_bpe_dir
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.corpus import binarize_files
-
-SPLITS = ("train", "valid", "test")
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw-dir", required=True, help="directory with data.train.raw, data.valid.raw "
-                        "and optionally data.test.raw")
-    parser.add_argument("--gpt2-bpe", help="directory with encoder.json, vocab.bpe, dict.txt "
-                        "(default: $GPT2_BPE_DIR)")
-    parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --gpt2-bpe)")
-    parser.add_argument("--destdir", required=True, help="output data-bin directory, e.g. data-bin/wiki")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="worker processes (default: all %(default)s cores)")
-    parser.add_argument("--no-keep-empty", dest="keep_empty", action="store_false",
-                        help="drop empty lines, i.e. encode without --keep-empty (default: keep them as "
-                             "empty sequences, the document boundaries of complete_doc)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    bpe_dir = resolve_gpt2_bpe_dir(args.gpt2_bpe, need_dict=args.srcdict is None)
-    srcdict = existing_file(args.srcdict or bpe_dir / "dict.txt", "dictionary")
-    raw_dir = Path(args.raw_dir)
-    if not raw_dir.is_dir():
-        raise UserInputError(f"raw directory not found: {raw_dir}")
-    raw_files = {split: raw_dir / f"data.{split}.raw" for split in SPLITS}
-    raw_files = {split: path for split, path in raw_files.items() if path.is_file()}
-    missing = [f"data.{split}.raw" for split in ("train", "valid") if split not in raw_files]
-    if missing:
-        raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
-    summary = binarize_files(raw_files, args.destdir, bpe_dir / "encoder.json", bpe_dir / "vocab.bpe",
-                             srcdict, keep_empty=args.keep_empty, workers=args.workers,
-                             progress=not args.quiet)
-    for split, stats in summary.items():
-        percent = 100 * stats["unk"] / max(1, stats["tokens"])
-        dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""
-        print(f"{split}: {stats['sequences']} sequences, {stats['tokens']} tokens, "
-              f"{stats['unk']} ({percent:.3f}%) replaced by <unk>{dropped}", file=sys.stderr)
-    datasets = ", ".join(f"{split}.bin/.idx" for split in summary)
-    print(f"wrote {args.destdir}: dict.txt, {datasets}", file=sys.stderr)
-    return 0
-
+from fairseq_ext.commands.prepare_corpus import cli
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

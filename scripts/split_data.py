@@ -1,102 +1,11 @@
 #!/usr/bin/env python
 """Split raw text into train/valid/test at document level: OUTDIR/data.{train,valid,test}.raw.
 
-A document is a run of non-blank lines; blank (or whitespace-only) lines separate documents, as in
-fairseq's complete_doc layout, and so does the end of each input file. Every document lands in exactly
-one split with its lines unchanged (line ends written as \\n), documents separated by one blank line.
-The assignment is uniformly random with exact counts, fixed by --seed. Two streaming passes over the
-inputs (count, then write): memory stays bounded whatever their size. data.test.raw is written only
-when test documents are asked for.
+The command lives in fairseq_ext.commands.split_data
+(installed as `roberta-split`); --help lists its options.
 """
 
-from __future__ import annotations
-
-import argparse
-import sys
-from pathlib import Path
-
-from fairseq_ext.cli import UserInputError, run_cli
-from fairseq_ext.corpus import assign_splits, expand_inputs, iter_documents, progress_bar
-
-ERRORS_HINT = " (fix the file, or pass --errors replace to write U+FFFD instead)"
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inputs", nargs="+", required=True,
-                        help="text files, directories (all files below, sorted) or glob patterns")
-    parser.add_argument("--outdir", required=True, help="where data.{train,valid,test}.raw go")
-    parser.add_argument("--valid-ratio", type=float, help="fraction of documents for valid (default 0.01; "
-                        "at least 1 document when > 0)")
-    parser.add_argument("--test-ratio", type=float, help="fraction of documents for test (default 0.01)")
-    parser.add_argument("--valid-docs", type=int, help="exact number of valid documents (instead of ratios)")
-    parser.add_argument("--test-docs", type=int, help="exact number of test documents (instead of ratios)")
-    parser.add_argument("--seed", type=int, default=1,
-                        help="random seed of the assignment (default %(default)s)")
-    parser.add_argument("--errors", choices=["strict", "replace"], default="strict",
-                        help="invalid UTF-8: stop with an error naming file and line (strict, default) or "
-                             "replace it by U+FFFD and count it")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
-
-
-def split_counts(total: int, args: argparse.Namespace) -> tuple[int, int]:
-    """(valid documents, test documents) asked for, checked against the ``total`` found."""
-    by_count = args.valid_docs is not None or args.test_docs is not None
-    if by_count and (args.valid_ratio is not None or args.test_ratio is not None):
-        raise UserInputError("give either --valid-ratio/--test-ratio or --valid-docs/--test-docs, not both")
-    if by_count:
-        valid, test = args.valid_docs or 0, args.test_docs or 0
-        if valid < 0 or test < 0:
-            raise UserInputError("--valid-docs and --test-docs must be >= 0")
-    else:
-        valid_ratio = 0.01 if args.valid_ratio is None else args.valid_ratio
-        test_ratio = 0.01 if args.test_ratio is None else args.test_ratio
-        if not (0 <= valid_ratio < 1 and 0 <= test_ratio < 1 and valid_ratio + test_ratio < 1):
-            raise UserInputError("ratios must be in [0, 1) and sum to less than 1")
-        valid = max(1, round(total * valid_ratio)) if valid_ratio > 0 else 0
-        test = max(1, round(total * test_ratio)) if test_ratio > 0 else 0
-    if valid + test >= total:
-        raise UserInputError(f"only {total} documents found: cannot take {valid} valid and {test} test "
-                             "documents and keep at least one for train")
-    return valid, test
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    files = expand_inputs(args.inputs)
-    total_bytes = sum(path.stat().st_size for path in files)
-    counts: dict = {}
-    with progress_bar(total_bytes, "count documents", not args.quiet) as bar:
-        total = sum(1 for _ in iter_documents(files, args.errors, ERRORS_HINT, counts, bar.update))
-    if total == 0:
-        raise UserInputError(f"no documents in {', '.join(map(str, files))}: the input is empty or blank")
-    valid, test = split_counts(total, args)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    names = ["train", "valid"] + (["test"] if test else [])
-    outputs = {name: open(outdir / f"data.{name}.raw", "wb") for name in names}
-    written = {name: {"documents": 0, "lines": 0} for name in names}
-    try:
-        with progress_bar(total_bytes, "split", not args.quiet) as bar:
-            documents = iter_documents(files, args.errors, ERRORS_HINT, None, bar.update)
-            for split, document in zip(assign_splits(total, valid, test, args.seed), documents):
-                stats = written[split]
-                separator = "\n" if stats["documents"] else ""
-                outputs[split].write((separator + "\n".join(document) + "\n").encode("utf-8"))
-                stats["documents"] += 1
-                stats["lines"] += len(document)
-    finally:
-        for output in outputs.values():
-            output.close()
-    for name in names:
-        print(f"{name}: {written[name]['documents']} documents, {written[name]['lines']} lines -> "
-              f"{outdir / f'data.{name}.raw'}", file=sys.stderr)
-    if counts.get("replaced"):
-        print(f"replaced {counts['replaced']} invalid UTF-8 sequences by U+FFFD", file=sys.stderr)
-    return 0
-
+from fairseq_ext.commands.split_data import cli
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

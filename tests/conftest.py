@@ -3,6 +3,7 @@
 Each area keeps its session fixtures in its own module, loaded here as a plugin.
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -12,6 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 
 pytest_plugins = ["tests.corpus_fixtures", "tests.pretrain_fixtures", "tests.squad_fixtures"]
+
+
+def command(name: str):
+    """The module of a command-line tool (fairseq_ext.commands.NAME): its main(argv) runs in this process
+    (no start-up cost); scripts/NAME.py runs the same main in a subprocess."""
+    return importlib.import_module(f"fairseq_ext.commands.{name}")
 
 
 def shared_path(*parts: str) -> Path:

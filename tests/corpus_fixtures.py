@@ -1,7 +1,6 @@
 """Session fixtures for the corpus tests (and the stages built on them)."""
 
 import contextlib
-import importlib.util
 import io
 import runpy
 import subprocess
@@ -10,18 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fairseq_ext.corpus import fairseq_encoder_script
+from fairseq_ext.corpus.reading import fairseq_encoder_script
 from tests.conftest import REPO, shared_path
 
 FAIRSEQ_ENCODER = fairseq_encoder_script()
-
-
-def load_script(name: str):
-    """scripts/NAME.py as a module, to call its main(argv) in this process (no start-up cost)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_script(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from fairseq_ext.squad.settings import TINY
 from tests.conftest import REPO, shared_path
 
 # the windows of configs/finetuning/squad2_tiny.yaml (the tiny model has 128 positions)
-TINY_WINDOWS = ("--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32")
+TINY_WINDOWS = TINY.window_arguments()
 TRAIN_ARTICLES = ("Normans",)  # 208 questions, 112 unanswerable
 VALID_ARTICLES = ("Harvard_University",)  # 262 questions, 150 unanswerable
 TINY_FINETUNE_EPOCHS = 3

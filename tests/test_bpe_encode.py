@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import regex
 
-from fairseq_ext.bpe import SPLIT_DISAGREEMENTS, Gpt2Bpe, find_split_disagreements
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.corpus import NEWLINE_ID, IdBlockEncoder, TextBlockEncoder, read_line_blocks, zip_line_blocks
-from tests.conftest import shared_path
-from tests.corpus_fixtures import edge_case_text, load_script, run_fairseq_encoder
+from fairseq_ext.corpus.encoders import NEWLINE_ID, IdBlockEncoder, TextBlockEncoder
+from fairseq_ext.corpus.reading import read_line_blocks, zip_line_blocks
+from fairseq_ext.tokenizer.gpt2 import SPLIT_DISAGREEMENTS, Gpt2Bpe, find_split_disagreements
+from tests.conftest import command, shared_path
+from tests.corpus_fixtures import edge_case_text, run_fairseq_encoder
 
-bpe_encode = load_script("bpe_encode")
+bpe_encode = command("bpe_encode")
 
 
 def encode_both(tmp_path, gpt2_bpe_dir, inputs, *flags):

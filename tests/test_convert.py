@@ -23,13 +23,13 @@ from fairseq.models.roberta import RobertaModel
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, AutoTokenizer, pipeline
 
-from fairseq_ext.bpe import Gpt2Bpe
 from fairseq_ext.checkpoints import load_checkpoint, model_config
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
 from fairseq_ext.export import to_hf
 from fairseq_ext.export.state_dict import NOT_WEIGHTS
 from fairseq_ext.squad import load_squad
+from fairseq_ext.tokenizer import Gpt2Bpe
 from tests.conftest import REPO, shared_path
 from tests.squad_fixtures import (
     TRAIN_ARTICLES,

@@ -13,8 +13,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from fairseq_ext.commands import plot_logs
 from fairseq_ext.squad import load_squad
-from scripts import bench, demo, plot_logs
+from scripts import bench, demo
 from tests.conftest import REPO
 from tests.pretrain_fixtures import training_records
 

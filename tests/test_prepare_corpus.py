@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from fairseq_ext.cli import UserInputError
-from tests.corpus_fixtures import edge_case_text, load_script, run_fairseq_encoder, run_script
+from tests.conftest import command
+from tests.corpus_fixtures import edge_case_text, run_fairseq_encoder, run_script
 
-prepare_corpus = load_script("prepare_corpus")
+prepare_corpus = command("prepare_corpus")
 
 SPLITS = ("train", "valid", "test")
 
@@ -91,7 +92,7 @@ def test_bad_input_errors(tmp_path, gpt2_bpe_dir):
         ("--raw-dir", tmp_path / "nowhere"): "raw directory not found",
         ("--raw-dir", tmp_path / "raw"): "missing data.valid.raw",
         ("--raw-dir", tmp_path / "raw", "--srcdict", tmp_path / "no-dict.txt"): "dictionary not found",
-        ("--raw-dir", tmp_path / "raw", "--gpt2-bpe", tmp_path): "missing encoder.json, vocab.bpe",
+        ("--raw-dir", tmp_path / "raw", "--gpt2-bpe", tmp_path): "no tokenizer files",
     }
     for args, message in cases.items():
         with pytest.raises(UserInputError, match=message) as error:

@@ -7,11 +7,10 @@ from collections import Counter
 import pytest
 
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.corpus import assign_splits
-from tests.conftest import shared_path
-from tests.corpus_fixtures import load_script
+from fairseq_ext.corpus.split import assign_splits
+from tests.conftest import command, shared_path
 
-split_data = load_script("split_data")
+split_data = command("split_data")
 
 
 def documents_of(text: str) -> list[str]:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from fairseq.data import Dictionary
 
-from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.squad import (
     Answer,
@@ -19,6 +18,7 @@ from fairseq_ext.squad import (
     postprocess_predictions,
     squad_evaluate,
 )
+from fairseq_ext.tokenizer import Gpt2Bpe
 from scripts.benchmarks.squad_features import (
     reference_to_fairseq_ids,
     reference_tokenizer,
@@ -38,7 +38,7 @@ def dictionary(gpt2_bpe_dir):
 
 @pytest.fixture(scope="module")
 def dictionary_bpe(gpt2_bpe_dir, dictionary):
-    return DictionaryBpe(Gpt2Bpe.from_dir(gpt2_bpe_dir), dictionary.symbols)
+    return Gpt2Bpe.from_dir(gpt2_bpe_dir).to_dictionary(dictionary.symbols)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.commands import evaluate_squad2
 from fairseq_ext.squad import (
     Answer,
     SquadExample,
@@ -18,7 +19,6 @@ from fairseq_ext.squad import (
     normalize_answer,
     squad_evaluate,
 )
-from scripts import evaluate_squad2
 from tests.conftest import REPO, shared_path
 
 V2_KEYS = ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1",

@@ -15,16 +15,17 @@ import torch.nn.functional as F
 from fairseq import checkpoint_utils, metrics, tasks
 from omegaconf import OmegaConf
 
-from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe
 from fairseq_ext.checkpoints import load_checkpoint
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.plugin.tasks.squad2 import SquadV2Config
 from fairseq_ext.squad import build_features, load_squad, postprocess_predictions, squad_evaluate
-from fairseq_ext.tasks.squad2 import METADATA_FILE, SquadV2Config
-from fairseq_ext.tasks.squad2_data import FeatureArrays
-from tests.conftest import REPO, shared_path
+from fairseq_ext.squad.format import METADATA_FILE, FeatureArrays
+from fairseq_ext.squad.settings import TINY
+from fairseq_ext.tokenizer import Gpt2Bpe
+from tests.conftest import REPO, command, shared_path
 from tests.squad_fixtures import TINY_WINDOWS, run_squad_script
 
-TINY_SETTINGS = {"max_positions": 128, "max_seq_length": 128, "doc_stride": 32, "max_query_length": 32}
+TINY_SETTINGS = {"max_positions": 128, **TINY.windows()}
 
 
 def squad_task(data_dir, **settings):
@@ -178,13 +179,12 @@ def test_validation_em_f1_are_whole_question_metrics_on_any_number_of_workers(sq
 def test_prepared_features_are_the_squad_modules(squad2_data_bin, gpt2_bpe_dir):
     metadata = json.loads((squad2_data_bin / METADATA_FILE).read_text())
     assert [metadata[k] for k in ("max_seq_length", "doc_stride", "max_query_length")] == \
-        [int(v) for v in TINY_WINDOWS[1::2]]
+        list(TINY.windows().values())
     assert (squad2_data_bin / "dict.txt").read_bytes() == (gpt2_bpe_dir / "dict.txt").read_bytes()
     task = squad_task(squad2_data_bin)
-    tokenizer = DictionaryBpe(Gpt2Bpe.from_dir(gpt2_bpe_dir), task.source_dictionary.symbols)
+    tokenizer = Gpt2Bpe.from_dir(gpt2_bpe_dir).to_dictionary(task.source_dictionary.symbols)
     squad = load_squad(squad2_data_bin / "valid.json")
-    features = build_features(squad.examples, tokenizer, max_seq_length=128, doc_stride=32,
-                              max_query_length=32)
+    features = build_features(squad.examples, tokenizer, **TINY.windows())
     arrays = FeatureArrays.load(squad2_data_bin / "valid.features.npz")
     assert len(arrays) == len(features) == metadata["splits"]["valid"]["windows"]
     assert all(arrays.feature(i) == feature for i, feature in enumerate(features))
@@ -201,7 +201,7 @@ def test_prepare_counts_repaired_and_skipped_answers(tmp_path, gpt2_bpe_dir, cap
     path = tmp_path / "squad.json"
     path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [paragraph]}]}))
 
-    script("prepare_squad2").main(["--train", str(path), "--gpt2-bpe", str(gpt2_bpe_dir),
+    command("prepare_squad2").main(["--train", str(path), "--gpt2-bpe", str(gpt2_bpe_dir),
                                    "--destdir", str(tmp_path / "bin"), *TINY_WINDOWS])
     assert "1 answer_start repaired, 1 questions skipped" in capsys.readouterr().out
     counts = json.loads((tmp_path / "bin" / METADATA_FILE).read_text())["splits"]["train"]
@@ -219,7 +219,7 @@ def test_prepare_errors_are_one_line(tmp_path, gpt2_bpe_dir):
     assert done.stderr.strip().splitlines() == [
         f"prepare_squad2.py: error: --train file not found: {tmp_path / 'missing.json'}"]
 
-    prepare = script("prepare_squad2").main
+    prepare = command("prepare_squad2").main
     path = tmp_path / "squad.json"
     args = ["--train", str(path), "--gpt2-bpe", str(gpt2_bpe_dir), "--destdir", str(tmp_path / "bin")]
     path.write_text('{"version": "v2.0", "data": [')
@@ -229,7 +229,7 @@ def test_prepare_errors_are_one_line(tmp_path, gpt2_bpe_dir):
         {"context": "c", "qas": [{"id": "q1", "answers": [], "is_impossible": True}]}]}]}))
     with pytest.raises(UserInputError, match="q1.*question"):
         prepare(args)
-    with pytest.raises(UserInputError, match="missing encoder.json, vocab.bpe, dict.txt"):
+    with pytest.raises(UserInputError, match=r"no tokenizer files \(encoder.json \+ vocab.bpe\)"):
         prepare([*args[:2], "--gpt2-bpe", str(tmp_path), *args[4:]])
     with pytest.raises(SystemExit):
         prepare(args[2:])
@@ -253,7 +253,7 @@ def test_finetune_preflight(squad2_data_bin, tiny_pretrained_checkpoint, tmp_pat
 def test_predict_refuses_a_masked_lm_checkpoint(tiny_pretrained_checkpoint, squad2_data_bin, gpt2_bpe_dir,
                                                 tmp_path):
     with pytest.raises(UserInputError, match="is not a SQuAD checkpoint"):
-        script("predict_squad2").main(["--checkpoint", str(tiny_pretrained_checkpoint), "--data",
+        command("predict_squad2").main(["--checkpoint", str(tiny_pretrained_checkpoint), "--data",
                                        str(squad2_data_bin / "valid.json"), "--gpt2-bpe", str(gpt2_bpe_dir),
                                        "--out", str(tmp_path)])
     assert not any(tmp_path.iterdir())

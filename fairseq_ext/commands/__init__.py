@@ -1,1 +1,2 @@
-"""One module per command-line tool: parse_args + main (scripts/ and convert/ hold thin shims)."""
+"""The command-line tools: each module has parse_args, main and cli (the entry point of pyproject.toml);
+scripts/*.py and convert/*.py call them."""

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -42,15 +42,9 @@ def show_examples(examples, predictions, count: int) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    from fairseq_ext.hf.qa import (
-        answer_questions,
-        describe_settings,
-        load_qa_model,
-        model_settings,
-        settings_overrides,
-        write_predictions,
-    )
+    from fairseq_ext.hf.qa import answer_questions, device_of, load_qa_model, model_settings
     from fairseq_ext.squad import load_squad
+    from fairseq_ext.squad.predict import write_predictions
 
     squad = load_squad(args.data)
     print(f"{args.data}: {squad.summary()}")
@@ -59,16 +53,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserInputError(f"{args.data}: no questions to evaluate")
     if len(examples) < len(squad.examples):
         print(f"evaluating the first {len(examples)} of {len(squad.examples)} questions (--max-samples)")
-    tokenizer, model = load_qa_model(args.model, args.device)
-    settings, sources = model_settings(model, settings_overrides(args))
-    print(f"settings: {describe_settings(settings, sources)}")
+    device = device_of(args.device)
+    tokenizer, model = load_qa_model(args.model, device)
+    settings, described = model_settings(model, args)
+    print(f"settings: {described}")
     predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2, args.batch_size,
-                                   args.device, progress=True)
+                                   device, progress=True)
 
-    written, results = write_predictions(args.out, examples, predictions, squad.version_2,
-                                         settings.null_score_diff_threshold)
+    results = write_predictions(args.out, examples, predictions, settings, squad.version_2)
     if results is not None:
         print(json.dumps(results, indent=2))
     show_examples(examples, predictions, args.show_examples)
-    print(f"wrote {', '.join(written)} to {args.out}")
+    print(f"wrote the predictions{' and eval_results.json' if results is not None else ''} to {args.out}")
     return 0
+
+
+def cli() -> None:
+    run_cli(main)

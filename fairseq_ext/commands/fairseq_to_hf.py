@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from fairseq_ext.cli import run_cli
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE
 
 
@@ -65,3 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(line)
     print(f"wrote {args.out}: {', '.join(OUTPUT_FILES)}")
     return 0
+
+
+def cli() -> None:
+    run_cli(main)

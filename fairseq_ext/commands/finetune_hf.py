@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -64,15 +64,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from fairseq_ext.hf.finetune import TrainingSettings, finetune
-    from fairseq_ext.hf.qa import (
-        answer_questions,
-        describe_settings,
-        load_qa_model,
-        model_settings,
-        settings_overrides,
-        write_predictions,
-    )
+    from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
     from fairseq_ext.squad import load_squad
+    from fairseq_ext.squad.predict import write_predictions
 
     hf_logging.set_verbosity_error()
     train = load_squad(args.train)
@@ -81,9 +75,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if valid is not None:
         print(f"{args.valid}: {valid.summary()}")
     _, base = load_qa_model(args.model)
-    settings, sources = model_settings(base, settings_overrides(args))
+    settings, described = model_settings(base, args)
     del base
-    print(f"settings: {describe_settings(settings, sources)}")
+    print(f"settings: {described}")
     training = TrainingSettings(lr=args.lr, batch_size=args.batch_size, updates=args.updates,
                                 warmup_updates=args.warmup_updates, weight_decay=args.weight_decay,
                                 adam_betas=tuple(args.adam_betas), adam_eps=args.adam_eps,
@@ -99,9 +93,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{len(log)} updates, loss {log[0]['loss']:.3f} -> {log[-1]['loss']:.3f}")
     if valid is not None:
         predictions = answer_questions(valid.examples, tokenizer, model, settings, valid.version_2)
-        _, results = write_predictions(args.out, valid.examples, predictions, valid.version_2,
-                                       settings.null_score_diff_threshold)
+        results = write_predictions(args.out, valid.examples, predictions, settings, valid.version_2)
         if results is not None:
             print(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
     return 0
+
+
+def cli() -> None:
+    run_cli(main)

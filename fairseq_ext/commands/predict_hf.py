@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence, TextIO
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, run_cli
 
 NO_ANSWER = "no answer"
 
@@ -84,14 +84,19 @@ def interactive(answer: Answerer, lines: TextIO) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    from fairseq_ext.hf.qa import describe_settings, load_qa_model, model_settings, settings_overrides
+    from fairseq_ext.hf.qa import device_of, load_qa_model, model_settings
 
-    tokenizer, model = load_qa_model(args.model, args.device)
-    settings, sources = model_settings(model, settings_overrides(args))
-    print(f"settings: {describe_settings(settings, sources)}", file=sys.stderr)
-    answer = Answerer(tokenizer, model, settings, args.batch_size, args.device)
+    device = device_of(args.device)
+    tokenizer, model = load_qa_model(args.model, device)
+    settings, described = model_settings(model, args)
+    print(f"settings: {described}", file=sys.stderr)
+    answer = Answerer(tokenizer, model, settings, args.batch_size, device)
     if args.question is None:
         interactive(answer, sys.stdin)
     else:
         print(format_answer(*answer(args.question, args.context)))
     return 0
+
+
+def cli() -> None:
+    run_cli(main)

@@ -4,7 +4,6 @@ RoBERTa built from args for an import, its outputs, and the checkpoint an import
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -18,7 +17,7 @@ from fairseq_ext.checkpoints import encoder_state_dict, model_config
 from fairseq_ext.cli import UserInputError, existing_file
 from fairseq_ext.export.config import ENCODER, MASKED_LM, PAD_INDEX, SPAN_QA
 from fairseq_ext.export.tokenizer_files import MASK
-from fairseq_ext.models.roberta_span_qa import RobertaSpanQAModel
+from fairseq_ext.plugin.models.roberta_span_qa import RobertaSpanQAModel
 from fairseq_ext.squad.settings import QASettings
 
 SUPPORTED_BPE = (None, "gpt2")
@@ -125,8 +124,7 @@ def squad_task_settings(state: dict) -> Optional[QASettings]:
     task = (state.get("cfg") or {}).get("task") or {}
     if not isinstance(task, dict) or task.get("_name") != "squad2":
         return None
-    return QASettings(**{item.name: task[item.name] for item in dataclasses.fields(QASettings)
-                         if item.name in task})
+    return QASettings.from_object(task)
 
 
 def _parts_without_hf_counterpart(tensors: dict, kind: str) -> list[str]:
@@ -152,13 +150,13 @@ def checkpoint_state(roberta: FairseqRoberta, directory: Path, source: str) -> d
     from fairseq.tasks.masked_lm import MaskedLMConfig
     from omegaconf import OmegaConf
 
-    from fairseq_ext.tasks.squad2 import SquadV2Config
+    from fairseq_ext.plugin.tasks.squad2 import SquadV2Config
 
     cfg = OmegaConf.structured(FairseqConfig)
     if roberta.kind == SPAN_QA:
         settings = roberta.squad_settings or QASettings()
         cfg.task = OmegaConf.structured(SquadV2Config(
-            data=str(directory), max_positions=roberta.max_positions, **dataclasses.asdict(settings)))
+            data=str(directory), max_positions=roberta.max_positions, **settings.as_dict()))
         cfg.task._name, cfg.criterion = "squad2", {"_name": "span_qa"}
     else:
         cfg.task = OmegaConf.structured(MaskedLMConfig(data=str(directory),

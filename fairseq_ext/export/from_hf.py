@@ -16,7 +16,6 @@ from typing import Optional
 
 import torch
 
-from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe, resolve_gpt2_bpe_dir
 from fairseq_ext.checkpoints import load_checkpoint
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.export import tokenizer_files
@@ -40,7 +39,8 @@ from fairseq_ext.export.state_dict import NOT_WEIGHTS, fairseq_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
 from fairseq_ext.export.write import check_output_dir, staged_directory
-from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.squad.settings import DEFAULT, QASettings
+from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
 
 CHECKPOINT = "model.pt"
 OUTPUT_FILES = (CHECKPOINT, *tokenizer_files.FAIRSEQ_FILES)
@@ -87,10 +87,8 @@ def qa_settings(config, max_positions: int) -> QASettings:
     """The windows and answer settings a span-QA export recorded, else the defaults fitted to the model."""
     recorded = getattr(config, "squad_settings", None)
     if recorded:
-        return QASettings(**{item.name: recorded[item.name] for item in dataclasses.fields(QASettings)
-                             if item.name in recorded})
-    defaults = QASettings()
-    return dataclasses.replace(defaults, max_seq_length=min(defaults.max_seq_length, max_positions))
+        return QASettings.from_object(recorded)
+    return dataclasses.replace(DEFAULT, max_seq_length=min(DEFAULT.max_seq_length, max_positions))
 
 
 def convert_model(kind: str, config, hf_model, vocabulary: ExportVocabulary,
@@ -122,7 +120,7 @@ def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None,
     ``model_dir`` (fairseq_ext.hf.hub.resolve_model_dir finds a hub id's). A failed verification raises
     VerificationError and leaves ``out_dir`` untouched."""
     check_output_dir(out_dir, force)
-    bpe_dir = resolve_gpt2_bpe_dir(bpe_dir)
+    bpe_dir = find_tokenizer_dir(bpe_dir)
     kind, config, tokenizer, hf_model = load_hf_model(model_dir)
     vocabulary = tokenizer_files.import_vocabulary(tokenizer, bpe_dir)
     if config.vocab_size != len(vocabulary.tokens):
@@ -138,8 +136,8 @@ def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None,
             written = load_fairseq_roberta(load_checkpoint(staging / CHECKPOINT), staging / CHECKPOINT,
                                            load_dictionary(staging / "dict.txt"))
             written.kind = kind
-            encoder = DictionaryBpe(Gpt2Bpe.from_dir(staging), written.dictionary.symbols,
-                                    written.dictionary.unk())
+            encoder = load_tokenizer(staging).to_dictionary(written.dictionary.symbols,
+                                                            written.dictionary.unk())
             verification = compare(tokenizer, hf_model, written, encoder, vocabulary, tolerance)
             if not verification.ok:
                 raise VerificationError(verification)
@@ -163,8 +161,7 @@ def describe(report: ImportReport) -> list[str]:
     if report.kind == ENCODER:
         lines.append("masked-LM head: freshly initialised (the model has none)")
     if report.roberta.squad_settings is not None:
-        lines.append("task squad2: " + ", ".join(f"{key}={value}" for key, value in
-                                                 dataclasses.asdict(report.roberta.squad_settings).items()))
+        lines.append(f"task squad2: {report.roberta.squad_settings.describe()}")
     lines.append("verification: " + (report.verification.summary() + " -> OK" if report.verification
                                      else "skipped (--no-verify)"))
     return lines

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe, resolve_gpt2_bpe_dir
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 from fairseq_ext.cli import UserInputError, existing_file
 from fairseq_ext.export import card, tokenizer_files
@@ -24,6 +23,7 @@ from fairseq_ext.export.state_dict import hf_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
 from fairseq_ext.export.write import check_output_dir, staged_directory
+from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
 OUTPUT_FILES = MODEL_FILES + tokenizer_files.HF_FILES
@@ -84,7 +84,7 @@ def null_threshold(option: Union[None, float, str], eval_results: Optional[dict]
 def build_hf_model(roberta: FairseqRoberta, vocabulary: ExportVocabulary):
     from transformers import RobertaForMaskedLM, RobertaForQuestionAnswering
 
-    settings = dataclasses.asdict(roberta.squad_settings) if roberta.squad_settings else None
+    settings = roberta.squad_settings.as_dict() if roberta.squad_settings else None
     config = hf_config(roberta.kind, roberta.model, roberta.args, len(vocabulary.tokens), settings)
     model = (RobertaForQuestionAnswering if roberta.kind == SPAN_QA else RobertaForMaskedLM)(config)
     model.load_state_dict(hf_state_dict(roberta.model.state_dict(), roberta.kind, vocabulary,
@@ -107,7 +107,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     checkpoint = existing_file(checkpoint, "checkpoint")
     card_options = card_options or CardOptions()
     check_output_dir(out_dir, force)
-    bpe_dir = resolve_gpt2_bpe_dir(bpe_dir)
+    bpe_dir = find_tokenizer_dir(bpe_dir)
     eval_results = card.read_eval_results(card_options.eval_results) if card_options.eval_results else None
     threshold = null_threshold(card_options.null_threshold, eval_results, card_options.eval_results)
     state = load_checkpoint(checkpoint)
@@ -134,7 +134,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
         tokenizer_files.save_hf_tokenizer(vocabulary, bpe_dir, roberta.max_positions, staging)
         verification = None
         if verify:
-            encoder = DictionaryBpe(Gpt2Bpe.from_dir(bpe_dir), dictionary.symbols, dictionary.unk())
+            encoder = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
             tokenizer, model = load_hf(staging, roberta.kind)
             verification = compare(tokenizer, model, roberta, encoder, vocabulary, tolerance)
             if not verification.ok:

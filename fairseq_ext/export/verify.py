@@ -63,7 +63,7 @@ class VerificationError(Exception):
 
 def fairseq_ids(encoder, text: str, pair: Optional[str] = None) -> list[int]:
     """fairseq's encoding of a sequence (``<s> a </s>``) or pair (``<s> a </s></s> b </s>``); ``encoder``
-    gives dictionary indices (``encode_with_offsets``, e.g. fairseq_ext.bpe.DictionaryBpe)."""
+    gives dictionary indices (``encode_with_offsets``, e.g. a tokenizer's to_dictionary())."""
     ids = [0, *encoder.encode_with_offsets(text)[0], 2]
     if pair is not None:
         ids += [2, *encoder.encode_with_offsets(pair)[0], 2]

@@ -9,7 +9,6 @@ is HF's: mean of the start and end cross-entropies, as the span_qa criterion com
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -75,7 +74,7 @@ def load_model_for_training(model_dir: Path, settings: QASettings, training: Tra
         overrides = {"hidden_dropout_prob": training.dropout,
                      "attention_probs_dropout_prob": training.dropout}
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), **overrides)
-    setattr(model.config, SETTINGS_KEY, dataclasses.asdict(settings))  # saved with the model
+    setattr(model.config, SETTINGS_KEY, settings.as_dict())  # saved with the model
     return tokenizer, model
 
 
@@ -85,9 +84,7 @@ def finetune(model_dir: Path, train: Sequence[SquadExample], settings: QASetting
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     tokenizer, model = load_model_for_training(model_dir, settings, training)
-    features = build_features(train, HFTokenizerAdapter(tokenizer), max_seq_length=settings.max_seq_length,
-                              doc_stride=settings.doc_stride, max_query_length=settings.max_query_length,
-                              progress=progress)
+    features = build_features(train, HFTokenizerAdapter(tokenizer), **settings.windows(), progress=progress)
     arguments = TrainingArguments(
         output_dir=str(work_dir), per_device_train_batch_size=training.batch_size, learning_rate=training.lr,
         max_steps=training.updates, warmup_steps=training.warmup_updates, lr_scheduler_type="linear",

@@ -3,8 +3,8 @@
 Same windows and labels as transformers' run_qa ``prepare_train_features`` (fast tokenizer,
 ``truncation="only_second"``, ``stride=doc_stride``), computed from one tokenization per context.
 A tokenizer is any object with ``encode_with_offsets(text) -> (ids, offsets)`` giving model ids and
-character spans with leading whitespace trimmed: fairseq_ext.bpe.DictionaryBpe on the fairseq side,
-HFTokenizerAdapter on the Hugging Face side.
+character spans with leading whitespace trimmed: fairseq_ext.tokenizer.DictionaryTokenizer on the
+fairseq side, HFTokenizerAdapter on the Hugging Face side.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from fairseq_ext.bpe import trim_leading_space
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.squad.data import SquadExample
+from fairseq_ext.tokenizer.gpt2 import trim_leading_space
 
 BOS, PAD, EOS = 0, 1, 2  # RoBERTa's <s>, <pad>, </s>: the same indices in fairseq and HF
 # <s> question </s></s> context </s>
@@ -143,10 +143,11 @@ def _windows(example_index: int, question_ids: list[int], context: _TokenizedCon
 
 class HFTokenizerAdapter:
     """A transformers fast tokenizer whose ids are the model's (fairseq dictionary) indices, seen as a
-    build_features tokenizer: the same ids and offsets as DictionaryBpe for the same vocabulary.
+    build_features tokenizer: the same ids and offsets as DictionaryTokenizer for the same vocabulary.
 
     Offsets come from the tokenizer's backend without its post-processor, then get the same leading-space
-    trimming as fairseq_ext.bpe: RobertaProcessing's own trimming differs on whitespace-only tokens.
+    trimming as fairseq_ext.tokenizer.gpt2 (RobertaProcessing's own trimming differs on whitespace-only
+    tokens).
     """
 
     def __init__(self, tokenizer):

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from fairseq_ext.corpus import fairseq_encoder_script
+from fairseq_ext.corpus.reading import fairseq_encoder_script
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FAIRSEQ_ENCODER = fairseq_encoder_script()

@@ -69,8 +69,8 @@ def timed_forward(forward, arrays, pad: int, repeats: int) -> dict:
 
 def fairseq_side(checkpoint: pathlib.Path, bpe_dir: pathlib.Path, data_dir: pathlib.Path,
                  repeats: int) -> dict:
-    from fairseq_ext.tasks.squad2_data import FeatureArrays
-    from scripts.predict_squad2 import load_model
+    from fairseq_ext.commands.predict_squad2 import load_model
+    from fairseq_ext.squad.format import FeatureArrays
 
     model, _, task = load_model(checkpoint, bpe_dir, "cpu", fp16=False)
     arrays = FeatureArrays.load(data_dir / "valid.features.npz")
@@ -81,7 +81,7 @@ def hf_side(hf_model: pathlib.Path, data_dir: pathlib.Path, repeats: int) -> dic
     from transformers import AutoModelForQuestionAnswering
 
     from fairseq_ext.squad.features import PAD
-    from fairseq_ext.tasks.squad2_data import FeatureArrays
+    from fairseq_ext.squad.format import FeatureArrays
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(hf_model)).eval()
     arrays = FeatureArrays.load(data_dir / "valid.features.npz")

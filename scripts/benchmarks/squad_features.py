@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from fairseq_ext.bpe import DictionaryBpe, Gpt2Bpe
 from fairseq_ext.squad import SquadExample, build_features, load_squad
+from fairseq_ext.tokenizer import DictionaryTokenizer, Gpt2Bpe
 
 MAX_SEQ_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH = 384, 128, 64
 RUN_QA_BATCH_SIZE = 1000  # datasets.map(batched=True)'s default batch
@@ -34,7 +34,7 @@ def reference_tokenizer(gpt2_bpe_dir: pathlib.Path):
     return RobertaTokenizerFast(vocab=vocab, merges=merges)
 
 
-def reference_to_fairseq_ids(tokenizer, dictionary_bpe: DictionaryBpe) -> np.ndarray:
+def reference_to_fairseq_ids(tokenizer, dictionary_bpe: DictionaryTokenizer) -> np.ndarray:
     """Maps the reference tokenizer's ids to fairseq dictionary indices (specials to RoBERTa's 0/1/2)."""
     lookup = np.concatenate([dictionary_bpe.lookup,
                              np.full(len(tokenizer) - len(dictionary_bpe.lookup), -1, dtype=np.int64)])
@@ -98,7 +98,7 @@ def run(work_dir: pathlib.Path, shared_dir: pathlib.Path, quick: bool = False) -
     data = load_squad(shared_dir / "data" / "squad2" / "squad2-dev-part.json")
     examples = data.examples[:1000] if quick else data.examples
     symbols = Dictionary.load(str(gpt2_bpe_dir / "dict.txt")).symbols
-    tokenizer = DictionaryBpe(Gpt2Bpe.from_dir(gpt2_bpe_dir), symbols)
+    tokenizer = Gpt2Bpe.from_dir(gpt2_bpe_dir).to_dictionary(symbols)
     reference = reference_tokenizer(gpt2_bpe_dir)
     repeats = 1 if quick else 3
 
@@ -107,7 +107,7 @@ def run(work_dir: pathlib.Path, shared_dir: pathlib.Path, quick: bool = False) -
     reference_s, theirs = _best_time(lambda: run_qa_train_features(reference, examples), repeats)
     return [{
         "benchmark": "squad_features",
-        "ours": "fairseq_ext.squad.build_features (DictionaryBpe)",
+        "ours": "fairseq_ext.squad.build_features (DictionaryTokenizer)",
         "reference": "transformers run_qa prepare_train_features (RobertaTokenizerFast)",
         "ours_s": ours_s,
         "reference_s": reference_s,

@@ -28,11 +28,13 @@ import time
 
 import numpy as np
 
+from fairseq_ext.squad.settings import TINY
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "configs" / "finetuning"
 CONFIG_NAME = "squad2_tiny"
 # the windows of squad2_tiny.yaml (prepare_squad2.py must use the same)
-WINDOW_ARGS = ["--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32"]
+WINDOW_ARGS = TINY.window_arguments()
 BATCH_SIZE = 16
 WARMUP_UPDATES = 6  # squad2_tiny's lr warmup: timing starts once the schedule is past it
 # one intra-op thread on both sides: a 64-wide model gains nothing from more, and with two, timings swing
@@ -126,7 +128,7 @@ def hf_side(data_dir: pathlib.Path, hf_model: pathlib.Path, updates: int) -> dic
     from transformers import AutoModelForQuestionAnswering, get_polynomial_decay_schedule_with_warmup
 
     from fairseq_ext.squad.features import PAD
-    from fairseq_ext.tasks.squad2_data import FeatureArrays
+    from fairseq_ext.squad.format import FeatureArrays
 
     arrays = FeatureArrays.load(data_dir / "train.features.npz")
     total = WARMUP_UPDATES + updates

@@ -1,3 +1,3 @@
 """fairseq tasks of the plugin (registered on import)."""
 
-from fairseq_ext.tasks import squad2  # noqa: F401
+from fairseq_ext.plugin.tasks import squad2  # noqa: F401

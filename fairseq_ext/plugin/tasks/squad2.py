@@ -8,7 +8,6 @@ fairseq adds up across GPUs like any other logging output: no logits are gathere
 """
 
 # no `from __future__ import annotations` here: fairseq reads the config dataclass's field types
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,33 +19,28 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import MISSING
 
-from fairseq_ext.criterions.span_qa import SpanQACriterion
+from fairseq_ext.plugin.criterions.span_qa import SpanQACriterion
+from fairseq_ext.plugin.tasks.squad2_dataset import SquadFeatureDataset
 from fairseq_ext.squad import load_squad, postprocess_predictions, squad_evaluate
-from fairseq_ext.tasks.squad2_data import FeatureArrays, SquadFeatureDataset
+from fairseq_ext.squad.format import (
+    DICTIONARY_FILE,
+    MASK,
+    METADATA_FILE,
+    FeatureArrays,
+    check_window_settings,
+    examples_file,
+    features_file,
+)
+from fairseq_ext.squad.settings import DEFAULT, QASettings
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "squad2_features.json"  # settings and counts written by scripts/prepare_squad2.py
-FEATURE_SETTINGS = ("max_seq_length", "doc_stride", "max_query_length")
 
-
-def features_file(data_dir, split: str) -> Path:
-    return Path(data_dir) / f"{split}.features.npz"
-
-
-def examples_file(data_dir, split: str) -> Path:
-    """The SQuAD JSON of an evaluation split, copied as is: EM/F1 are computed against its answers."""
-    return Path(data_dir) / f"{split}.json"
-
-
-def check_feature_settings(cfg) -> None:
-    """The window settings of the task config must be those the features were prepared with."""
-    metadata = json.loads((Path(cfg.data) / METADATA_FILE).read_text())
-    for name in FEATURE_SETTINGS:
-        if metadata[name] != getattr(cfg, name):
-            raise ValueError(f"squad2 task: {cfg.data} was prepared with {name}={metadata[name]} but "
-                             f"task.{name}={getattr(cfg, name)}: set task.{name}={metadata[name]} or "
-                             "re-run scripts/prepare_squad2.py")
+def _setting(name: str):
+    """A task field declared by QASettings: its default and help."""
+    spec = QASettings.__dataclass_fields__[name]
+    note = " (must equal prepare_squad2.py's; checked)" if name in QASettings.WINDOW_FIELDS else ""
+    return field(default=getattr(DEFAULT, name), metadata={"help": spec.metadata["help"] + note})
 
 
 @dataclass
@@ -55,18 +49,13 @@ class SquadV2Config(FairseqDataclass):
         "help": "directory made by scripts/prepare_squad2.py: dict.txt, <split>.features.npz, valid.json"})
     max_positions: int = field(default=512, metadata={
         "help": "positions of the model (the pretrained checkpoint's tokens_per_sample / max_positions)"})
-    max_seq_length: int = field(default=384, metadata={
-        "help": "tokens per window; must equal prepare_squad2.py's --max-seq-length (checked)"})
-    doc_stride: int = field(default=128, metadata={
-        "help": "overlap of consecutive windows in tokens; must equal prepare's --doc-stride (checked)"})
-    max_query_length: int = field(default=64, metadata={
-        "help": "question tokens kept; must equal prepare's --max-query-length (checked)"})
-    n_best_size: int = field(default=20, metadata={
-        "help": "post-processing: top start and end logits per window combined into candidate answers"})
-    max_answer_length: int = field(default=30, metadata={
-        "help": "post-processing: longest answer in tokens"})
-    null_score_diff_threshold: float = field(default=0.0, metadata={
-        "help": "post-processing (SQuAD 2.0): no answer when null score - best span score exceeds this"})
+    # the fields of QASettings, declared there
+    max_seq_length: int = _setting("max_seq_length")
+    doc_stride: int = _setting("doc_stride")
+    max_query_length: int = _setting("max_query_length")
+    n_best_size: int = _setting("n_best_size")
+    max_answer_length: int = _setting("max_answer_length")
+    null_score_diff_threshold: float = _setting("null_score_diff_threshold")
 
 
 @register_task("squad2", dataclass=SquadV2Config)
@@ -81,12 +70,12 @@ class SquadV2Task(FairseqTask):
     def load_dictionary(cls, filename):
         """dict.txt plus ``<mask>``, like fairseq's masked_lm: embedding sizes match the pretrained model."""
         dictionary = Dictionary.load(str(filename))
-        dictionary.add_symbol("<mask>")
+        dictionary.add_symbol(MASK)
         return dictionary
 
     @classmethod
     def setup_task(cls, cfg: SquadV2Config, **kwargs):
-        dict_path = Path(cfg.data) / "dict.txt"
+        dict_path = Path(cfg.data) / DICTIONARY_FILE
         if not dict_path.is_file():
             raise FileNotFoundError(f"squad2 task: {dict_path} not found (task.data should be a directory "
                                     "made by scripts/prepare_squad2.py)")
@@ -94,7 +83,7 @@ class SquadV2Task(FairseqTask):
             raise ValueError(f"squad2 task: max_seq_length {cfg.max_seq_length} exceeds the model's "
                              f"max_positions {cfg.max_positions}")
         if (Path(cfg.data) / METADATA_FILE).is_file():  # absent when only predicting (task.data = a BPE dir)
-            check_feature_settings(cfg)
+            check_window_settings(cfg.data, QASettings.from_object(cfg))
         dictionary = cls.load_dictionary(dict_path)
         logger.info("dictionary: %d types", len(dictionary))
         return cls(cfg, dictionary)
@@ -150,10 +139,7 @@ class SquadV2Task(FairseqTask):
         predictions = postprocess_predictions(
             evaluation["examples"], evaluation["features"],
             start_logits.float().cpu().numpy(), end_logits.float().cpu().numpy(),
-            version_2_with_negative=evaluation["version_2"], n_best_size=self.cfg.n_best_size,
-            max_answer_length=self.cfg.max_answer_length,
-            null_score_diff_threshold=self.cfg.null_score_diff_threshold,
-        )
+            version_2_with_negative=evaluation["version_2"], **QASettings.from_object(self.cfg).answers())
         version_2 = evaluation["version_2"]
         scores = squad_evaluate(evaluation["examples"], predictions.answers, version_2=version_2)
         questions = len(evaluation["examples"])

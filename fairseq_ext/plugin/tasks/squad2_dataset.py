@@ -1,5 +1,4 @@
-"""SQuAD features as flat numpy arrays (written once by scripts/prepare_squad2.py) and the fairseq
-dataset that batches them.
+"""The fairseq dataset that batches SQuAD FeatureArrays (fairseq_ext.squad.format).
 
 Training items are windows. Evaluation items are questions with all their windows, so every batch
 holds whole questions: EM/F1 can be computed batch by batch and summed, on any number of GPUs.
@@ -7,9 +6,6 @@ holds whole questions: EM/F1 can be computed batch by batch and summed, on any n
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -17,68 +13,7 @@ import torch
 from fairseq.data import FairseqDataset
 
 from fairseq_ext.squad.data import SquadExample
-from fairseq_ext.squad.features import QAFeature
-
-NO_OFFSET = -1  # token_offsets of question and special tokens (None in QAFeature)
-
-
-@dataclass
-class FeatureArrays:
-    """QAFeatures column-wise: token arrays concatenated over windows, one row per window otherwise."""
-
-    input_ids: np.ndarray  # int32 (n_tokens,)
-    token_offsets: np.ndarray  # int32 (n_tokens, 2): char span in the context, NO_OFFSET outside it
-    window_bounds: np.ndarray  # int64 (n_windows + 1,): window i spans tokens bounds[i]:bounds[i + 1]
-    example_index: np.ndarray  # int32 (n_windows,), non-decreasing
-    start_positions: np.ndarray  # int32 (n_windows,)
-    end_positions: np.ndarray
-    context_start: np.ndarray
-
-    @classmethod
-    def from_features(cls, features: Sequence[QAFeature]) -> FeatureArrays:
-        lengths = np.array([len(f.input_ids) for f in features], dtype=np.int64)
-        offsets = [o if o is not None else (NO_OFFSET, NO_OFFSET) for f in features for o in f.token_offsets]
-        return cls(
-            input_ids=np.array([i for f in features for i in f.input_ids], dtype=np.int32),
-            token_offsets=np.array(offsets, dtype=np.int32).reshape(-1, 2),
-            window_bounds=np.concatenate([[0], np.cumsum(lengths)]),
-            example_index=np.array([f.example_index for f in features], dtype=np.int32),
-            start_positions=np.array([f.start_position for f in features], dtype=np.int32),
-            end_positions=np.array([f.end_position for f in features], dtype=np.int32),
-            context_start=np.array([f.context_start for f in features], dtype=np.int32),
-        )
-
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as f:  # a file object: np.savez would append .npz to the name
-            np.savez(f, **dataclasses.asdict(self))
-
-    @classmethod
-    def load(cls, path: Path) -> FeatureArrays:
-        with np.load(path) as arrays:
-            return cls(**{field.name: arrays[field.name] for field in dataclasses.fields(cls)})
-
-    def __len__(self) -> int:
-        return len(self.example_index)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.window_bounds)
-
-    def tokens(self, window: int) -> np.ndarray:
-        return self.input_ids[self.window_bounds[window]:self.window_bounds[window + 1]]
-
-    def feature(self, window: int, example_index: Optional[int] = None) -> QAFeature:
-        """Window ``window`` as a QAFeature (``example_index`` overrides the stored one)."""
-        span = slice(self.window_bounds[window], self.window_bounds[window + 1])
-        return QAFeature(
-            example_index=int(self.example_index[window]) if example_index is None else example_index,
-            input_ids=self.input_ids[span].tolist(),
-            start_position=int(self.start_positions[window]),
-            end_position=int(self.end_positions[window]),
-            token_offsets=[None if start == NO_OFFSET else (start, end)
-                           for start, end in self.token_offsets[span].tolist()],
-            context_start=int(self.context_start[window]),
-        )
+from fairseq_ext.squad.format import FeatureArrays
 
 
 class SquadFeatureDataset(FairseqDataset):

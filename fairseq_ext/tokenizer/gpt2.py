@@ -1,20 +1,17 @@
-"""GPT-2 byte-level BPE with the ids of fairseq's ``gpt2_bpe`` encoder, run by HF ``tokenizers`` (Rust).
-
-This is the project's one tokenizer piece: corpus encoding, SQuAD features and the HF export all go
-through it, so a SentencePiece variant only has to offer the same methods. No fairseq import here.
-"""
+"""GPT-2 byte-level BPE with the ids of fairseq's ``gpt2_bpe`` encoder, run by HF ``tokenizers`` (Rust):
+the project's first implementation of fairseq_ext.tokenizer.base.Tokenizer. No fairseq import here."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Sequence, Union
 
-import numpy as np
 import regex
-from tokenizers import Encoding, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Encoding, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer as HFTokenizer
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.tokenizer.base import PathLike, Tokenizer
 
 BPE_FILES = ("encoder.json", "vocab.bpe")
 # fairseq's (= OpenAI's) pre-tokenization pattern, run by the same `regex` module fairseq uses: the
@@ -39,50 +36,38 @@ SPLIT_DISAGREEMENTS = (
 )
 _NEEDS_EXACT_SPLIT = regex.compile("[" + "".join(f"\\U{start:08x}-\\U{end:08x}"
                                                  for start, end in SPLIT_DISAGREEMENTS) + "]")
-PathLike = Union[str, os.PathLike]
 
 
-def resolve_gpt2_bpe_dir(path: Optional[PathLike] = None, need_dict: bool = False) -> Path:
-    """The directory holding encoder.json and vocab.bpe (and dict.txt if asked): ``path`` or $GPT2_BPE_DIR."""
-    if path is None:
-        path = os.environ.get("GPT2_BPE_DIR")
-    if not path:
-        raise UserInputError("no GPT-2 BPE directory given: pass --gpt2-bpe DIR or set GPT2_BPE_DIR "
-                             "(scripts/get_gpt2_bpe.sh DIR fetches the files)")
-    directory = Path(path)
-    names = BPE_FILES + (("dict.txt",) if need_dict else ())
-    missing = [name for name in names if not (directory / name).is_file()]
-    if missing:
-        raise UserInputError(f"{directory}: missing {', '.join(missing)} "
-                             "(scripts/get_gpt2_bpe.sh DIR fetches the official files)")
-    return directory
-
-
-class Gpt2Bpe:
+class Gpt2Bpe(Tokenizer):
     """Encodes text to GPT-2 token ids exactly as ``fairseq.data.encoders.gpt2_bpe_utils.Encoder``."""
+
+    kind = "gpt2"
+    files = BPE_FILES
 
     def __init__(self, encoder_json: PathLike, vocab_bpe: PathLike):
         try:
             bpe = models.BPE.from_file(str(encoder_json), str(vocab_bpe))
         except Exception as err:  # tokenizers raises a bare Exception with the parse error
             raise UserInputError(f"cannot read GPT-2 BPE files {encoder_json}, {vocab_bpe}: {err}") from err
-        tokenizer = Tokenizer(bpe)
+        tokenizer = HFTokenizer(bpe)
         # GPT-2's split regex and byte-to-unicode map, no prefix space: what fairseq's encoder does.
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tokenizer.decoder = decoders.ByteLevel()
         self.tokenizer = tokenizer
         # The same BPE on words already cut by GPT2_SPLIT: byte mapping only, no second split.
-        self.word_tokenizer = Tokenizer(bpe)
+        self.word_tokenizer = HFTokenizer(bpe)
         self.word_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
 
     @classmethod
-    def from_dir(cls, path: Optional[PathLike] = None) -> Gpt2Bpe:
-        directory = resolve_gpt2_bpe_dir(path)
-        return cls(directory / "encoder.json", directory / "vocab.bpe")
+    def from_dir(cls, directory: PathLike) -> Gpt2Bpe:
+        return cls(Path(directory) / "encoder.json", Path(directory) / "vocab.bpe")
 
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    def vocab_symbols(self) -> list[str]:
+        return [str(gpt2_id) for gpt2_id in range(self.vocab_size)]
 
     def _encode(self, text: str) -> Union[Encoding, _ExactEncoding]:
         if _NEEDS_EXACT_SPLIT.search(text) is None:
@@ -164,34 +149,3 @@ def trim_leading_space(text: str, offsets: Sequence[tuple[int, int]]) -> list[tu
             start += 1
         trimmed.append((start, end))
     return trimmed
-
-
-class DictionaryBpe:
-    """GPT-2 BPE whose ids are indices of a fairseq dictionary (``dict.txt`` lists GPT-2 ids as symbols).
-
-    ``symbols`` is the dictionary's symbol list in index order, specials included, e.g.
-    ``fairseq.data.Dictionary.load(path).symbols``. GPT-2 tokens absent from it map to ``unk_index``,
-    as ``fairseq-preprocess`` does.
-    """
-
-    def __init__(self, bpe: Gpt2Bpe, symbols: Sequence[str], unk_index: int = 3):
-        self.bpe = bpe
-        self.unk_index = unk_index
-        self.lookup = gpt2_to_dictionary(symbols, bpe.vocab_size, unk_index)
-
-    def to_indices(self, gpt2_ids: Sequence[int]) -> np.ndarray:
-        return self.lookup[np.asarray(gpt2_ids, dtype=np.int64)]
-
-    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        ids, offsets = self.bpe.encode_with_offsets(text)
-        return self.to_indices(ids).tolist(), offsets
-
-
-def gpt2_to_dictionary(symbols: Sequence[str], vocab_size: int, unk_index: int = 3) -> np.ndarray:
-    """For each GPT-2 id, its index in a fairseq dictionary, like ``Dictionary.index(str(id))``.
-
-    fairseq looks up the decimal string exactly (``"007"`` or ``"٣"`` are other symbols), and a symbol
-    listed twice (``#fairseq:overwrite``) resolves to its last index.
-    """
-    indices = {symbol: index for index, symbol in enumerate(symbols)}
-    return np.array([indices.get(str(gpt2_id), unk_index) for gpt2_id in range(vocab_size)], dtype=np.int64)

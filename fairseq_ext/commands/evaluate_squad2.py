@@ -1,0 +1,65 @@
+"""SQuAD 2.0 evaluation with the arguments and output of the official evaluate-v2.0.py.
+
+Prints the metric JSON (exact, f1, total, HasAns_*, NoAns_*, and best_exact/best_f1 with their
+thresholds when --na-prob-file is given) and writes it to --out-file. SQuAD v1.1 data gives the v1.1
+keys (exact_match, f1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import numbers
+from typing import Optional, Sequence
+
+from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.squad import load_squad, squad_evaluate
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_file", metavar="DATA_JSON",
+                        help="SQuAD data with gold answers (e.g. dev-v2.0.json)")
+    parser.add_argument("pred_file", metavar="PRED_JSON", help="predictions: question id -> answer text")
+    parser.add_argument("--out-file", "-o", metavar="F", help="also write the metrics JSON to this file")
+    parser.add_argument("--na-prob-file", "-n", metavar="F",
+                        help="question id -> no-answer probability or null odds (predict_squad2's "
+                             "null_odds.json); adds the best-threshold search")
+    parser.add_argument("--na-prob-thresh", "-t", type=float, default=1.0, metavar="T",
+                        help='predict "" where the no-answer probability exceeds T (default: 1.0)')
+    return parser.parse_args(argv)
+
+
+def read_mapping(path: str, what: str, value_type: type) -> dict:
+    """A JSON object of question id -> value_type, or a one-line error naming the first bad entry."""
+    try:
+        with open(existing_file(path, what), encoding="utf-8") as f:
+            mapping = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(mapping, dict):
+        raise UserInputError(f"{path}: expected a JSON object of question id -> {what} entries")
+    for qid, value in mapping.items():
+        if not isinstance(value, value_type) or isinstance(value, bool):
+            raise UserInputError(f"{path}: question {qid}: expected {value_type.__name__}, got {value!r}")
+    return mapping
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    data = load_squad(args.data_file, align_answers=False)  # the metric reads answer texts only
+    predictions = read_mapping(args.pred_file, "predictions", str)
+    na_probs = None
+    if args.na_prob_file:
+        na_probs = read_mapping(args.na_prob_file, "no-answer probabilities", numbers.Real)
+    result = squad_evaluate(data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
+    print(json.dumps(result, indent=2))
+    if args.out_file:
+        with open(args.out_file, "w", encoding="utf-8") as f:
+            json.dump(result, f)
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)

@@ -1,0 +1,172 @@
+"""Plot fairseq JSON training logs (``common.log_format=json``) as PNG curves against updates.
+
+Each log becomes one PNG: training loss (the ``train_inner`` records, plus the end-of-epoch ``train``
+averages), validation loss, and, when the task logs them (our ``squad2`` task does), validation F1 and
+exact match.
+
+Reads every form fairseq writes: console and ``hydra_train.log`` lines (``... | valid | {json}``,
+``[time][valid][INFO] - {json}``) and the ``common.log_file`` form (bare JSON lines; fairseq adds a file
+handler per progress bar there, so records repeat: duplicates are dropped and counted).
+
+    python scripts/plot_logs.py runs/demo/finetune/train_log.json --out-dir runs/demo/plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from fairseq_ext.cli import UserInputError, existing_file, run_cli
+
+# validation metrics drawn on a second panel when present: our squad2 task's EM and F1 (not fairseq's
+# valid_best_<metric>, the best value so far of the checkpoint metric)
+QA_METRICS = ("f1", "em")
+
+
+@dataclass
+class Curve:
+    updates: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def add(self, update: float, value: float) -> None:
+        self.updates.append(update)
+        self.values.append(value)
+
+
+@dataclass
+class TrainingLog:
+    """What one log holds: curve name (``train_inner loss``, ``valid loss``, ``valid f1``...) -> points."""
+
+    curves: dict[str, Curve] = field(default_factory=dict)
+    records: int = 0
+    duplicates: int = 0
+
+    def add(self, name: str, update: float, value: float) -> None:
+        self.curves.setdefault(name, Curve()).add(update, value)
+
+
+def _as_float(value) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _add_record(log: TrainingLog, record: dict) -> None:
+    """Files a fairseq stats record by its keys: ``train_inner`` records carry bare names (``loss``,
+    ``num_updates``); end-of-epoch and validation records prefix them with the subset (``valid_loss``)."""
+    prefixed = [key[: -len("_num_updates")] for key in record if key.endswith("_num_updates")]
+    if prefixed:
+        subset = prefixed[0]
+        update = _as_float(record[f"{subset}_num_updates"])
+        kind = "train (epoch mean)" if subset == "train" else subset
+        names = ("loss",) + (() if subset == "train" else QA_METRICS)
+        for name in names:
+            value = _as_float(record.get(f"{subset}_{name}"))
+            if update is not None and value is not None:
+                log.add(f"{kind} {name}", update, value)
+    elif "num_updates" in record and "loss" in record:
+        update, value = _as_float(record["num_updates"]), _as_float(record["loss"])
+        if update is not None and value is not None:
+            log.add("train loss", update, value)
+    else:
+        return
+    log.records += 1
+
+
+def parse_log(path: Path) -> TrainingLog:
+    log = TrainingLog()
+    seen = set()
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            line = line.strip()
+            if not line.endswith("}") or "{" not in line:
+                continue
+            text = line[line.index("{") :]
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            if text in seen:
+                log.duplicates += 1
+                continue
+            seen.add(text)
+            _add_record(log, record)
+    if log.records == 0:
+        raise UserInputError(
+            f"no fairseq training records in {path} (is it a log of fairseq-train/fairseq-hydra-train "
+            "run with common.log_format=json?)"
+        )
+    return log
+
+
+def plot_log(log: TrainingLog, title: str, source: Path, out_png: Path) -> None:
+    # importing fairseq sets the root logger to DEBUG (wav2vec2_classification.py calls basicConfig)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loss_curves = {name: c for name, c in log.curves.items() if name.endswith(" loss")}
+    metric_curves = {name: c for name, c in log.curves.items() if not name.endswith(" loss")}
+    panels = [(loss_curves, "loss (as the criterion logs it)")]
+    if metric_curves:
+        panels.append((metric_curves, "validation score (%)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), squeeze=False)
+    for ax, (curves, ylabel) in zip(axes[0], panels):
+        for name, curve in sorted(curves.items()):
+            style = "-" if name == "train loss" else "o-"
+            ax.plot(curve.updates, curve.values, style, label=name, markersize=4, linewidth=1.2)
+        ax.set_xlabel("updates")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.text(0.5, 0.005, str(source), ha="center", va="bottom", fontsize=7, color="gray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def default_label(path: Path) -> str:
+    """``runs/x/finetune/train_log.json`` -> ``finetune``: fairseq's log file sits in the save dir."""
+    if path.stem in ("train_log", "hydra_train", "train") and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("logs", nargs="+", type=Path, metavar="LOG", help="fairseq JSON log file(s)")
+    parser.add_argument("--out-dir", type=Path, default=Path("."), help="where LABEL.png goes (default: .)")
+    parser.add_argument(
+        "--labels", nargs="+", help="one name per log for the title and the PNG name "
+        "(default: the log's directory name, e.g. the checkpoint save dir)"
+    )
+    args = parser.parse_args(argv)
+    if args.labels and len(args.labels) != len(args.logs):
+        raise UserInputError(f"--labels gives {len(args.labels)} names for {len(args.logs)} logs")
+    labels = args.labels or [default_label(path) for path in args.logs]
+    if len(set(labels)) != len(labels):
+        raise UserInputError(f"two logs would write the same PNG ({labels}); name them with --labels")
+    for path, label in zip(args.logs, labels):
+        log = parse_log(existing_file(path, "log file"))
+        out_png = args.out_dir / f"{label}.png"
+        plot_log(log, label, path, out_png)
+        points = ", ".join(f"{name}: {len(c.values)}" for name, c in sorted(log.curves.items()))
+        print(f"{out_png}: {points} points ({log.duplicates} repeated records skipped)")
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)

@@ -1,0 +1,108 @@
+"""Answers the questions of a SQuAD file with a fine-tuned roberta_span_qa checkpoint.
+
+    scripts/predict_squad2.py --checkpoint checkpoints/squad2_base/checkpoint_best.pt \\
+        --data dev-v2.0.json --gpt2-bpe gpt2_bpe --out predictions/
+
+writes into OUT: predictions.json (question id -> answer, "" for no answer), null_odds.json (SQuAD 2.0:
+null score - best span score), nbest_predictions.json, and eval_results.json (the official SQuAD metric,
+with the null odds as no-answer probabilities) when the data has answers. Windows and post-processing
+follow the checkpoint's task settings unless overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.squad import build_features, load_squad
+from fairseq_ext.squad.format import DICTIONARY_FILE
+from fairseq_ext.squad.predict import answer_questions, write_predictions
+from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint (task squad2)")
+    parser.add_argument("--data", required=True, metavar="JSON", help="SQuAD file (v2.0 or v1.1)")
+    parser.add_argument("--gpt2-bpe", metavar="DIR",
+                        help="directory with encoder.json, vocab.bpe, dict.txt (default: $GPT2_BPE_DIR)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: 32)")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
+    QASettings.add_arguments(parser, default_from="the checkpoint's task settings")
+    return parser.parse_args(argv)
+
+
+def load_model(checkpoint: Path, bpe_dir: Path, device: str, fp16: bool):
+    """The checkpoint's model in eval mode and its task, whose dictionary is BPE_DIR/dict.txt + <mask>."""
+    from fairseq import checkpoint_utils, tasks
+    from omegaconf import OmegaConf
+
+    import fairseq_ext.plugin  # noqa: F401  (the squad2 task and roberta_span_qa model)
+    from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    info = checkpoint_info(state)
+    if info.task_name != "squad2" or state.get("cfg") is None:
+        raise UserInputError(f"{checkpoint} is not a SQuAD checkpoint (task {info.task_name!r}): fine-tune "
+                             "it with scripts/finetune_squad2.sh first")
+    state["cfg"] = OmegaConf.create(state["cfg"])
+    state["cfg"].task.data = str(bpe_dir)  # the task only needs dict.txt from it
+    task = tasks.setup_task(state["cfg"].task)
+    if info.embedding_rows != len(task.source_dictionary):
+        raise UserInputError(f"checkpoint {checkpoint} has {info.embedding_rows} embedding rows but "
+                             f"{bpe_dir / DICTIONARY_FILE} + <mask> gives {len(task.source_dictionary)} "
+                             "symbols: use the dictionary the model was trained with")
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], task=task,
+                                                                      state=state)
+    model = models[0].eval().to(device)
+    return (model.half() if fp16 else model), cfg.task, task
+
+
+def fairseq_forward(model, device: str):
+    """The shared prediction loop's forward for a roberta_span_qa model."""
+    import torch
+
+    @torch.no_grad()
+    def forward(tokens):
+        starts, ends = model(torch.from_numpy(tokens).to(device))
+        return starts.float().cpu().numpy(), ends.float().cpu().numpy()
+
+    return forward
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    checkpoint = existing_file(args.checkpoint, "checkpoint")
+    bpe_dir = find_tokenizer_dir(args.gpt2_bpe, need_dict=True)
+    squad = load_squad(args.data)
+    print(f"{args.data}: {squad.summary()}")
+    if not squad.examples:
+        raise UserInputError(f"{args.data}: no usable questions")
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, task_cfg, task = load_model(checkpoint, bpe_dir, device, args.fp16)
+    settings = QASettings.from_object(args, base=QASettings.from_object(task_cfg))
+    if settings.max_seq_length > model.max_positions():
+        raise UserInputError(f"--max-seq-length {settings.max_seq_length} exceeds the model's "
+                             f"{model.max_positions()} positions")
+
+    dictionary = task.source_dictionary
+    tokenizer = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
+    features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
+    predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
+                                   squad.version_2, args.batch_size, progress=True)
+    results = write_predictions(Path(args.out), squad.examples, predictions, settings, squad.version_2)
+    print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}")
+    if results is not None:
+        print(json.dumps(results, indent=2))
+
+
+def cli() -> None:
+    run_cli(main)

@@ -1,0 +1,103 @@
+"""Builds the SQuAD features for fairseq fine-tuning once: the task squad2 reads them every epoch.
+
+    scripts/prepare_squad2.py --train train-v2.0.json --valid dev-v2.0.json --gpt2-bpe gpt2_bpe \\
+        --destdir data-bin/squad2
+
+writes into DESTDIR: dict.txt (the fairseq GPT-2 dictionary), train.features.npz and valid.features.npz
+(token ids, labels and character offsets of every window), valid.json (a copy of the validation file:
+EM/F1 are computed against its answers) and squad2_features.json (settings, counts, skipped questions).
+The window settings must match the task's (task.max_seq_length, task.doc_stride, task.max_query_length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.squad import build_features, load_squad
+from fairseq_ext.squad.format import (
+    DICTIONARY_FILE,
+    FeatureArrays,
+    examples_file,
+    features_file,
+    task_symbols,
+    write_metadata,
+)
+from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer import DictionaryTokenizer, find_tokenizer_dir, load_tokenizer
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", metavar="JSON", help="SQuAD training file (v2.0 or v1.1)")
+    parser.add_argument("--valid", metavar="JSON",
+                        help="SQuAD validation file, scored with EM/F1 while training")
+    parser.add_argument("--gpt2-bpe", metavar="DIR",
+                        help="directory with encoder.json, vocab.bpe, dict.txt (default: $GPT2_BPE_DIR)")
+    parser.add_argument("--destdir", metavar="DIR", default="data-bin/squad2",
+                        help="output directory (default: data-bin/squad2)")
+    QASettings.add_arguments(parser, QASettings.WINDOW_FIELDS)
+    args = parser.parse_args(argv)
+    if not args.train and not args.valid:
+        parser.error("give --train and/or --valid")
+    return args
+
+
+def prepare_split(split: str, source: Path, tokenizer: DictionaryTokenizer, settings: QASettings,
+                  destdir: Path) -> dict:
+    """Writes DESTDIR/<split>.features.npz; returns the split's counts for the metadata file."""
+    squad = load_squad(source)
+    print(f"{split}: {source}: {squad.summary()}")
+    if not squad.examples:
+        raise UserInputError(f"{source}: no usable questions")
+    features = build_features(squad.examples, tokenizer, progress=True, **settings.windows())
+    arrays = FeatureArrays.from_features(features)
+    arrays.save(features_file(destdir, split))
+    labelled = np.zeros(len(squad.examples), dtype=bool)
+    labelled[arrays.example_index[arrays.start_positions > 0]] = True
+    answerable = np.array([not example.is_impossible for example in squad.examples])
+    counts = {
+        "source": str(source),
+        "version_2": squad.version_2,
+        "questions": len(squad.examples),
+        "unanswerable": int((~answerable).sum()),
+        "windows": len(arrays),
+        "answers_in_no_window": int((answerable & ~labelled).sum()),
+        "unknown_tokens": int((arrays.input_ids == tokenizer.unk_index).sum()),
+        "repaired": squad.repaired,
+        "skipped": len(squad.skipped),
+        "skipped_questions": [{"id": qid, "reason": reason} for qid, reason in squad.skipped],
+    }
+    print(f"{split}: {counts['windows']} windows; {counts['answers_in_no_window']} answerable questions "
+          f"have no window holding the whole answer (trained as no answer); {counts['unknown_tokens']} <unk> "
+          "tokens")
+    return counts
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = QASettings.from_object(args)
+    bpe_dir = find_tokenizer_dir(args.gpt2_bpe, need_dict=True)
+    sources = {split: existing_file(path, f"--{split} file")
+               for split, path in (("train", args.train), ("valid", args.valid)) if path}
+    symbols = task_symbols(bpe_dir / DICTIONARY_FILE)
+    tokenizer = load_tokenizer(bpe_dir).to_dictionary(symbols)
+
+    destdir = Path(args.destdir)
+    destdir.mkdir(parents=True, exist_ok=True)
+    splits = {split: prepare_split(split, source, tokenizer, settings, destdir)
+              for split, source in sources.items()}
+    shutil.copyfile(bpe_dir / DICTIONARY_FILE, destdir / DICTIONARY_FILE)
+    if "valid" in sources:
+        shutil.copyfile(sources["valid"], examples_file(destdir, "valid"))
+    write_metadata(destdir, settings, splits)
+    print(f"wrote {destdir}")
+
+
+def cli() -> None:
+    run_cli(main)

@@ -1,3 +1,0 @@
-"""fairseq criteria of the plugin (registered on import)."""
-
-from fairseq_ext.criterions import span_qa  # noqa: F401

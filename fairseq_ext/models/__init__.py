@@ -1,3 +1,0 @@
-"""fairseq models of the plugin (registered on import)."""
-
-from fairseq_ext.models import roberta_span_qa  # noqa: F401

@@ -1,0 +1,77 @@
+"""The one prediction loop and output writer, shared by the fairseq side (predict_squad2) and the Hugging
+Face side (evaluate_hf, predict_hf): windows -> logits (any model, through ``forward``) -> run_qa
+post-processing -> files. No torch here: the caller's ``forward`` runs its model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from fairseq_ext.squad.data import SquadExample
+from fairseq_ext.squad.features import PAD, QAFeature
+from fairseq_ext.squad.metric import squad_evaluate
+from fairseq_ext.squad.postprocess import Predictions, postprocess_predictions
+from fairseq_ext.squad.settings import QASettings
+
+# forward(tokens) -> (start logits, end logits): tokens int64 (batch, length) right-padded with PAD;
+# the logits float32 numpy arrays of the same shape.
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def window_logits(features: Sequence[QAFeature], forward: Forward, batch_size: int = 32,
+                  progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Start and end logits of every window (one float32 array per window, its own length)."""
+    from tqdm import tqdm
+
+    lengths = np.array([len(feature.input_ids) for feature in features])
+    order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
+    starts: list = [None] * len(features)
+    ends: list = [None] * len(features)
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+        tokens = np.full((len(batch), lengths[batch].max()), PAD, dtype=np.int64)
+        for row, window in enumerate(batch):
+            tokens[row, :lengths[window]] = features[window].input_ids
+        batch_starts, batch_ends = forward(tokens)
+        for row, window in enumerate(batch):
+            starts[window] = batch_starts[row, :lengths[window]]
+            ends[window] = batch_ends[row, :lengths[window]]
+    return starts, ends
+
+
+def answer_questions(examples: Sequence[SquadExample], features: Sequence[QAFeature], forward: Forward,
+                     settings: QASettings, version_2: bool, batch_size: int = 32,
+                     progress: bool = False) -> Predictions:
+    starts, ends = window_logits(features, forward, batch_size, progress)
+    return postprocess_predictions(examples, features, starts, ends, version_2_with_negative=version_2,
+                                   **settings.answers())
+
+
+def is_labelled(examples: Sequence[SquadExample]) -> bool:
+    """Whether the questions carry gold answers (an unlabelled test file has none at all)."""
+    return any(example.answers or example.is_impossible for example in examples)
+
+
+def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: Predictions,
+                      settings: QASettings, version_2: bool) -> Optional[dict]:
+    """Writes predictions.json, nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions
+    have gold answers, eval_results.json (official metric, the null odds as no-answer probabilities
+    thresholded where the answers were: "exact"/"f1" score predictions.json as written and best_f1_thresh
+    suggests a better threshold). Returns the scores, or None for unlabelled questions."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = {"predictions.json": predictions.answers, "nbest_predictions.json": predictions.nbest}
+    if version_2:
+        outputs["null_odds.json"] = predictions.null_odds
+    results = None
+    if is_labelled(examples):
+        results = squad_evaluate(examples, predictions.answers,
+                                 na_probs=predictions.null_odds if version_2 else None,
+                                 na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
+        outputs["eval_results.json"] = results
+    for name, content in outputs.items():
+        (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return results
