@@ -49,7 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from transformers.utils import logging as hf_logging
 
-    from fairseq_ext.export.to_hf import OUTPUT_FILES, CardOptions, describe, export
+    from fairseq_ext.export.to_hf import CardOptions, describe, export
     from fairseq_ext.export.verify import VerificationError
 
     hf_logging.disable_progress_bar()  # a few tensors: the report says what was done
@@ -64,7 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     for line in describe(report):
         print(line)
-    print(f"wrote {args.out}: {', '.join(OUTPUT_FILES)}")
+    print(f"wrote {args.out}: {', '.join(sorted(path.name for path in args.out.iterdir()))}")
     return 0
 
 

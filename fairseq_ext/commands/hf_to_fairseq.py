@@ -41,7 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model_dir = resolve_model_dir(args.model)  # before the heavy imports: a wrong id fails at once
     from transformers.utils import logging as hf_logging
 
-    from fairseq_ext.export.from_hf import OUTPUT_FILES, describe, import_model
+    from fairseq_ext.export.from_hf import describe, import_model
     from fairseq_ext.export.verify import VerificationError
 
     hf_logging.disable_progress_bar()
@@ -52,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     for line in describe(report):
         print(line)
-    print(f"wrote {args.out}: {', '.join(OUTPUT_FILES)}")
+    print(f"wrote {args.out}: {', '.join(sorted(path.name for path in args.out.iterdir()))}")
     return 0
 
 

@@ -140,12 +140,12 @@ def _parts_without_hf_counterpart(tensors: dict, kind: str) -> list[str]:
 CONVERTED_FROM = "converted_from"  # checkpoint key: the HF model an import came from (fairseq ignores it)
 
 
-def checkpoint_state(roberta: FairseqRoberta, directory: Path, source: str) -> dict:
+def checkpoint_state(roberta: FairseqRoberta, directory: Path, bpe: dict, source: str) -> dict:
     """A checkpoint as fairseq writes one (``cfg`` with the model, task and BPE sections; no optimizer
     state, update 0): ``fairseq-hydra-train`` restores it (checkpoint.restore_file) and
     ``RobertaModel.from_pretrained(DIR, checkpoint_file=...)`` loads it. ``directory``: where it will live
-    with dict.txt, encoder.json and vocab.bpe (named in the config: fairseq's GPT-2 BPE would otherwise
-    download its files); ``source``: the HF model it was converted from."""
+    with dict.txt and the tokenizer files, which ``bpe`` (the config section) names; ``source``: the HF
+    model it was converted from."""
     from fairseq.dataclass.configs import FairseqConfig
     from fairseq.tasks.masked_lm import MaskedLMConfig
     from omegaconf import OmegaConf
@@ -164,8 +164,7 @@ def checkpoint_state(roberta: FairseqRoberta, directory: Path, source: str) -> d
         cfg.task._name, cfg.criterion = "masked_lm", {"_name": "masked_lm"}
     cfg.model = {key: value for key, value in vars(roberta.args).items() if not key.startswith("_")}
     cfg.model._name = roberta.args._name
-    cfg.bpe = {"_name": "gpt2", "gpt2_encoder_json": str(directory / "encoder.json"),
-               "gpt2_vocab_bpe": str(directory / "vocab.bpe")}
+    cfg.bpe = bpe
     criterion = "SpanQACriterion" if roberta.kind == SPAN_QA else "MaskedLmLoss"
     return {
         "args": None,

@@ -122,15 +122,18 @@ def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None,
     check_output_dir(out_dir, force)
     bpe_dir = find_tokenizer_dir(bpe_dir)
     kind, config, tokenizer, hf_model = load_hf_model(model_dir)
-    vocabulary = tokenizer_files.import_vocabulary(tokenizer, bpe_dir)
+    files = tokenizer_files.for_directory(bpe_dir)
+    vocabulary = files.import_vocabulary(tokenizer)
     if config.vocab_size != len(vocabulary.tokens):
         raise UserInputError(f"the model has {config.vocab_size} embedding rows but its tokenizer "
                              f"{len(vocabulary.tokens)} tokens: every row must be a dictionary symbol")
 
     with staged_directory(out_dir) as staging:
-        symbols = tokenizer_files.write_fairseq_files(vocabulary, bpe_dir, staging)
+        symbols = files.write_fairseq(vocabulary, staging)
         roberta = convert_model(kind, config, hf_model, vocabulary, symbols)
-        torch.save(checkpoint_state(roberta, out_dir.resolve(), str(model_dir)), staging / CHECKPOINT)
+        final = out_dir.resolve()
+        torch.save(checkpoint_state(roberta, final, files.fairseq_bpe_config(final), str(model_dir)),
+                   staging / CHECKPOINT)
         verification = None
         if verify:  # the written files, read back as fairseq reads them
             written = load_fairseq_roberta(load_checkpoint(staging / CHECKPOINT), staging / CHECKPOINT,

@@ -123,15 +123,15 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     if eval_results is not None and roberta.kind != SPAN_QA:
         raise UserInputError("--eval-results applies to span-QA checkpoints (task squad2) only")
     check_fairseq_structure(roberta.kind, roberta.model, roberta.args)
-    vocabulary = tokenizer_files.build_export_vocabulary(dictionary.symbols,
-                                                         tokenizer_files.read_gpt2_tokens(bpe_dir))
+    files = tokenizer_files.for_directory(bpe_dir)
+    vocabulary = files.export_vocabulary(dictionary.symbols)
     hf_model = build_hf_model(roberta, vocabulary)
     config = hf_model.config
 
     with staged_directory(out_dir) as staging:
         hf_model.save_pretrained(str(staging))
         del hf_model  # verification reloads it from disk, as users will
-        tokenizer_files.save_hf_tokenizer(vocabulary, bpe_dir, roberta.max_positions, staging)
+        files.save_hf(vocabulary, roberta.max_positions, staging)
         verification = None
         if verify:
             encoder = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())

@@ -10,6 +10,9 @@ merges by token id, so several tokens sharing one id would make merges fire on t
 *alias* ids after the dictionary instead (``len(dictionary)``, +1, ...), which the model treats as
 ``<unk>``. With the official ``dict.txt`` there are none. Importing a HF model reverses this: ids up to
 ``<mask>`` are the dictionary, ids after it aliases.
+
+Each tokenizer kind of fairseq_ext.tokenizer has one class here (``Gpt2Files``; SentencePiece adds its
+own to ``KINDS``) with the four operations the conversions need; ``for_directory`` picks it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.tokenizer import tokenizer_kind
 
 SPECIAL_SYMBOLS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary indices 0-3 = HF RoBERTa's
 MASK = "<mask>"
@@ -172,3 +176,43 @@ def write_fairseq_files(vocabulary: ExportVocabulary, bpe_dir: Path, out_dir: Pa
     for name in ("encoder.json", "vocab.bpe"):
         shutil.copyfile(bpe_dir / name, out_dir / name)
     return symbols
+
+
+class Gpt2Files:
+    """GPT-2 BPE (encoder.json + vocab.bpe in ``directory``) on both sides of a conversion."""
+
+    kind = "gpt2"
+    fairseq_files = ("encoder.json", "vocab.bpe")
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def export_vocabulary(self, symbols: Sequence[str]) -> ExportVocabulary:
+        return build_export_vocabulary(symbols, read_gpt2_tokens(self.directory))
+
+    def save_hf(self, vocabulary: ExportVocabulary, max_positions: int, out_dir: Path) -> None:
+        save_hf_tokenizer(vocabulary, self.directory, max_positions, out_dir)
+
+    def import_vocabulary(self, hf_tokenizer) -> ExportVocabulary:
+        return import_vocabulary(hf_tokenizer, self.directory)
+
+    def write_fairseq(self, vocabulary: ExportVocabulary, out_dir: Path) -> list[str]:
+        return write_fairseq_files(vocabulary, self.directory, out_dir)
+
+    @staticmethod
+    def fairseq_bpe_config(model_dir: Path) -> dict:
+        """The checkpoint's ``bpe`` section: fairseq's GPT-2 BPE reading the files of ``model_dir`` (its
+        defaults would download them)."""
+        return {"_name": "gpt2", "gpt2_encoder_json": str(model_dir / "encoder.json"),
+                "gpt2_vocab_bpe": str(model_dir / "vocab.bpe")}
+
+
+KINDS = {Gpt2Files.kind: Gpt2Files}
+
+
+def for_directory(directory: Path) -> Gpt2Files:
+    """The conversion operations of the tokenizer whose files are in ``directory``."""
+    kind = tokenizer_kind(directory)
+    if kind is None or kind.kind not in KINDS:
+        raise UserInputError(f"{directory}: no tokenizer the conversion knows ({', '.join(KINDS)})")
+    return KINDS[kind.kind](directory)
