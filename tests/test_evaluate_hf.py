@@ -123,9 +123,9 @@ def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export
     offline) carries the model-index, config.json the threshold, and evaluate_hf uses and names it."""
     from huggingface_hub import ModelCard
 
-    first = tmp_path / "first-eval"
+    first = tmp_path / "first-eval"  # always answering: best_f1_thresh then says where null should win
     assert evaluate_hf.main(["--model", str(squad_export), "--data", str(evaluation_json), "--out",
-                             str(first), "--max-samples", "120"]) == 0
+                             str(first), "--max-samples", "120", "--null-score-diff-threshold=1e9"]) == 0
     results = read(first, "eval_results.json")
     out = tmp_path / "published"
     with contextlib.redirect_stdout(io.StringIO()) as printed:
@@ -134,6 +134,7 @@ def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export
                                    str(first / "eval_results.json"),
                                    "--null-threshold", "best", "--license", "mit"]) == 0
     threshold = results["best_f1_thresh"]
+    assert threshold != 0.0  # not the default: storing it shows
     assert f"null_score_diff_threshold: {threshold:g} (from best_f1_thresh of eval_results.json)" \
         in printed.getvalue()
     assert read(out, "config.json")["squad_settings"]["null_score_diff_threshold"] == threshold
@@ -161,6 +162,7 @@ def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export
                              f"--null-score-diff-threshold={threshold}"]) == 0
     assert "(null threshold: --null-score-diff-threshold)" in capsys.readouterr().out
     assert read(stored, "predictions.json") == read(flagged, "predictions.json")
+    assert read(stored, "predictions.json") != read(first, "predictions.json")
     print(f"\nbest_f1_thresh {threshold:g}: F1 {results['f1']:.2f} -> "
           f"{read(stored, 'eval_results.json')['f1']:.2f}")
 
