@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,25 +11,49 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fairseq_ext.cli import UserInputError, progress_bar
-from fairseq_ext.corpus.encoders import NEWLINE_ID, IdBlockEncoder, TextBlockEncoder
+from fairseq_ext.corpus.encoders import (
+    NEWLINE_ID,
+    IdBlockEncoder,
+    SentencePieceBlockEncoder,
+    SentencePieceTextEncoder,
+    TextBlockEncoder,
+)
 from fairseq_ext.corpus.pool import WorkerPool, encode_block, init_worker
 from fairseq_ext.corpus.reading import input_bytes, open_input, read_line_blocks, zip_line_blocks
-from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
+from fairseq_ext.tokenizer import KINDS, Tokenizer, vocab_to_dictionary
+from fairseq_ext.tokenizer.spm import SentencePiece
 
 
-def make_text_encoder(encoder_json: str, vocab_bpe: str) -> TextBlockEncoder:
-    return TextBlockEncoder(Gpt2Bpe(encoder_json, vocab_bpe))
+def tokenizer_files(directory: Path) -> tuple[str, ...]:
+    """(kind, its files...): what a worker process needs to build the tokenizer of ``directory``."""
+    kind = next(kind for kind in KINDS if kind.recognises(directory))
+    return (kind.kind, *(str(Path(directory) / name) for name in kind.files))
 
 
-def make_id_encoder(encoder_json: str, vocab_bpe: str) -> IdBlockEncoder:
-    return IdBlockEncoder(Gpt2Bpe(encoder_json, vocab_bpe))
+def _tokenizer(kind: str, *files: str) -> Tokenizer:
+    return next(k for k in KINDS if k.kind == kind)(*files)
 
 
-def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: str, vocab_bpe: str,
+def make_text_encoder(kind: str, *files: str):
+    tokenizer = _tokenizer(kind, *files)
+    if isinstance(tokenizer, SentencePiece):
+        return SentencePieceTextEncoder(tokenizer)
+    return TextBlockEncoder(tokenizer)
+
+
+def make_id_encoder(kind: str, *files: str):
+    tokenizer = _tokenizer(kind, *files)
+    if isinstance(tokenizer, SentencePiece):
+        return SentencePieceBlockEncoder(tokenizer)
+    return IdBlockEncoder(tokenizer)
+
+
+def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[str],
                  keep_empty: bool = False, workers: int = 1, progress: bool = True,
                  warn: Callable[[str], None] = print) -> dict[str, int]:
     """fairseq's multiprocessing_bpe_encoder.py, same output bytes: each set of parallel input lines is
-    stripped, dropped if one is empty (unless ``keep_empty``), else GPT-2 encoded to ``"id id ...\\n"``."""
+    stripped, dropped if one is empty (unless ``keep_empty``), else GPT-2 encoded to ``"id id ...\\n"``
+    (with a SentencePiece model: its pieces, as spm_encode writes them). ``files``: tokenizer_files()."""
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
     streams = [open_input(name) for name in inputs]
@@ -39,12 +62,12 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
     try:
         readers = [read_line_blocks(stream, name) for stream, name in zip(streams, inputs)]
         tasks = ((columns, keep_empty, nbytes) for columns, nbytes in zip_line_blocks(readers, inputs, warn))
-        initargs = (make_text_encoder, str(encoder_json), str(vocab_bpe))
+        initargs = (make_text_encoder, *files)
         with WorkerPool(workers, init_worker, initargs) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
             for encoded, kept, dropped, nbytes in pool.map(encode_block, tasks):
                 for text, sink in zip(encoded, sinks):
-                    sink.write(text.encode("ascii"))
+                    sink.write(text.encode("utf-8"))
                 stats["encoded"] += kept
                 stats["filtered_empty"] += dropped
                 bar.update(nbytes)
@@ -61,27 +84,31 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
     return stats
 
 
-def binarize_files(raw_files: dict[str, str], destdir: str, encoder_json: str, vocab_bpe: str, dict_path: str,
+def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path, dict_path: str,
                    keep_empty: bool = True, workers: int = 1, progress: bool = True
                    ) -> dict[str, dict[str, int]]:
     """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt``, byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
-    (mmap dataset), in one streaming pass. Returns per split: sequences, tokens (eos included), unk."""
+    (mmap dataset), in one streaming pass; with a SentencePiece ``tokenizer_dir`` to its pieces (spm_encode)
+    + the same fairseq-preprocess. Returns per split: sequences, tokens (eos included), unk."""
     streams = {split: open_input(str(path)) for split, path in raw_files.items()}
+    files = tokenizer_files(tokenizer_dir)
     # Workers start before fairseq (torch) is imported: they need only tokenizers, and the import
     # overlaps with their first blocks.
-    with WorkerPool(workers, init_worker, (make_id_encoder, str(encoder_json), str(vocab_bpe))) as pool:
+    with WorkerPool(workers, init_worker, (make_id_encoder, *files)) as pool:
         import torch
         from fairseq.data import Dictionary, indexed_dataset
 
         dictionary = Dictionary.load(str(dict_path))
         os.makedirs(destdir, exist_ok=True)
         dictionary.save(os.path.join(destdir, "dict.txt"))
-        vocab_size = len(json.loads(Path(encoder_json).read_text(encoding="utf-8")))
-        # GPT-2 id -> dictionary index exactly as fairseq-preprocess looks up the id's decimal string;
-        # the line-end marker becomes eos.
-        lookup = np.array([dictionary.index(str(gpt2_id)) for gpt2_id in range(vocab_size)], dtype=np.int64)
-        lookup[NEWLINE_ID] = dictionary.eos()
+        tokenizer = _tokenizer(*files)
+        # vocabulary id -> dictionary index exactly as fairseq-preprocess looks up the token's text (GPT-2:
+        # the id's decimal string; SentencePiece: the piece); the line-end marker becomes eos.
+        lookup = vocab_to_dictionary(tokenizer.vocab_symbols(), dictionary.symbols, dictionary.unk())
+        marker = tokenizer.vocab_size if isinstance(tokenizer, SentencePiece) else NEWLINE_ID
+        lookup = np.append(lookup, dictionary.unk()) if marker == len(lookup) else lookup
+        lookup[marker] = dictionary.eos()
         summary = {}
         for split, stream in streams.items():
             prefix = os.path.join(destdir, split)

@@ -1,4 +1,5 @@
-"""Block encoders: exact GPT-2 BPE of many lines at once, at the speed of a dictionary lookup."""
+"""Block encoders: exact GPT-2 BPE of many lines at once, at the speed of a dictionary lookup; SentencePiece
+by the sentencepiece library's own batch encoding."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import regex
 
 from fairseq_ext.tokenizer.gpt2 import GPT2_SPLIT, Gpt2Bpe
+from fairseq_ext.tokenizer.spm import SentencePiece
 
 NEWLINE_ID = 198  # GPT-2's token for a lone "\n": in a block of joined stripped lines, only a line break
 CACHE_ENTRIES = 1 << 19  # per worker and cache (~100 MB when full); cleared when full: bounded memory
@@ -34,6 +36,8 @@ class BlockEncoder:
     chars (every ``\\s`` char is ``str.isspace``), so it is always the lone token 198, which GPT-2 never
     produces inside a line (lines hold no ``\\n``): it marks where each line's ids end.
     """
+
+    strips_lines = True  # gets each line stripped, as fairseq's encoder strips it
 
     def __init__(self, bpe: Gpt2Bpe, cache_entries: int = CACHE_ENTRIES):
         self.bpe = bpe
@@ -139,14 +143,57 @@ class IdBlockEncoder(BlockEncoder):
         return data, sizes
 
 
-def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool) -> tuple[list[list[str]], int]:
-    """Strips every line; without ``keep_empty`` drops each row (a line of every input) that has an empty
-    line, as fairseq's encoder does. Returns the kept columns and the number of rows dropped."""
+class SentencePieceBlockEncoder:
+    """Lines encoded as ``SentencePieceProcessor.encode(line, out_type=str)`` (the reference) followed by
+    fairseq-preprocess's split of the space-joined pieces: ids come from sentencepiece's batch encoding,
+    and only a line with an unknown piece, whose text may hold characters Python splits on, is split as
+    fairseq splits it. Lines are encoded as they are, not stripped: Python's strip() removes characters
+    (\\x85, \\x1c...) that the model's normalization keeps as pieces."""
+
+    strips_lines = False
+
+    def __init__(self, tokenizer: SentencePiece):
+        self.tokenizer = tokenizer
+        self.processor = tokenizer.processor
+        self.unk_id = self.processor.unk_id()
+        self.marker = tokenizer.vocab_size  # no piece has this id: the end of a line (eos in a .bin)
+
+    def line_ids(self, stripped: Sequence[str]) -> list[list[int]]:
+        rows = self.tokenizer.encode_batch(stripped)
+        for index, ids in enumerate(rows):
+            if self.unk_id in ids:
+                # what fairseq-preprocess's tokenize_line makes of the piece text, piece by piece
+                tokens = " ".join(self.tokenizer.encode_pieces(stripped[index])).split()
+                rows[index] = [self.processor.piece_to_id(token) for token in tokens]
+        return rows
+
+    def encode_lines(self, stripped: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(all ids, each line's followed by the marker, int32; each line's length, marker included)."""
+        rows = self.line_ids(stripped)
+        marker = [self.marker]
+        data = np.fromiter(chain.from_iterable(chain(row, marker) for row in rows), dtype=np.int32)
+        return data, np.array([len(row) + 1 for row in rows], dtype=np.int64)
+
+
+class SentencePieceTextEncoder(SentencePieceBlockEncoder):
+    """Lines of space-separated pieces, as ``spm_encode --output_format=piece`` writes them."""
+
+    def encode_lines(self, stripped: Sequence[str]) -> str:
+        pieces = self.processor.encode(list(stripped), out_type=str, num_threads=1)
+        return "".join(" ".join(line) + "\n" for line in pieces)
+
+
+def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool,
+                strip: bool = True) -> tuple[list[list[str]], int]:
+    """Strips every line (unless not ``strip``); without ``keep_empty`` drops each row (a line of every
+    input) that has a blank line, as fairseq's encoder does. Returns the kept columns and the number of
+    rows dropped."""
     stripped = [[line.strip() for line in column] for column in columns]
+    lines = stripped if strip else [list(column) for column in columns]
     if keep_empty:
-        return stripped, 0
+        return lines, 0
     keep = [all(row) for row in zip(*stripped)]
     if all(keep):
-        return stripped, 0
-    kept = [[line for line, k in zip(column, keep) if k] for column in stripped]
+        return lines, 0
+    kept = [[line for line, k in zip(column, keep) if k] for column in lines]
     return kept, keep.count(False)

@@ -27,7 +27,7 @@ def _init_pool_process(initializer: Callable, *args) -> None:
 def encode_block(task: tuple[list[list[str]], bool, int]):
     """(columns, keep_empty, nbytes) -> (encoded columns, rows kept, rows dropped, nbytes)."""
     columns, keep_empty, nbytes = task
-    kept, dropped = filter_rows(columns, keep_empty)
+    kept, dropped = filter_rows(columns, keep_empty, _worker_encoder.strips_lines)
     return [_worker_encoder.encode_lines(column) for column in kept], len(kept[0]), dropped, nbytes
 
 
