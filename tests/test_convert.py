@@ -172,7 +172,7 @@ def test_masked_lm_export_equals_fairseq(mlm_export, gpt2_bpe_dir):
     print(f"\nmasked LM ({mlm_export.data_bin.name}), {len(texts)} paragraphs, {int(real.sum())} tokens "
           f"({unknown} <unk>): max |logit difference| {difference:.2e}")
     assert difference <= TOLERANCE
-    assert "verification: 5 sequences" in mlm_export.printed and "-> OK" in mlm_export.printed
+    assert "verification: 6 sequences" in mlm_export.printed and "-> OK" in mlm_export.printed
 
 
 @pytest.mark.parametrize("which", ["official_mlm_export", "corpus_mlm_export"])

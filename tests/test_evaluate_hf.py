@@ -177,3 +177,31 @@ def test_hf_commands_import_no_fairseq():
                    if line.startswith("import time:")]
         assert "fairseq_ext.cli" in modules
         assert not [module for module in modules if module.split(".")[0] == "fairseq"], script
+
+
+def test_sentencepiece_model_exports_and_answers_as_fairseq(cmrc_checkpoint, cmrc_squad_files, spm_dir,
+                                                            tmp_path):
+    """A SentencePiece (XLM-R layout) span-QA model: exported with XLM-R's tokenizer, verified, and its
+    CMRC 2018 scores with transformers are fairseq's (predict_squad2.py)."""
+    from transformers import AutoTokenizer
+
+    from fairseq_ext.commands import predict_squad2
+
+    out, hf_out, fairseq_out = tmp_path / "hf", tmp_path / "hf-answers", tmp_path / "fairseq-answers"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert fairseq_to_hf.main(["--checkpoint", str(cmrc_checkpoint), "--gpt2-bpe", str(spm_dir), "--out",
+                                   str(out), "--language", "zh"]) == 0
+    assert "verification: 5 sequences" in printed.getvalue() and "-> OK" in printed.getvalue()
+    assert type(AutoTokenizer.from_pretrained(str(out))).__name__.startswith("XLMRobertaTokenizer")
+    dev = cmrc_squad_files[1]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert evaluate_hf.main(["--model", str(out), "--data", str(dev), "--out", str(hf_out),
+                                 "--metric", "cmrc"]) == 0
+        predict_squad2.main(["--checkpoint", str(cmrc_checkpoint), "--data", str(dev), "--tokenizer",
+                             str(spm_dir), "--out", str(fairseq_out), "--metric", "cmrc"])
+    hf_answers, fairseq_answers = read(hf_out, "predictions.json"), read(fairseq_out, "predictions.json")
+    same = sum(hf_answers[qid] == fairseq_answers[qid] for qid in hf_answers) / len(hf_answers)
+    scores = [read(directory, "eval_results.json") for directory in (hf_out, fairseq_out)]
+    print(f"\nSentencePiece export, {len(hf_answers)} CMRC questions: identical answers {same:.2%}; "
+          f"F1 {scores[0]['F1']} vs {scores[1]['F1']}")
+    assert same >= 0.99 and scores[0]["F1"] == scores[1]["F1"] and scores[0]["EM"] == scores[1]["EM"]

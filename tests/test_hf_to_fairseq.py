@@ -103,7 +103,7 @@ def hub_interface(directory: Path):
 
 def test_import_equals_the_hf_model(imported_mlm, random_mlm, gpt2_bpe_dir):
     assert sorted(os.listdir(imported_mlm.out)) == sorted(OUTPUT_FILES)
-    assert "verification: 5 sequences" in imported_mlm.printed and "-> OK" in imported_mlm.printed
+    assert "verification: 6 sequences" in imported_mlm.printed and "-> OK" in imported_mlm.printed
     assert (imported_mlm.out / "dict.txt").read_text().split("\n")[0] == \
         (gpt2_bpe_dir / "dict.txt").read_text().split("\n")[0].split()[0] + " 0"  # the official dictionary
 

@@ -19,6 +19,7 @@ from fairseq_ext.cli import UserInputError, run_cli
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from fairseq_ext.hf.qa import add_answer_arguments
+    from fairseq_ext.squad.metric import METRICS
 
     parser = argparse.ArgumentParser(prog="evaluate_hf.py",
                                      description="Evaluate an exported RobertaForQuestionAnswering on SQuAD "
@@ -29,6 +30,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate the first N questions only")
     parser.add_argument("--show-examples", type=int, default=0, metavar="K",
                         help="print K questions with gold and predicted answers")
+    parser.add_argument("--metric", choices=METRICS, default="squad",
+                        help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "
+                             "(CMRC 2018: Chinese, mixed segmentation)")
+    parser.add_argument("--csv", type=Path, metavar="CSV",
+                        help="also write the answers as ID,Answer rows to this file")
     add_answer_arguments(parser)
     return parser.parse_args(argv)
 
@@ -60,7 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2, args.batch_size,
                                    device, progress=True)
 
-    results = write_predictions(args.out, examples, predictions, settings, squad.version_2)
+    results = write_predictions(args.out, examples, predictions, settings, squad.version_2, args.metric,
+                                args.csv)
     if results is not None:
         print(json.dumps(results, indent=2))
     show_examples(examples, predictions, args.show_examples)

@@ -20,7 +20,7 @@ from fairseq_ext.export.tokenizer_files import MASK
 from fairseq_ext.plugin.models.roberta_span_qa import RobertaSpanQAModel
 from fairseq_ext.squad.settings import QASettings
 
-SUPPORTED_BPE = (None, "gpt2")
+SUPPORTED_BPE = (None, "gpt2", "sentencepiece")
 
 
 class _DictionaryTask:
@@ -89,7 +89,8 @@ def checkpoint_model_args(state: dict, checkpoint: Path) -> argparse.Namespace:
     bpe = (state.get("cfg") or {}).get("bpe") or {}
     bpe_name = bpe.get("_name") if isinstance(bpe, dict) else None
     if bpe_name not in SUPPORTED_BPE:
-        raise UserInputError(f"{checkpoint}: its tokenizer is {bpe_name!r}; only GPT-2 BPE is supported")
+        raise UserInputError(f"{checkpoint}: its tokenizer is {bpe_name!r}; GPT-2 BPE and SentencePiece are "
+                             "supported")
     return argparse.Namespace(**args)
 
 

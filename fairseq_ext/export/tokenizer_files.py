@@ -11,8 +11,8 @@ merges by token id, so several tokens sharing one id would make merges fire on t
 ``<unk>``. With the official ``dict.txt`` there are none. Importing a HF model reverses this: ids up to
 ``<mask>`` are the dictionary, ids after it aliases.
 
-Each tokenizer kind of fairseq_ext.tokenizer has one class here (``Gpt2Files``; SentencePiece adds its
-own to ``KINDS``) with the four operations the conversions need; ``for_directory`` picks it.
+Each tokenizer kind of fairseq_ext.tokenizer has one class here (``Gpt2Files``, ``SentencePieceFiles``)
+with the operations the conversions need; ``for_directory`` picks it.
 """
 
 from __future__ import annotations
@@ -207,10 +207,42 @@ class Gpt2Files:
                 "gpt2_vocab_bpe": str(model_dir / "vocab.bpe")}
 
 
-KINDS = {Gpt2Files.kind: Gpt2Files}
+class SentencePieceFiles:
+    """SentencePiece (sentencepiece.bpe.model, XLM-R's layout): exported as XLM-R's HF tokenizer, whose
+    vocabulary is the fairseq dictionary itself (no aliases); importing XLM-R models is not supported yet."""
+
+    kind = "sentencepiece"
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def export_vocabulary(self, symbols: Sequence[str]) -> ExportVocabulary:
+        if tuple(symbols[:len(SPECIAL_SYMBOLS)]) != SPECIAL_SYMBOLS or symbols[-1] != MASK:
+            raise UserInputError(f"dictionary does not start with {' '.join(SPECIAL_SYMBOLS)} and end with "
+                                 f"{MASK} (not a fairseq RoBERTa dictionary)")
+        return ExportVocabulary(tokens=list(symbols), dictionary_size=len(symbols), absent_gpt2_ids=[])
+
+    def save_hf(self, vocabulary: ExportVocabulary, max_positions: int, out_dir: Path) -> None:
+        from fairseq_ext.export.xlmr_tokenizer import xlmr_tokenizer
+        from fairseq_ext.tokenizer.spm import MODEL_FILE
+
+        tokenizer = xlmr_tokenizer(self.directory / MODEL_FILE, vocabulary.tokens, max_positions)
+        tokenizer.save_pretrained(str(out_dir))
+
+    def import_vocabulary(self, hf_tokenizer) -> ExportVocabulary:
+        raise UserInputError("importing SentencePiece (XLM-R) models is not supported yet: pass a GPT-2 BPE "
+                             "directory (--gpt2-bpe) for a RoBERTa")
+
+    write_fairseq = import_vocabulary
+
+    def fairseq_bpe_config(self, model_dir: Path) -> dict:
+        return {"_name": "sentencepiece", "sentencepiece_model": str(model_dir / "sentencepiece.bpe.model")}
 
 
-def for_directory(directory: Path) -> Gpt2Files:
+KINDS = {Gpt2Files.kind: Gpt2Files, SentencePieceFiles.kind: SentencePieceFiles}
+
+
+def for_directory(directory: Path):
     """The conversion operations of the tokenizer whose files are in ``directory``."""
     kind = tokenizer_kind(directory)
     if kind is None or kind.kind not in KINDS:

@@ -14,7 +14,7 @@ from fairseq_ext.export.fairseq_model import FairseqRoberta
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 
 DEFAULT_TOLERANCE = 1e-4
-# Real text with capitals, digits, punctuation, non-ASCII and odd spacing.
+# Real text with capitals, digits, punctuation, non-ASCII, odd spacing, and Chinese (SentencePiece models).
 SAMPLE_SENTENCES = (
     "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region "
     "in France.",
@@ -24,12 +24,14 @@ SAMPLE_SENTENCES = (
     "  Leading spaces, \"quotes\", an em dash — and a newline\nshould tokenize identically. ",
     "Photosynthesis converts light energy into chemical energy; its overall equation is "
     "6CO2 + 6H2O → C6H12O6 + 6O2.",
+    "北京大学创建于1898年，初名京师大学堂，是中国近现代第一所国立综合性大学。",
 )
 SAMPLE_QUESTIONS = (
     ("In what country is Normandy located?", SAMPLE_SENTENCES[0]),
     ("When was Beyoncé born?", SAMPLE_SENTENCES[2]),
     ("  What does photosynthesis convert light energy into?", SAMPLE_SENTENCES[4]),
     ("How many residents did Paris have in 2023?", SAMPLE_SENTENCES[1]),
+    ("北京大学创建于哪一年？", SAMPLE_SENTENCES[5]),
 )
 
 
