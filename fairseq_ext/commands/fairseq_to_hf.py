@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import run_cli
-from fairseq_ext.export.verify import DEFAULT_TOLERANCE
+from fairseq_ext.export.config import DEFAULT_TOLERANCE
 from fairseq_ext.tokenizer import add_tokenizer_argument
 
 
