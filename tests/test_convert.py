@@ -260,7 +260,8 @@ def test_existing_output_needs_force(official_mlm_export, gpt2_bpe_dir, tmp_path
     foreign, out = tmp_path / "foreign", tmp_path / "hf"
     foreign.mkdir()
     (foreign / "old-file").write_text("x")
-    argv = ["--checkpoint", str(official_mlm_export.checkpoint), "--gpt2-bpe", str(gpt2_bpe_dir), "--no-verify"]
+    argv = ["--checkpoint", str(official_mlm_export.checkpoint), "--gpt2-bpe", str(gpt2_bpe_dir),
+            "--no-verify"]
     with pytest.raises(UserInputError, match="exists and was not written by fairseq_to_hf"):
         fairseq_to_hf.main([*argv, "--out", str(foreign), "--force"])
     assert os.listdir(foreign) == ["old-file"]

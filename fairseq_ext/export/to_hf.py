@@ -21,8 +21,8 @@ from fairseq_ext.export.config import HF_ARCHITECTURES, SPAN_QA, check_fairseq_s
 from fairseq_ext.export.fairseq_model import FairseqRoberta, load_dictionary, load_fairseq_roberta
 from fairseq_ext.export.state_dict import hf_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
-from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
+from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
