@@ -72,7 +72,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        args.batch_size, device, progress=True)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
                                     args.csv)
-    if results is not None:
+    if results is None:
+        print(f"{args.data} has no answers: predictions written, nothing scored")
+    else:
         print(json.dumps(results, indent=2))
     show_examples(examples, predictions, args.show_examples)
     print(f"wrote the predictions{' and eval_results.json' if results is not None else ''} to {args.out}")
