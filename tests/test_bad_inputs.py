@@ -2,7 +2,9 @@
 error or the right result, nothing is lost, mixed or stale, and nothing hangs.
 
 The commands run as the user runs them (a subprocess, with a timeout so that a hang fails the test) where
-the behaviour is about the exit status, the one-line message or a signal; a case is one function
+the behaviour is about the exit status, the one-line message, a hang or a signal; refusals of the
+torch-heavy commands run in this process (``refuses``: the UserInputError that run_cli prints as one
+line), which spares a start-up of torch, fairseq and transformers per case. A case is one function
 registered under the name it is listed with, so that the sweep reads as the list of cases.
 """
 
@@ -67,6 +69,17 @@ def fails(tool: str, *args, pattern: str, status: int = 2) -> subprocess.Complet
     result = run(tool, *args)
     assert_one_line_error(result, pattern, status)
     return result
+
+
+def refuses(module: str, *args, pattern: str) -> None:
+    """The command ``fairseq_ext.MODULE`` run in this process (no start-up cost: torch, fairseq and
+    transformers are imported once) raises the UserInputError that run_cli prints as one line."""
+    import importlib
+
+    from fairseq_ext.cli import UserInputError
+
+    with pytest.raises(UserInputError, match=pattern):
+        importlib.import_module(f"fairseq_ext.{module}").main([str(arg) for arg in args])
 
 
 def succeeds(tool: str, *args) -> subprocess.CompletedProcess:
@@ -297,11 +310,13 @@ def _(request, tmp_path):
 @case("finetune_squad2.sh without --restore: refused unless --from-scratch")
 def _(request, tmp_path):
     data = request.getfixturevalue("squad2_data_bin")
-    args = ["--config", "squad2_tiny", "--data", data, "--save-dir", tmp_path / "run", "--check-only"]
-    fails("finetune_squad2.sh", *args, pattern="no checkpoint to fine-tune: pass --restore CKPT .* or "
-                                                "--from-scratch")
-    result = succeeds("finetune_squad2.sh", *args, "--from-scratch")
-    assert "training from scratch" in result.stderr
+    args = ["--config", "squad2_tiny", "--config-dir", REPO / "configs" / "finetuning", "--data", data,
+            "--save-dir", tmp_path / "run", "--check-only"]
+    refuses("training.launch", *args,
+            pattern="no checkpoint to fine-tune: pass --restore CKPT .* or --from-scratch")
+    from fairseq_ext.training import launch
+
+    assert launch.main([str(arg) for arg in args] + ["--from-scratch"]) == 0
 
 
 def unlabelled(source: Path, out: Path) -> Path:
@@ -426,15 +441,16 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     text = tmp_path / "model.pt"
     text.write_text("hello, this is not a checkpoint\n")
-    fails("pretrain.sh", "--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"), "--save-dir",
-          tmp_path / "run", "--restore", text, "--check-only",
-          pattern=f"cannot load checkpoint {text}: not a PyTorch checkpoint \\(KeyError: 101\\)")
+    refuses("training.launch", "--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"),
+            "--save-dir", tmp_path / "run", "--restore", text, "--check-only",
+            pattern=f"cannot load checkpoint {text}: not a PyTorch checkpoint \\(KeyError: 101\\)")
 
 
 @case("pretrain.sh: common.fp16=true with the tiny config (common.cpu=true)")
 def _(request, tmp_path):
-    fails("pretrain.sh", "--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"), "--save-dir",
-          tmp_path / "run", "common.fp16=true", pattern="common.fp16=true with common.cpu=true")
+    refuses("training.launch", "--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"),
+            "--save-dir", tmp_path / "run", "common.fp16=true", "--check-only",
+            pattern="common.fp16=true with common.cpu=true")
     assert not (tmp_path / "run").exists()
 
 
@@ -459,19 +475,27 @@ def _(request, tmp_path):
 @case("pretrain.sh: a validation split smaller than required_batch_size_multiple: one line before training")
 def _(request, tmp_path):
     data = three_document_data_bin(request, tmp_path)
-    fails("pretrain.sh", "--config", "tiny", "--data", data, "--save-dir", tmp_path / "run",
-          "dataset.required_batch_size_multiple=8",
-          pattern=r"the 'valid' split of .* has 4 samples, fewer than dataset.required_batch_size_multiple=8")
+    refuses("training.launch", "--config", "tiny", "--data", data, "--save-dir", tmp_path / "run",
+            "dataset.required_batch_size_multiple=8", "--check-only",
+            pattern=r"the 'valid' split of .* has 4 samples, fewer than dataset.required_batch_size_multiple")
 
 
 @case("predict_squad2: --out is a file: refused before inference")
 def _(request, tmp_path):
     (tmp_path / "a-file").write_text("x")
-    result = fails("predict_squad2.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
-                   "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe",
-                   request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "a-file",
-                   pattern="a-file exists and is not a directory")
-    assert "predict" not in result.stderr.replace("predict_squad2", "")  # no inference progress at all
+    import fairseq_ext.commands.predict_squad2 as command_module
+
+    loaded = []  # the model must not even be loaded
+    load_model = command_module.load_model
+    command_module.load_model = lambda *args: loaded.append(args) or load_model(*args)
+    try:
+        refuses("commands.predict_squad2", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+                "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe",
+                request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "a-file",
+                pattern="a-file exists and is not a directory")
+    finally:
+        command_module.load_model = load_model
+    assert not loaded
 
 
 @case("evaluate_squad2: -o a directory")
@@ -580,8 +604,9 @@ def _(request, tmp_path):
     checkpoint.write_bytes(request.getfixturevalue("tiny_squad_checkpoint").read_bytes())
     (run_dir / "train_log.json").write_text("{}\n")
     before = snapshot(run_dir)
-    fails("fairseq_to_hf.py", "--checkpoint", checkpoint, "--gpt2-bpe",
-          request.getfixturevalue("gpt2_bpe_dir"), "--out", run_dir, "--force", pattern="contains the input")
+    refuses("commands.fairseq_to_hf", "--checkpoint", checkpoint, "--gpt2-bpe",
+            request.getfixturevalue("gpt2_bpe_dir"), "--out", run_dir, "--force",
+            pattern="contains the input")
     assert snapshot(run_dir) == before
 
 
@@ -590,9 +615,9 @@ def _(request, tmp_path):
     data = copy_tree(request.getfixturevalue("squad2_data_bin"), tmp_path / "data-bin")
     before = snapshot(data)
     for out in (data, REPO):
-        fails("fairseq_to_hf.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
-              "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--out", out, "--force",
-              pattern="not written by fairseq_to_hf|holds the output of prepare_squad2, not fairseq_to_hf")
+        refuses("commands.fairseq_to_hf", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+                "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--out", out, "--force",
+                pattern="not written by fairseq_to_hf|holds the output of prepare_squad2, not fairseq_to_hf")
     assert snapshot(data) == before
 
 
@@ -614,8 +639,9 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     text = tmp_path / "model.pt"
     text.write_text("hello, this is not a checkpoint\n")
-    fails("fairseq_to_hf.py", "--checkpoint", text, "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"),
-          "--out", tmp_path / "hf", pattern=r"not a PyTorch checkpoint \(KeyError: 101\)")
+    refuses("commands.fairseq_to_hf", "--checkpoint", text, "--gpt2-bpe",
+            request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "hf",
+            pattern=r"not a PyTorch checkpoint \(KeyError: 101\)")
     assert not (tmp_path / "hf").exists()
 
 
@@ -638,17 +664,18 @@ def _(request, tmp_path):
     lines[100], lines[101] = lines[101], lines[100]
     swapped = tmp_path / "dict.txt"
     swapped.write_text("".join(lines))
-    fails("fairseq_to_hf.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"), "--gpt2-bpe",
-          request.getfixturevalue("gpt2_bpe_dir"), "--dict", swapped, "--out", tmp_path / "hf",
-          pattern=r"differs from .*dict.txt.* the model was trained with.*line 101")
+    refuses("commands.fairseq_to_hf", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+            "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--dict", swapped,
+            "--out", tmp_path / "hf",
+            pattern=r"differs from .*dict.txt.* the model was trained with.*line 101")
     assert not (tmp_path / "hf").exists()
 
 
 @case("evaluate_hf: a masked-LM export (no trained QA head): refused")
 def _(request, tmp_path):
-    fails("evaluate_hf.py", "--model", request.getfixturevalue("mlm_export"), "--data",
-          squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "out",
-          pattern=r"no trained question-answering head .*qa_outputs")
+    refuses("commands.evaluate_hf", "--model", request.getfixturevalue("mlm_export"), "--data",
+            squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "out",
+            pattern=r"no trained question-answering head .*qa_outputs")
     assert not (tmp_path / "out").exists()
 
 
@@ -660,8 +687,9 @@ def _(request, tmp_path):
     weights = load_file(model / "model.safetensors")
     save_file({k: v for k, v in weights.items() if not k.startswith("qa_outputs")},
               model / "model.safetensors", metadata={"format": "pt"})
-    fails("evaluate_hf.py", "--model", model, "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"),
-          "--out", tmp_path / "out", pattern=r"no trained question-answering head .*qa_outputs")
+    refuses("commands.evaluate_hf", "--model", model, "--data",
+            squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "out",
+            pattern=r"no trained question-answering head .*qa_outputs")
 
 
 @case("evaluate_hf: a model_type bert model: refused")
@@ -670,8 +698,9 @@ def _(request, tmp_path):
     config = json.loads((model / "config.json").read_text())
     config.update(model_type="bert", architectures=["BertForQuestionAnswering"])
     (model / "config.json").write_text(json.dumps(config))
-    fails("evaluate_hf.py", "--model", model, "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"),
-          "--out", tmp_path / "out", pattern=r"model_type 'bert'.* not a RoBERTa or XLM-R")
+    refuses("commands.evaluate_hf", "--model", model, "--data",
+            squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "out",
+            pattern=r"model_type 'bert'.* not a RoBERTa or XLM-R")
 
 
 @case("evaluate_hf: an unlabelled test file: predictions, null odds and n-best, no scores")
@@ -694,7 +723,7 @@ def _(request, tmp_path):
     result = fails("evaluate_hf.py", "--model", request.getfixturevalue("squad_export"), "--data",
                    squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "a-file",
                    pattern="a-file exists and is not a directory")
-    assert "predict" not in result.stderr.replace("evaluate_hf", "")
+    assert "predict:" not in result.stderr  # no inference progress at all
 
 
 @pytest.mark.parametrize("name", list(CASES))
