@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.tokenizer.base import DICTIONARY_FILE, DictionaryTokenizer, PathLike, Tokenizer
-from fairseq_ext.tokenizer.dictionary import read_dictionary
+from fairseq_ext.tokenizer.dictionary import read_dictionary, read_dictionary_entries, write_dictionary
 from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
 
 KINDS: tuple[type[Tokenizer], ...] = (Gpt2Bpe,)
@@ -18,7 +18,8 @@ REPO_DIR = Path(__file__).resolve().parents[2] / "gpt2_bpe"  # where `make gpt2-
 FETCH_HINT = "scripts/get_gpt2_bpe.sh DIR fetches the official GPT-2 BPE files"
 
 __all__ = ["DICTIONARY_FILE", "DictionaryTokenizer", "Gpt2Bpe", "Tokenizer", "find_tokenizer_dir",
-           "load_tokenizer", "read_dictionary", "tokenizer_kind"]
+           "load_tokenizer", "read_dictionary", "read_dictionary_entries", "tokenizer_kind",
+           "write_dictionary"]
 
 
 def tokenizer_kind(directory: PathLike) -> Optional[type[Tokenizer]]:
