@@ -3,27 +3,41 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import Callable, Iterator, Sequence
 
 from fairseq_ext.cli import UserInputError, progress_bar
-from fairseq_ext.corpus.encoders import NEWLINE_ID, IdBlockEncoder, TextBlockEncoder
-from fairseq_ext.corpus.pool import WorkerPool, encode_block, init_worker
-from fairseq_ext.corpus.reading import input_bytes, open_input, read_line_blocks, zip_line_blocks
+from fairseq_ext.corpus.encoders import NEWLINE_ID, TextBlockEncoder
+from fairseq_ext.corpus.pool import Task, WorkerPool
+from fairseq_ext.corpus.reading import (
+    input_bytes,
+    open_input,
+    read_line_blocks,
+    read_numbered_blocks,
+    zip_line_blocks,
+)
+from fairseq_ext.tokenizer.dictionary import (
+    EOS_INDEX,
+    SPECIALS,
+    UNK_INDEX,
+    read_dictionary_entries,
+    write_dictionary,
+)
 from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
 
 
-def make_text_encoder(encoder_json: str, vocab_bpe: str) -> TextBlockEncoder:
-    return TextBlockEncoder(Gpt2Bpe(encoder_json, vocab_bpe))
-
-
-def make_id_encoder(encoder_json: str, vocab_bpe: str) -> IdBlockEncoder:
-    return IdBlockEncoder(Gpt2Bpe(encoder_json, vocab_bpe))
+def _tasks(streams: Sequence, names: Sequence[str], keep_empty: bool,
+           warn: Callable[[str], None]) -> Iterator[Task]:
+    """One input: its byte blocks, decoded by the workers. Several: the parent decodes and aligns their
+    lines (fairseq's encoder zips them)."""
+    if len(streams) == 1:
+        for block in read_numbered_blocks(streams[0], names[0]):
+            yield [block], keep_empty, len(block.data)
+        return
+    readers = [read_line_blocks(stream, name) for stream, name in zip(streams, names)]
+    for columns, nbytes in zip_line_blocks(readers, names, warn):
+        yield columns, keep_empty, nbytes
 
 
 def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: str, vocab_bpe: str,
@@ -37,14 +51,12 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
     sinks = [sys.stdout.buffer if name == "-" else open(name, "wb") for name in outputs]
     stats = {"lines": 0, "encoded": 0, "filtered_empty": 0}
     try:
-        readers = [read_line_blocks(stream, name) for stream, name in zip(streams, inputs)]
-        tasks = ((columns, keep_empty, nbytes) for columns, nbytes in zip_line_blocks(readers, inputs, warn))
-        initargs = (make_text_encoder, str(encoder_json), str(vocab_bpe))
-        with WorkerPool(workers, init_worker, initargs) as pool, \
+        encoder = TextBlockEncoder(Gpt2Bpe(encoder_json, vocab_bpe))
+        with WorkerPool(workers, encoder) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
-            for encoded, kept, dropped, nbytes in pool.map(encode_block, tasks):
+            for encoded, kept, dropped, nbytes in pool.map(_tasks(streams, inputs, keep_empty, warn)):
                 for text, sink in zip(encoded, sinks):
-                    sink.write(text.encode("ascii"))
+                    sink.write(text)
                 stats["encoded"] += kept
                 stats["filtered_empty"] += dropped
                 bar.update(nbytes)
@@ -66,42 +78,42 @@ def binarize_files(raw_files: dict[str, str], destdir: str, encoder_json: str, v
                    ) -> dict[str, dict[str, int]]:
     """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt``, byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
-    (mmap dataset), in one streaming pass. Returns per split: sequences, tokens (eos included), unk."""
-    streams = {split: open_input(str(path)) for split, path in raw_files.items()}
-    # Workers start before fairseq (torch) is imported: they need only tokenizers, and the import
-    # overlaps with their first blocks.
-    with WorkerPool(workers, init_worker, (make_id_encoder, str(encoder_json), str(vocab_bpe))) as pool:
-        import torch
-        from fairseq.data import Dictionary, indexed_dataset
+    (mmap dataset), in one streaming pass. Returns per split: sequences, tokens (eos included), unk.
 
-        dictionary = Dictionary.load(str(dict_path))
-        os.makedirs(destdir, exist_ok=True)
-        dictionary.save(os.path.join(destdir, "dict.txt"))
-        vocab_size = len(json.loads(Path(encoder_json).read_text(encoding="utf-8")))
-        # GPT-2 id -> dictionary index exactly as fairseq-preprocess looks up the id's decimal string;
-        # the line-end marker becomes eos.
-        lookup = np.array([dictionary.index(str(gpt2_id)) for gpt2_id in range(vocab_size)], dtype=np.int64)
-        lookup[NEWLINE_ID] = dictionary.eos()
-        summary = {}
-        for split, stream in streams.items():
-            prefix = os.path.join(destdir, split)
-            builder = indexed_dataset.make_builder(indexed_dataset.data_file_path(prefix), impl="mmap",
-                                                   vocab_size=len(dictionary))
+    fairseq-preprocess loads the dictionary (``Dictionary.load``: the 4 specials, then the file's
+    entries), saves it as ``dict.txt``, and stores each line's ``Dictionary.index`` of every
+    whitespace-separated id then ``eos``, in ``best_fitting_int_dtype(len(dictionary))``: the same here,
+    without fairseq."""
+    # numpy only here: bpe-encode starts faster without it.
+    from fairseq_ext.corpus.indexed import IndexBlockEncoder, IndexedDatasetWriter, token_dtype
+    from fairseq_ext.tokenizer.base import vocab_to_dictionary
+
+    entries = read_dictionary_entries(dict_path)
+    symbols = list(SPECIALS) + [symbol for symbol, _ in entries]
+    dtype = token_dtype(len(symbols))
+    bpe = Gpt2Bpe(encoder_json, vocab_bpe)
+    lookup = vocab_to_dictionary(bpe.vocab_symbols(), symbols, UNK_INDEX)
+    lookup[NEWLINE_ID] = EOS_INDEX
+    os.makedirs(destdir, exist_ok=True)
+    write_dictionary(entries, os.path.join(destdir, "dict.txt"))
+    summary = {}
+    with WorkerPool(workers, IndexBlockEncoder(bpe, lookup.astype(dtype), UNK_INDEX)) as pool:
+        for split, path in raw_files.items():
             stats = {"sequences": 0, "tokens": 0, "unk": 0, "filtered_empty": 0}
-            blocks = read_line_blocks(stream, str(raw_files[split]))
-            tasks = (([lines], keep_empty, nbytes) for lines, nbytes in blocks)
-            with progress_bar(input_bytes([str(raw_files[split])]), f"binarize {split}", progress) as bar:
-                for ((ids, sizes),), _kept, dropped, nbytes in pool.map(encode_block, tasks):
-                    indices = lookup[ids]
-                    # int64 views (older torch has no uint16 tensors); the builder picks its dtype.
-                    for sequence in torch.from_numpy(indices).split(sizes.tolist()):
-                        builder.add_item(sequence)
-                    stats["sequences"] += len(sizes)
-                    stats["tokens"] += len(indices)
-                    stats["unk"] += int(np.count_nonzero(indices == dictionary.unk_index))
-                    stats["filtered_empty"] += dropped
-                    bar.update(nbytes)
-            builder.finalize(indexed_dataset.index_file_path(prefix))
-            stream.close()
+            with open_input(str(path)) as stream, \
+                    progress_bar(input_bytes([str(path)]), f"binarize {split}", progress) as bar:
+                writer = IndexedDatasetWriter(os.path.join(destdir, split), dtype)
+                try:
+                    for ((indices, sizes, unk),), _kept, dropped, nbytes in pool.map(
+                            _tasks([stream], [str(path)], keep_empty, print)):
+                        writer.add_block(indices, sizes)
+                        stats["sequences"] += len(sizes)
+                        stats["tokens"] += len(indices)
+                        stats["unk"] += unk
+                        stats["filtered_empty"] += dropped
+                        bar.update(nbytes)
+                    writer.finalize()
+                finally:
+                    writer.close()
             summary[split] = stats
     return summary
