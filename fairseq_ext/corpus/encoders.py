@@ -44,26 +44,32 @@ class BlockEncoder:
     def __init__(self, bpe: Gpt2Bpe, cache_entries: int = CACHE_ENTRIES):
         self.bpe = bpe
         self.cache_entries = cache_entries
-        # piece -> format_ids(ids of " " + piece), or of the piece itself for "\n" + a line's first piece
+        # piece -> its value: join_words of the words of " " + piece, or of the piece itself for
+        # "\n" + a line's first piece
         self.piece_cache = _PieceCache()
-        self.word_cache: dict[str, list[int]] = {}  # GPT2_SPLIT word -> BPE ids
+        self.word_cache: dict = {}  # GPT2_SPLIT word -> format_word(its BPE ids)
 
-    def format_ids(self, ids: list[int], first: bool = False) -> bytes:
-        """What a piece's ids are cached as (``first``: the block's first piece), such that the values of
-        a block's pieces concatenated are its encoding; NEWLINE_ID (only ever first) marks a line end."""
+    def format_word(self, ids: list[int]):
+        """What a word's BPE ids are cached as."""
         raise NotImplementedError
 
-    def _word_ids(self, texts: Iterable[str]) -> list[list[int]]:
-        """The GPT-2 ids of each text (fairseq's Encoder.encode), through the word cache."""
+    def join_words(self, words: list[str], formatted: list, first: bool) -> bytes:
+        """A piece's value from its words and their format_word values (``first``: the block's first
+        piece), such that the values of a block's pieces concatenated are its encoding; the lone
+        word "\n" (only ever a piece's first) marks a line end."""
+        raise NotImplementedError
+
+    def _values(self, texts: Iterable[str], first: bool = False) -> list[bytes]:
+        """The value of each text's ids (fairseq's Encoder.encode), through the word cache."""
         words_of = list(map(GPT2_SPLIT.findall, texts))
         cache = self.word_cache
         if len(cache) > self.cache_entries:
             cache.clear()
         unknown = list(set(chain.from_iterable(words_of)).difference(cache))
         if unknown:
-            cache.update(zip(unknown, self.bpe.encode_words(unknown)))
-        ids_of = cache.__getitem__
-        return [list(chain.from_iterable(map(ids_of, words))) for words in words_of]
+            cache.update(zip(unknown, map(self.format_word, self.bpe.encode_words(unknown))))
+        formatted, join = cache.__getitem__, self.join_words
+        return [join(words, list(map(formatted, words)), first) for words in words_of]
 
     def _pieces(self, text: str) -> list[str]:
         pieces = text.split(" ")
@@ -96,12 +102,11 @@ class BlockEncoder:
             missing = list(set(cache.missed))
             cache.missed.clear()
             texts = (piece if piece.startswith("\n") else " " + piece for piece in missing)
-            for piece, ids in zip(missing, self._word_ids(texts)):
-                cache[piece] = self.format_ids(ids)
+            cache.update(zip(missing, self._values(texts)))
             # Fill in the missing values (None) only: a new pass over all pieces would cost more.
             for index in compress(range(len(values)), map(is_, values, repeat(None))):
                 values[index] = cache[pieces[index]]
-        values[0] = self.format_ids(self._word_ids([first])[0], first=True)
+        values[0] = self._values([first], first=True)[0]
         return values
 
 
@@ -125,12 +130,14 @@ class _PieceCache(dict):
 class TextBlockEncoder(BlockEncoder):
     """Lines of space-separated GPT-2 ids, as fairseq's encoder prints them (ASCII bytes)."""
 
-    def format_ids(self, ids: list[int], first: bool = False) -> bytes:
+    def format_word(self, ids: list[int]) -> str:
+        return " ".join(map(str, ids))
+
+    def join_words(self, words: list[str], formatted: list[str], first: bool) -> bytes:
         # Each piece brings the separator before it: the line end, or a space within a line.
-        separator = "" if first else " "
-        if ids and ids[0] == NEWLINE_ID:
-            separator, ids = "\n", ids[1:]
-        return (separator + " ".join(map(str, ids))).encode("ascii")
+        if words[0] == "\n":
+            return ("\n" + " ".join(formatted[1:])).encode("ascii")
+        return (("" if first else " ") + " ".join(formatted)).encode("ascii")
 
     def encode_lines(self, stripped: Sequence[str]) -> bytes:
         """One output line per stripped input line (empty for an empty one), each ended by a newline."""

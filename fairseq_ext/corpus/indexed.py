@@ -30,8 +30,11 @@ class IdBlockEncoder(BlockEncoder):
 
     _MARKER = np.array([NEWLINE_ID], dtype=np.int32).tobytes()
 
-    def format_ids(self, ids: list[int], first: bool = False) -> bytes:
+    def format_word(self, ids: list[int]) -> bytes:
         return np.array(ids, dtype=np.int32).tobytes()  # so that a block is one bytes join, no Python loop
+
+    def join_words(self, words: list[str], formatted: list[bytes], first: bool) -> bytes:
+        return b"".join(formatted)
 
     def encode_lines(self, stripped: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(all ids, end markers included, int32; the length of each line's sequence, marker included)."""

@@ -12,7 +12,7 @@ from typing import BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
 
 from fairseq_ext.cli import UserInputError
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 19
 
 
 def fairseq_encoder_script() -> Path:
