@@ -15,8 +15,9 @@ SQUAD_TRAIN ?= train-v2.0.json
 SQUAD_DEV ?= dev-v2.0.json
 ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
+TEST_DATA_DIR ?=
 
-.PHONY: help setup test lint demo bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
+.PHONY: help setup test lint test-data demo demo-zh bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
 	export-hf evaluate-hf pack-env gpt2-bpe clean
 
 help:  ## list the targets
@@ -29,11 +30,19 @@ lint: setup  ## ruff check
 	$(VENV)/bin/ruff check .
 
 # One torch thread per process: on 2 cores, oversubscribed threads made training 10-20x slower.
-test: setup lint  ## the test suite (reads ../shared; no network)
-	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+# The test data: $SHARED_DIR, else ../shared, else the user cache (fetched once); it says which.
+test: setup lint  ## the test suite (test data: SHARED_DIR, ../shared, else fetched once into a cache)
+	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	  SHARED_DIR="$$shared_dir" OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+test-data:  ## fetch + verify the test data into TEST_DATA_DIR (default ~/.cache/roberta-squad2/test-data)
+	bash scripts/get_test_data.sh $(TEST_DATA_DIR)
 
 demo: setup  ## whole workflow on the embedded sample, tiny model, minutes on 2 cores (REAL=1: real data)
 	$(PY) scripts/demo.py --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
+
+demo-zh: setup  ## the Chinese path (SentencePiece, CMRC 2018 metric) on our Chinese sample (REAL=1: CMRC trial)
+	$(PY) scripts/demo.py --lang zh --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
 
 bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TIMESTAMP/bench.json
 	$(PY) scripts/bench.py --shared-dir $(SHARED) $(BENCH_ARGS)

@@ -16,6 +16,11 @@ With --real the same pipeline runs on real data with the official GPT-2 dictiona
 paragraphs and SQuAD 2.0 articles (the last articles held out as dev), or the files given with --corpus,
 --squad-train and --squad-dev (e.g. the official downloads listed below).
 
+With --lang zh it is the Chinese path: a SentencePiece model trained on the data (train_spm.py) instead of
+GPT-2 BPE, CMRC 2018-style questions scored with the CMRC 2018 metric (task.metric=cmrc, --metric cmrc),
+an XLM-R-style export. The embedded Chinese sample (scripts/sample/zh-*), or with --real SHARED's CMRC 2018
+trial file (its contexts double as the raw corpus; its last articles are held out as dev).
+
 Every output goes to one new run directory (runs/demo-TIMESTAMP, or --run-dir, which must not exist):
 the commands of all stages in RUN_DIR/commands.sh, their output in RUN_DIR/logs/.
 """
@@ -79,6 +84,9 @@ class Inputs:
     valid_docs: int
     squad_to_split: Optional[Path] = None  # shared real data: one SQuAD file, split by article
     dev_articles: int = 4
+    metric: str = "squad"  # "cmrc" for Chinese
+    spm_vocab_size: int = 0  # > 0: a SentencePiece model of this size is trained on the data (--lang zh)
+    corpus_from_contexts: bool = False  # the SQuAD file's contexts are the raw corpus (the CMRC trial)
 
 
 @dataclass
@@ -174,7 +182,36 @@ def find_bpe_source(explicit: Optional[Path], shared_dir: Path, need_dict: bool)
         return None
 
 
+def choose_chinese_inputs(args) -> Inputs:
+    """The embedded Chinese sample, or real CMRC-style data; the tokenizer is trained on it."""
+    if not args.real:
+        if args.corpus or args.squad_train or args.squad_dev:
+            raise UserInputError("--corpus, --squad-train and --squad-dev go with --real")
+        return Inputs("embedded Chinese sample", [SAMPLE / "zh-corpus.txt"], SAMPLE / "zh-sample-train.json",
+                      SAMPLE / "zh-sample-dev.json", None, build_dictionary=True, valid_docs=3,
+                      metric="cmrc", spm_vocab_size=1000)
+    if (args.squad_train is None) != (args.squad_dev is None):
+        raise UserInputError("give both --squad-train and --squad-dev, or neither")
+    if args.squad_train is not None:
+        if not args.corpus:
+            raise UserInputError("with --squad-train and --squad-dev, give the raw Chinese corpus (--corpus)")
+        for path in (*args.corpus, args.squad_train, args.squad_dev):
+            if not path.exists():
+                raise UserInputError(f"not found: {path}")
+        return Inputs("real Chinese data", args.corpus, args.squad_train, args.squad_dev, None,
+                      build_dictionary=True, valid_docs=10, metric="cmrc", spm_vocab_size=6000)
+    trial = args.shared_dir / "data" / "cmrc2018" / "cmrc2018-trial.json"
+    if not trial.is_file():
+        raise UserInputError(f"no CMRC 2018 trial file in {args.shared_dir}: give --corpus, --squad-train "
+                             "and --squad-dev (CMRC 2018's squad-style-data/cmrc2018_{train,dev}.json)")
+    return Inputs("CMRC 2018 trial (real data)", [], Path(), Path(), None, build_dictionary=True,
+                  valid_docs=10, squad_to_split=trial, dev_articles=50, metric="cmrc", spm_vocab_size=6000,
+                  corpus_from_contexts=True)
+
+
 def choose_inputs(args) -> Inputs:
+    if args.lang == "zh":
+        return choose_chinese_inputs(args)
     if not args.real:
         if args.corpus or args.squad_train or args.squad_dev:
             raise UserInputError("--corpus, --squad-train and --squad-dev go with --real")
@@ -226,6 +263,13 @@ def split_squad_by_article(source: Path, dev_articles: int, train_out: Path, dev
         out.write_text(json.dumps({**data, "data": part}), encoding="utf-8")
 
 
+def write_contexts(squad_file: Path, out: Path) -> None:
+    """The contexts of a SQuAD file as raw text: one paragraph per line, a blank line between articles."""
+    articles = read_json(squad_file)["data"]
+    out.write_text("\n\n".join("\n".join(p["context"] for p in article["paragraphs"]) for article in articles)
+                   + "\n", encoding="utf-8")
+
+
 def write_dictionary_source(inputs: Inputs, out: Path) -> None:
     """The corpus plus every SQuAD context and question: the dictionary covers all the demo encodes."""
     with open(out, "w", encoding="utf-8") as f:
@@ -255,8 +299,17 @@ def agreement(fairseq_answers: dict, hf_answers: dict) -> tuple[int, list[str]]:
     return len(fairseq_answers) - len(differing), differing
 
 
+def demo_scores(metric: str, result: dict) -> dict:
+    """A metric result with SQuAD's key names (the CMRC 2018 script's EM/F1/AVERAGE/TOTAL renamed)."""
+    if metric == "squad":
+        return result
+    return {"exact": float(result["EM"]), "f1": float(result["F1"]), "average": float(result["AVERAGE"]),
+            "total": result["TOTAL"]}
+
+
 def metric_rows(metrics: dict[str, dict]) -> list[str]:
-    rows = [("exact match", "exact"), ("F1", "f1"), ("F1, best null threshold", "best_f1"),
+    rows = [("exact match", "exact"), ("F1", "f1"), ("average of EM and F1", "average"),
+            ("F1, best null threshold", "best_f1"),
             ("  answerable: exact / F1", ("HasAns_exact", "HasAns_f1")),
             ("  unanswerable: exact", "NoAns_exact")]
     lines = []
@@ -271,9 +324,11 @@ def metric_rows(metrics: dict[str, dict]) -> list[str]:
 
 def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: float) -> bool:
     """Prints the results table and writes summary.json; True when both sides agree."""
-    metrics = {side: read_json(demo.path("predictions", side, "official_eval.json")) for side in SIDES}
+    metrics = {side: demo_scores(inputs.metric, read_json(demo.path("predictions", side,
+                                                                   "official_eval.json"))) for side in SIDES}
     answers = {side: read_json(demo.path("predictions", side, "predictions.json")) for side in SIDES}
-    fit = read_json(demo.path("predictions", "fairseq-train", "eval_results.json"))
+    fit = demo_scores(inputs.metric,
+                      read_json(demo.path("predictions", "fairseq-train", "eval_results.json")))
     same, differing = agreement(answers["fairseq"], answers["transformers"])
     total = len(answers["fairseq"])
     gaps = {key: abs(metrics["fairseq"][key] - metrics["transformers"][key]) for key in ("exact", "f1")}
@@ -283,7 +338,8 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
 
     print(f"\nDemo on the {inputs.label} done in {time.perf_counter() - started:.0f} s -> {demo.run_dir}")
     print("A 2-layer, 64-wide model trained for a minute: a smoke run of the workflow, not a benchmark.\n")
-    print(f"  {'held-out dev, official metric':<30}{'fairseq':>15}{'transformers':>15}")
+    metric_name = "CMRC 2018 metric" if inputs.metric == "cmrc" else "official metric"
+    print(f"  {'held-out dev, ' + metric_name:<30}{'fairseq':>15}{'transformers':>15}")
     print("\n".join(metric_rows(metrics)))
     print(f"  {'answering nothing at all':<30}{baseline:>15.1f}   (exact match of that trivial baseline)")
     print(f"  {'fine-tuning questions (seen)':<30}{fit['exact']:>15.1f}   (exact match; answering nothing: "
@@ -318,7 +374,8 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
         "stages": [vars(r) for r in demo.results],
         "artefacts": {label: str(path) for label, path in artefacts.items()},
     }
-    demo.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    demo.path("summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
     if not agree:
         print(f"demo: fairseq and transformers disagree on {len(differing)} questions "
               f"(e.g. {differing[:5]}); see the two predictions.json", file=sys.stderr)
@@ -330,8 +387,12 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, epilog=DOWNLOADS,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lang", choices=("en", "zh"), default="en",
+                        help="en: GPT-2 BPE, SQuAD 2.0 metric (default); zh: SentencePiece trained on the "
+                             "data, CMRC 2018 metric, XLM-R-style export")
     parser.add_argument("--real", action="store_true", help="real data: SHARED's wiki paragraphs and SQuAD "
-                        "2.0 articles, or --corpus, --squad-train and --squad-dev")
+                        "2.0 articles (zh: SHARED's CMRC 2018 trial file), or --corpus, --squad-train and "
+                        "--squad-dev")
     parser.add_argument("--corpus", type=Path, nargs="+", help="with --real: raw text file(s) to pretrain on")
     parser.add_argument("--squad-train", type=Path, help="with --real: SQuAD 2.0 file to fine-tune on")
     parser.add_argument("--squad-dev", type=Path, help="with --real: SQuAD 2.0 file to evaluate on")
@@ -358,7 +419,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     inputs = choose_inputs(args)
-    optional_stages = (inputs.bpe_source is None) + (inputs.squad_to_split is not None)
+    chinese = inputs.spm_vocab_size > 0
+    optional_stages = ((inputs.bpe_source is None and not chinese) + (inputs.squad_to_split is not None)
+                       + inputs.corpus_from_contexts)
     demo = Demo(new_run_dir(args.run_dir), 13 + optional_stages)
     for sub in ("logs", "corpus", "bpe", "data", "checkpoints", "predictions", "plots"):
         demo.path(sub).mkdir(parents=True)
@@ -367,15 +430,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"demo on the {inputs.label} -> {demo.run_dir}")
     py = sys.executable
 
-    bpe = demo.path("bpe")
-    if inputs.bpe_source is None:
+    bpe = demo.path("bpe")  # the tokenizer directory: GPT-2 BPE, or (zh) SentencePiece
+    if inputs.bpe_source is None and not chinese:
         fetched = REPO / "gpt2_bpe"
         # dict.txt has no offline source, and the sample does not need it: only the other two must arrive
         demo.stage("gpt2-bpe", "fetch encoder.json and vocab.bpe (no local copy found)", [
             ["bash", "-c", 'bash scripts/get_gpt2_bpe.sh "$1" || { test -s "$1/encoder.json" && '
              'test -s "$1/vocab.bpe"; }', "get_gpt2_bpe", fetched]])
         inputs.bpe_source = fetched
-    for name in BPE_FILES + (() if inputs.build_dictionary else ("dict.txt",)):
+    for name in () if chinese else BPE_FILES + (() if inputs.build_dictionary else ("dict.txt",)):
         shutil.copyfile(inputs.bpe_source / name, bpe / name)
     if inputs.squad_to_split is not None:
         source = inputs.squad_to_split
@@ -383,12 +446,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         inputs.squad_train, inputs.squad_dev = train, dev
         demo.step("squad-split", f"hold out the last {inputs.dev_articles} articles of {source} as dev",
                   lambda: split_squad_by_article(source, inputs.dev_articles, train, dev))
+    if inputs.corpus_from_contexts:
+        contexts = demo.path("data", "contexts.txt")
+        inputs.corpus = [contexts]
+        demo.step("contexts", "the training articles' contexts as the raw corpus",
+                  lambda: write_contexts(inputs.squad_train, contexts))
 
     corpus = demo.path("corpus")
     demo.stage("split", "documents -> train / valid (split_data.py)", [
         [py, "scripts/split_data.py", "--inputs", *inputs.corpus, "--outdir", corpus,
          "--valid-docs", inputs.valid_docs, "--test-docs", 0, "--quiet"]])
-    if inputs.build_dictionary:
+    if chinese:
+        text = demo.path("data", "tokenizer-source.txt")
+        write_dictionary_source(inputs, text)
+        demo.stage("sentencepiece", "SentencePiece model + XLM-R dict.txt of the data (train_spm.py)", [
+            [py, "scripts/train_spm.py", "--inputs", text, "--out", bpe, "--vocab-size",
+             inputs.spm_vocab_size, "--force", "--quiet"]])
+    elif inputs.build_dictionary:
         text = demo.path("data", "dictionary-source.txt")
         write_dictionary_source(inputs, text)
         demo.stage("bpe-dictionary", "GPT-2 BPE of the sample's text (bpe_encode.py), its dictionary", [
@@ -399,8 +473,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         demo.step("bpe-dictionary", f"the official GPT-2 dictionary from {inputs.bpe_source}", lambda: None)
     corpus_bin = demo.path("data", "corpus-bin")
-    demo.stage("binarize", "BPE + binarization in one pass (prepare_corpus.py)", [
-        [py, "scripts/prepare_corpus.py", "--raw-dir", corpus, "--gpt2-bpe", bpe, "--destdir", corpus_bin,
+    demo.stage("binarize", "tokenization + binarization in one pass (prepare_corpus.py)", [
+        [py, "scripts/prepare_corpus.py", "--raw-dir", corpus, "--tokenizer", bpe, "--destdir", corpus_bin,
          "--quiet"]])
 
     pretrained, continued = demo.path("checkpoints", "pretrained"), demo.path("checkpoints", "continued")
@@ -415,10 +489,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     squad_bin, finetuned = demo.path("data", "squad2-bin"), demo.path("checkpoints", "squad2")
     demo.stage("prepare-squad", "SQuAD features, built once (prepare_squad2.py)", [
         [py, "scripts/prepare_squad2.py", "--train", inputs.squad_train, "--valid", inputs.squad_dev,
-         "--gpt2-bpe", bpe, "--destdir", squad_bin, *SQUAD_WINDOWS]])
+         "--tokenizer", bpe, "--destdir", squad_bin, *SQUAD_WINDOWS]])
     limits = (f"optimization.max_epoch={args.finetune_epochs}",
-              f"optimization.max_update={args.finetune_updates}")
-    demo.stage("finetune", "SQuAD v2 fine-tuning in fairseq (finetune_squad2.sh, squad2_tiny.yaml)", [
+              f"optimization.max_update={args.finetune_updates}", f"task.metric={inputs.metric}")
+    demo.stage("finetune", "SQuAD fine-tuning in fairseq (finetune_squad2.sh, squad2_tiny.yaml)", [
         ["bash", "scripts/finetune_squad2.sh", "--config", "squad2_tiny", "--data", squad_bin, "--restore",
          continued / "checkpoint_last.pt", "--save-dir", finetuned, *limits, *QUICK_FIT]],
         updates=args.finetune_updates)
@@ -427,22 +501,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     out = {side: demo.path("predictions", side) for side in SIDES}
     fit = demo.path("predictions", "fairseq-train")
+    metric = ("--metric", inputs.metric)
     demo.stage("predict-fairseq", "answer the dev questions with fairseq (predict_squad2.py)", [
-        [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_dev, "--gpt2-bpe",
-         bpe, "--out", out["fairseq"]]])
+        [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_dev, "--tokenizer",
+         bpe, "--out", out["fairseq"], *metric]])
     demo.stage("fit-fairseq", "answer the fine-tuning questions too: what the model learnt", [
-        [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_train, "--gpt2-bpe",
-         bpe, "--out", fit]])
+        [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_train, "--tokenizer",
+         bpe, "--out", fit, *metric]])
     hf_model = demo.path("hf-model")
     demo.stage("convert", "export to Hugging Face, verified against fairseq (fairseq_to_hf.py)", [
-        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--gpt2-bpe", bpe, "--dict", bpe / "dict.txt",
-         "--out", hf_model]])
+        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--gpt2-bpe", bpe, "--dict",
+         bpe / "dict.txt", "--out", hf_model]])
     demo.stage("predict-transformers", "answer the dev questions with transformers (evaluate_hf.py)", [
         [py, "convert/evaluate_hf.py", "--model", hf_model, "--data", inputs.squad_dev, "--out",
-         out["transformers"]]])
-    demo.stage("evaluate", "official SQuAD 2.0 metric on both sides' answers (evaluate_squad2.py)", [
-        [py, "scripts/evaluate_squad2.py", inputs.squad_dev, out[side] / "predictions.json", "--na-prob-file",
-         out[side] / "null_odds.json", "--out-file", out[side] / "official_eval.json"] for side in SIDES])
+         out["transformers"], *(metric if chinese else ())]])
+    # SQuAD 2.0 data: the null odds as no-answer probabilities (best-threshold search)
+    na_probs = {side: ["--na-prob-file", out[side] / "null_odds.json"] if inputs.metric == "squad" else []
+                for side in SIDES}
+    demo.stage("evaluate", "the official metric on both sides' answers (evaluate_squad2.py)", [
+        [py, "scripts/evaluate_squad2.py", inputs.squad_dev, out[side] / "predictions.json", *metric,
+         *na_probs[side], "--out-file", out[side] / "official_eval.json"] for side in SIDES])
     plots = demo.path("plots")
     demo.stage("plots", "training curves (plot_logs.py)", [
         [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in (pretrained, continued, finetuned)),
@@ -450,7 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     artefacts = {
         "corpus splits": corpus,
-        "dictionary": bpe / "dict.txt",
+        "tokenizer + dictionary" if chinese else "dictionary": bpe if chinese else bpe / "dict.txt",
         "binarized corpus": corpus_bin,
         "pretrained checkpoint": pretrained / "checkpoint_last.pt",
         "continued checkpoint": continued / "checkpoint_last.pt",

@@ -1,4 +1,5 @@
-"""Shared test fixtures. Real data comes from ../shared (never copied into the repo).
+"""Shared test fixtures. Real data comes from $SHARED_DIR, else ../shared (never copied into the repo);
+`make test` sets SHARED_DIR to ../shared or to the user cache it fetches (fairseq_ext.testdata).
 
 Each area keeps its session fixtures in its own module, loaded here as a plugin.
 """
@@ -12,7 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
 
-pytest_plugins = ["tests.corpus_fixtures", "tests.pretrain_fixtures", "tests.squad_fixtures"]
+pytest_plugins = ["tests.corpus_fixtures", "tests.pretrain_fixtures", "tests.squad_fixtures",
+                  "tests.spm_fixtures"]
 
 
 def command(name: str):
@@ -25,7 +27,8 @@ def shared_path(*parts: str) -> Path:
     """A file under ../shared; a missing one fails the test (it must never be silently skipped)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"shared data missing: {path} (tests read ../shared; set SHARED_DIR to relocate it)")
+        pytest.fail(f"shared data missing: {path} (tests read $SHARED_DIR, else ../shared; `make test` "
+                    "finds or fetches it, `make test-data` fetches it)")
     return path
 
 

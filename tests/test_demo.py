@@ -72,6 +72,31 @@ def test_sample_squad_is_squad_v2_json_with_held_out_contexts():
     assert (contexts["train"] | contexts["dev"]) <= set(corpus)  # the corpus holds every context
 
 
+ZH_FILES = {split: SAMPLE / f"zh-sample-{split}.json" for split in ("train", "dev")}
+
+
+def test_chinese_sample_is_cmrc_style_squad_with_held_out_contexts():
+    """The Chinese sample: blank-line separated documents holding every context, SQuAD-format questions
+    (all answerable, as in CMRC 2018) whose answer_start is the answer's first occurrence."""
+    corpus = (SAMPLE / "zh-corpus.txt").read_text(encoding="utf-8")
+    documents = [block.split("\n") for block in corpus.strip("\n").split("\n\n")]
+    assert len(documents) == 20
+    assert all(line and line.strip() == line for lines in documents for line in lines)
+    contexts, ids = {}, []
+    for split, path in ZH_FILES.items():
+        data = load_squad(path)
+        assert not data.version_2 and data.repaired == 0 and data.skipped == [] and data.labelled
+        contexts[split] = {example.context for example in data.examples}
+        for example in data.examples:
+            ids.append(example.qid)
+            assert example.answers and not example.is_impossible
+            for answer in example.answers:
+                assert example.context.index(answer.text) == answer.start
+    assert len(ids) == len(set(ids)) == 84
+    assert not contexts["train"] & contexts["dev"]
+    assert (contexts["train"] | contexts["dev"]) <= set(corpus.split("\n"))
+
+
 def test_sample_readme_states_origin_and_license():
     readme = (SAMPLE / "README.md").read_text(encoding="utf-8")
     assert "MIT" in readme and "smoke" in readme

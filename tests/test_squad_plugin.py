@@ -229,7 +229,8 @@ def test_prepare_errors_are_one_line(tmp_path, gpt2_bpe_dir):
         {"context": "c", "qas": [{"id": "q1", "answers": [], "is_impossible": True}]}]}]}))
     with pytest.raises(UserInputError, match="q1.*question"):
         prepare(args)
-    with pytest.raises(UserInputError, match=r"no tokenizer files \(encoder.json \+ vocab.bpe\)"):
+    with pytest.raises(UserInputError, match=r"no tokenizer files \(encoder.json \+ vocab.bpe or "
+                                             r"sentencepiece.bpe.model\)"):
         prepare([*args[:2], "--gpt2-bpe", str(tmp_path), *args[4:]])
     with pytest.raises(SystemExit):
         prepare(args[2:])

@@ -2,6 +2,8 @@
 
 Same flags, byte-identical output (each line stripped; empty lines dropped unless --keep-empty; with
 several inputs, parallel lines are dropped together), many times faster: see fairseq_ext/corpus/encoders.py.
+With --tokenizer DIR of a SentencePiece model it writes pieces instead, as spm_encode --output_format=piece
+does (same line handling), the text fairseq-preprocess then binarizes.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import argparse
 import os
 import sys
 
-from fairseq_ext.cli import run_cli
-from fairseq_ext.corpus.drivers import encode_files
-from fairseq_ext.tokenizer import find_tokenizer_dir
+from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.corpus.drivers import encode_files, tokenizer_files
+from fairseq_ext.tokenizer import Gpt2Bpe, find_tokenizer_dir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -20,6 +22,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder-json", help="path to encoder.json (default: $GPT2_BPE_DIR/encoder.json)")
     parser.add_argument("--vocab-bpe", help="path to vocab.bpe (default: $GPT2_BPE_DIR/vocab.bpe)")
+    parser.add_argument("--tokenizer", metavar="DIR",
+                        help="tokenizer directory instead of the two files: GPT-2 BPE, or SentencePiece "
+                             "(sentencepiece.bpe.model: writes pieces, as spm_encode does)")
     parser.add_argument("--inputs", nargs="+", default=["-"], help="input files to encode ('-': stdin)")
     parser.add_argument("--outputs", nargs="+", default=["-"], help="one output per input ('-': stdout)")
     parser.add_argument("--keep-empty", action="store_true",
@@ -33,11 +38,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.encoder_json is None or args.vocab_bpe is None:
-        directory = find_tokenizer_dir()
-        args.encoder_json = args.encoder_json or directory / "encoder.json"
-        args.vocab_bpe = args.vocab_bpe or directory / "vocab.bpe"
-    stats = encode_files(args.inputs, args.outputs, args.encoder_json, args.vocab_bpe,
+    if args.tokenizer is not None:
+        if args.encoder_json or args.vocab_bpe:
+            raise UserInputError("give --tokenizer or --encoder-json/--vocab-bpe, not both")
+        files = tokenizer_files(find_tokenizer_dir(args.tokenizer))
+    else:
+        if args.encoder_json is None or args.vocab_bpe is None:
+            directory = find_tokenizer_dir()
+            args.encoder_json = args.encoder_json or directory / "encoder.json"
+            args.vocab_bpe = args.vocab_bpe or directory / "vocab.bpe"
+        files = (Gpt2Bpe.kind, str(args.encoder_json), str(args.vocab_bpe))
+    stats = encode_files(args.inputs, args.outputs, files,
                          keep_empty=args.keep_empty, workers=args.workers, progress=not args.quiet,
                          warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     if stats["filtered_empty"]:

@@ -2,7 +2,9 @@
 
 Prints the metric JSON (exact, f1, total, HasAns_*, NoAns_*, and best_exact/best_f1 with their
 thresholds when --na-prob-file is given) and writes it to --out-file. SQuAD v1.1 data gives the v1.1
-keys (exact_match, f1).
+keys (exact_match, f1). --metric cmrc scores Chinese answers as the official CMRC 2018 script
+(cmrc2018_evaluate.py) does and prints its output: AVERAGE, F1, EM (as "%.3f" strings), TOTAL, SKIP
+(questions without a prediction, scored 0) and FILE.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numbers
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.squad import load_squad, squad_evaluate
+from fairseq_ext.squad import load_squad
+from fairseq_ext.squad.metric import METRICS, evaluate
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -23,6 +26,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="SQuAD data with gold answers (e.g. dev-v2.0.json)")
     parser.add_argument("pred_file", metavar="PRED_JSON", help="predictions: question id -> answer text")
     parser.add_argument("--out-file", "-o", metavar="F", help="also write the metrics JSON to this file")
+    parser.add_argument("--metric", choices=METRICS, default="squad",
+                        help="squad (official SQuAD v2.0/v1.1, default) or cmrc (CMRC 2018: Chinese, "
+                             "character-level F1 over a mixed segmentation, EM without punctuation)")
     parser.add_argument("--na-prob-file", "-n", metavar="F",
                         help="question id -> no-answer probability or null odds (predict_squad2's "
                              "null_odds.json); adds the best-threshold search")
@@ -53,8 +59,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     na_probs = None
     if args.na_prob_file:
         na_probs = read_mapping(args.na_prob_file, "no-answer probabilities", numbers.Real)
-    result = squad_evaluate(data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
-    print(json.dumps(result, indent=2))
+    if args.metric == "cmrc" and na_probs is not None:
+        raise UserInputError("--na-prob-file applies to --metric squad only")
+    result = evaluate(args.metric, data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
+    if args.metric == "cmrc":  # the official script's formatting
+        result = {**{key: f"{result[key]:.3f}" for key in ("AVERAGE", "F1", "EM")},
+                  "TOTAL": result["TOTAL"], "SKIP": result["SKIP"], "FILE": args.pred_file}
+    print(json.dumps(result, indent=2, ensure_ascii=False))
     if args.out_file:
         with open(args.out_file, "w", encoding="utf-8") as f:
             json.dump(result, f)

@@ -1,12 +1,14 @@
 """Answers the questions of a SQuAD file with a fine-tuned roberta_span_qa checkpoint.
 
     scripts/predict_squad2.py --checkpoint checkpoints/squad2_base/checkpoint_best.pt \\
-        --data dev-v2.0.json --gpt2-bpe gpt2_bpe --out predictions/
+        --data dev-v2.0.json --tokenizer gpt2_bpe --out predictions/
 
 writes into OUT: predictions.json (question id -> answer, "" for no answer), null_odds.json (SQuAD 2.0:
-null score - best span score), nbest_predictions.json, and eval_results.json (the official SQuAD metric,
-with the null odds as no-answer probabilities) when the data has answers. Windows and post-processing
-follow the checkpoint's task settings unless overridden.
+null score - best span score), nbest_predictions.json, and eval_results.json (--metric squad: the official
+SQuAD metric, with the null odds as no-answer probabilities; --metric cmrc: the CMRC 2018 metric for
+Chinese) when the data has answers. A file without answers (a test set, see scripts/to_squad.py) is only
+answered; --csv also writes ID,Answer rows. Windows and post-processing follow the checkpoint's task
+settings unless overridden; --tokenizer must be the one the checkpoint's data was prepared with.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
+from fairseq_ext.squad.metric import METRICS
 from fairseq_ext.squad.predict import answer_questions, write_predictions
 from fairseq_ext.squad.settings import QASettings
-from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
+from fairseq_ext.tokenizer import add_tokenizer_argument, check_record, find_tokenizer_dir, load_tokenizer
 
 
 def parse_args(argv=None):
@@ -28,9 +31,12 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint (task squad2)")
     parser.add_argument("--data", required=True, metavar="JSON", help="SQuAD file (v2.0 or v1.1)")
-    parser.add_argument("--gpt2-bpe", metavar="DIR",
-                        help="directory with encoder.json, vocab.bpe, dict.txt (default: $GPT2_BPE_DIR)")
+    add_tokenizer_argument(parser, ", with dict.txt")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--metric", choices=METRICS, default="squad",
+                        help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "
+                             "(CMRC 2018: Chinese, mixed segmentation)")
+    parser.add_argument("--csv", metavar="CSV", help="also write the answers as ID,Answer rows to this file")
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: 32)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
@@ -52,6 +58,9 @@ def load_model(checkpoint: Path, bpe_dir: Path, device: str, fp16: bool):
         raise UserInputError(f"{checkpoint} is not a SQuAD checkpoint (task {info.task_name!r}): fine-tune "
                              "it with scripts/finetune_squad2.sh first")
     state["cfg"] = OmegaConf.create(state["cfg"])
+    trained_on = state["cfg"].task.get("data")
+    if trained_on and Path(trained_on).is_dir():
+        check_record(trained_on, bpe_dir, f"{checkpoint}'s fine-tuning data {trained_on}")
     state["cfg"].task.data = str(bpe_dir)  # the task only needs dict.txt from it
     task = tasks.setup_task(state["cfg"].task)
     if info.embedding_rows != len(task.source_dictionary):
@@ -79,7 +88,7 @@ def fairseq_forward(model, device: str):
 def main(argv=None):
     args = parse_args(argv)
     checkpoint = existing_file(args.checkpoint, "checkpoint")
-    bpe_dir = find_tokenizer_dir(args.gpt2_bpe, need_dict=True)
+    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
     squad = load_squad(args.data)
     print(f"{args.data}: {squad.summary()}")
     if not squad.examples:
@@ -98,10 +107,14 @@ def main(argv=None):
     features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
     predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
                                    squad.version_2, args.batch_size, progress=True)
-    results = write_predictions(Path(args.out), squad.examples, predictions, settings, squad.version_2)
-    print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}")
-    if results is not None:
-        print(json.dumps(results, indent=2))
+    results = write_predictions(Path(args.out), squad.examples, predictions, settings, squad.version_2,
+                                args.metric, args.csv)
+    print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}"
+          + (f", {args.csv}" if args.csv else ""))
+    if results is None:
+        print(f"{args.data} has no answers: predictions written, nothing scored")
+    else:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
 
 
 def cli() -> None:

@@ -1,4 +1,4 @@
-"""Raw text splits -> fairseq data-bin in one streaming pass: GPT-2 BPE + binarization.
+"""Raw text splits -> fairseq data-bin in one streaming pass: GPT-2 BPE (or SentencePiece) + binarization.
 
 Reads RAW_DIR/data.{train,valid,test}.raw (as written by scripts/split_data.py; test is optional) and
 writes DESTDIR/{train,valid,test}.bin/.idx and DESTDIR/dict.txt, byte-identical to the two-step
@@ -10,6 +10,10 @@ fairseq pipeline
 without the intermediate .bpe text. Empty lines are kept by default (--keep-empty above, as in
 RoBERTa's recipe): they mark document boundaries for --sample-break-mode complete_doc. GPT-2 tokens
 missing from the dictionary become <unk> and are counted, as fairseq-preprocess does.
+
+With a SentencePiece --tokenizer (scripts/train_spm.py's output, or xlmr.base) the reference is
+SentencePieceProcessor.encode(line, out_type=str) joined by spaces (spm_encode --output_format=piece)
++ the same fairseq-preprocess. DESTDIR/tokenizer.json records the tokenizer (kind, sha256 of its files).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
 from fairseq_ext.corpus.drivers import binarize_files
-from fairseq_ext.tokenizer import find_tokenizer_dir
+from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, write_record
 
 SPLITS = ("train", "valid", "test")
 
@@ -31,9 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw-dir", required=True, help="directory with data.train.raw, data.valid.raw "
                         "and optionally data.test.raw")
-    parser.add_argument("--gpt2-bpe", help="directory with encoder.json, vocab.bpe, dict.txt "
-                        "(default: $GPT2_BPE_DIR)")
-    parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --gpt2-bpe)")
+    add_tokenizer_argument(parser, ", with dict.txt unless --srcdict")
+    parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --tokenizer)")
     parser.add_argument("--destdir", required=True, help="output data-bin directory, e.g. data-bin/wiki")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: all %(default)s cores)")
@@ -46,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    bpe_dir = find_tokenizer_dir(args.gpt2_bpe, need_dict=args.srcdict is None)
+    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=args.srcdict is None)
     srcdict = existing_file(args.srcdict or bpe_dir / "dict.txt", "dictionary")
     raw_dir = Path(args.raw_dir)
     if not raw_dir.is_dir():
@@ -56,16 +59,16 @@ def main(argv=None) -> int:
     missing = [f"data.{split}.raw" for split in ("train", "valid") if split not in raw_files]
     if missing:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
-    summary = binarize_files(raw_files, args.destdir, bpe_dir / "encoder.json", bpe_dir / "vocab.bpe",
-                             srcdict, keep_empty=args.keep_empty, workers=args.workers,
-                             progress=not args.quiet)
+    summary = binarize_files(raw_files, args.destdir, bpe_dir, srcdict, keep_empty=args.keep_empty,
+                             workers=args.workers, progress=not args.quiet)
+    write_record(args.destdir, bpe_dir)
     for split, stats in summary.items():
         percent = 100 * stats["unk"] / max(1, stats["tokens"])
         dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""
         print(f"{split}: {stats['sequences']} sequences, {stats['tokens']} tokens, "
               f"{stats['unk']} ({percent:.3f}%) replaced by <unk>{dropped}", file=sys.stderr)
     datasets = ", ".join(f"{split}.bin/.idx" for split in summary)
-    print(f"wrote {args.destdir}: dict.txt, {datasets}", file=sys.stderr)
+    print(f"wrote {args.destdir}: dict.txt, {datasets}, tokenizer.json", file=sys.stderr)
     return 0
 
 

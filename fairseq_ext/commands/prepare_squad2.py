@@ -3,9 +3,11 @@
     scripts/prepare_squad2.py --train train-v2.0.json --valid dev-v2.0.json --gpt2-bpe gpt2_bpe \\
         --destdir data-bin/squad2
 
-writes into DESTDIR: dict.txt (the fairseq GPT-2 dictionary), train.features.npz and valid.features.npz
-(token ids, labels and character offsets of every window), valid.json (a copy of the validation file:
-EM/F1 are computed against its answers) and squad2_features.json (settings, counts, skipped questions).
+writes into DESTDIR: dict.txt (the tokenizer's fairseq dictionary), train.features.npz and
+valid.features.npz (token ids, labels and character offsets of every window), valid.json (a copy of the
+validation file: EM/F1 are computed against its answers), squad2_features.json (settings, counts, skipped
+questions) and tokenizer.json (which tokenizer made the features: later stages refuse another one).
+--tokenizer takes a GPT-2 BPE or a SentencePiece directory (Chinese: scripts/train_spm.py's output).
 The window settings must match the task's (task.max_seq_length, task.doc_stride, task.max_query_length).
 """
 
@@ -28,7 +30,13 @@ from fairseq_ext.squad.format import (
     write_metadata,
 )
 from fairseq_ext.squad.settings import QASettings
-from fairseq_ext.tokenizer import DictionaryTokenizer, find_tokenizer_dir, load_tokenizer
+from fairseq_ext.tokenizer import (
+    DictionaryTokenizer,
+    add_tokenizer_argument,
+    find_tokenizer_dir,
+    load_tokenizer,
+    write_record,
+)
 
 
 def parse_args(argv=None):
@@ -37,8 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--train", metavar="JSON", help="SQuAD training file (v2.0 or v1.1)")
     parser.add_argument("--valid", metavar="JSON",
                         help="SQuAD validation file, scored with EM/F1 while training")
-    parser.add_argument("--gpt2-bpe", metavar="DIR",
-                        help="directory with encoder.json, vocab.bpe, dict.txt (default: $GPT2_BPE_DIR)")
+    add_tokenizer_argument(parser, ", with dict.txt")
     parser.add_argument("--destdir", metavar="DIR", default="data-bin/squad2",
                         help="output directory (default: data-bin/squad2)")
     QASettings.add_arguments(parser, QASettings.WINDOW_FIELDS)
@@ -55,6 +62,9 @@ def prepare_split(split: str, source: Path, tokenizer: DictionaryTokenizer, sett
     print(f"{split}: {source}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{source}: no usable questions")
+    if not squad.labelled:
+        raise UserInputError(f"{source} has no answers (a test file): training and validation need them; "
+                             "answer it with predict_squad2.py")
     features = build_features(squad.examples, tokenizer, progress=True, **settings.windows())
     arrays = FeatureArrays.from_features(features)
     arrays.save(features_file(destdir, split))
@@ -82,7 +92,7 @@ def prepare_split(split: str, source: Path, tokenizer: DictionaryTokenizer, sett
 def main(argv=None):
     args = parse_args(argv)
     settings = QASettings.from_object(args)
-    bpe_dir = find_tokenizer_dir(args.gpt2_bpe, need_dict=True)
+    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
     sources = {split: existing_file(path, f"--{split} file")
                for split, path in (("train", args.train), ("valid", args.valid)) if path}
     symbols = task_symbols(bpe_dir / DICTIONARY_FILE)
@@ -96,6 +106,7 @@ def main(argv=None):
     if "valid" in sources:
         shutil.copyfile(sources["valid"], examples_file(destdir, "valid"))
     write_metadata(destdir, settings, splits)
+    write_record(destdir, bpe_dir)
     print(f"wrote {destdir}")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from fairseq_ext.cli import UserInputError, progress_bar
-from fairseq_ext.corpus.encoders import NEWLINE_ID, TextBlockEncoder
+from fairseq_ext.corpus.encoders import SentencePieceTextEncoder, TextBlockEncoder
 from fairseq_ext.corpus.pool import Task, WorkerPool
 from fairseq_ext.corpus.reading import (
     input_bytes,
@@ -17,6 +18,7 @@ from fairseq_ext.corpus.reading import (
     read_numbered_blocks,
     zip_line_blocks,
 )
+from fairseq_ext.tokenizer import KINDS, Tokenizer
 from fairseq_ext.tokenizer.dictionary import (
     EOS_INDEX,
     SPECIALS,
@@ -24,7 +26,17 @@ from fairseq_ext.tokenizer.dictionary import (
     read_dictionary_entries,
     write_dictionary,
 )
-from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
+from fairseq_ext.tokenizer.spm import SentencePiece
+
+
+def tokenizer_files(directory: Path) -> tuple[str, ...]:
+    """(kind, its files...): what builds the tokenizer of ``directory`` (``load``)."""
+    kind = next(kind for kind in KINDS if kind.recognises(directory))
+    return (kind.kind, *(str(Path(directory) / name) for name in kind.files))
+
+
+def load(kind: str, *files: str) -> Tokenizer:
+    return next(k for k in KINDS if k.kind == kind)(*files)
 
 
 def _tasks(streams: Sequence, names: Sequence[str], keep_empty: bool,
@@ -40,18 +52,21 @@ def _tasks(streams: Sequence, names: Sequence[str], keep_empty: bool,
         yield columns, keep_empty, nbytes
 
 
-def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: str, vocab_bpe: str,
+def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[str],
                  keep_empty: bool = False, workers: int = 1, progress: bool = True,
                  warn: Callable[[str], None] = print) -> dict[str, int]:
     """fairseq's multiprocessing_bpe_encoder.py, same output bytes: each set of parallel input lines is
-    stripped, dropped if one is empty (unless ``keep_empty``), else GPT-2 encoded to ``"id id ...\\n"``."""
+    stripped, dropped if one is empty (unless ``keep_empty``), else GPT-2 encoded to ``"id id ...\\n"``
+    (with a SentencePiece model: its pieces, as spm_encode writes them). ``files``: tokenizer_files()."""
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
     streams = [open_input(name) for name in inputs]
     sinks = [sys.stdout.buffer if name == "-" else open(name, "wb") for name in outputs]
     stats = {"lines": 0, "encoded": 0, "filtered_empty": 0}
     try:
-        encoder = TextBlockEncoder(Gpt2Bpe(encoder_json, vocab_bpe))
+        tokenizer = load(*files)
+        encoder = (SentencePieceTextEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
+                   else TextBlockEncoder(tokenizer))
         with WorkerPool(workers, encoder) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
             for encoded, kept, dropped, nbytes in pool.map(_tasks(streams, inputs, keep_empty, warn)):
@@ -73,31 +88,46 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], encoder_json: st
     return stats
 
 
-def binarize_files(raw_files: dict[str, str], destdir: str, encoder_json: str, vocab_bpe: str, dict_path: str,
+def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path, dict_path: str,
                    keep_empty: bool = True, workers: int = 1, progress: bool = True
                    ) -> dict[str, dict[str, int]]:
     """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt``, byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
-    (mmap dataset), in one streaming pass. Returns per split: sequences, tokens (eos included), unk.
+    (mmap dataset), in one streaming pass; with a SentencePiece ``tokenizer_dir`` to its pieces (spm_encode)
+    + the same fairseq-preprocess. Returns per split: sequences, tokens (eos included), unk.
 
     fairseq-preprocess loads the dictionary (``Dictionary.load``: the 4 specials, then the file's
     entries), saves it as ``dict.txt``, and stores each line's ``Dictionary.index`` of every
-    whitespace-separated id then ``eos``, in ``best_fitting_int_dtype(len(dictionary))``: the same here,
+    whitespace-separated token then ``eos``, in ``best_fitting_int_dtype(len(dictionary))``: the same here,
     without fairseq."""
     # numpy only here: bpe-encode starts faster without it.
-    from fairseq_ext.corpus.indexed import IndexBlockEncoder, IndexedDatasetWriter, token_dtype
+    import numpy as np
+
+    from fairseq_ext.corpus.indexed import (
+        DatasetBlockEncoder,
+        IdBlockEncoder,
+        IndexedDatasetWriter,
+        SentencePieceBlockEncoder,
+        token_dtype,
+    )
     from fairseq_ext.tokenizer.base import vocab_to_dictionary
 
     entries = read_dictionary_entries(dict_path)
     symbols = list(SPECIALS) + [symbol for symbol, _ in entries]
     dtype = token_dtype(len(symbols))
-    bpe = Gpt2Bpe(encoder_json, vocab_bpe)
-    lookup = vocab_to_dictionary(bpe.vocab_symbols(), symbols, UNK_INDEX)
-    lookup[NEWLINE_ID] = EOS_INDEX
+    tokenizer = load(*tokenizer_files(tokenizer_dir))
+    ids = (SentencePieceBlockEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
+           else IdBlockEncoder(tokenizer))
+    # vocabulary id -> dictionary index exactly as fairseq-preprocess looks up the token's text (GPT-2:
+    # the id's decimal string; SentencePiece: the piece); the line-end marker becomes eos.
+    lookup = vocab_to_dictionary(tokenizer.vocab_symbols(), symbols, UNK_INDEX)
+    if ids.marker == len(lookup):
+        lookup = np.append(lookup, UNK_INDEX)
+    lookup[ids.marker] = EOS_INDEX
     os.makedirs(destdir, exist_ok=True)
     write_dictionary(entries, os.path.join(destdir, "dict.txt"))
     summary = {}
-    with WorkerPool(workers, IndexBlockEncoder(bpe, lookup.astype(dtype), UNK_INDEX)) as pool:
+    with WorkerPool(workers, DatasetBlockEncoder(ids, lookup.astype(dtype), UNK_INDEX)) as pool:
         for split, path in raw_files.items():
             stats = {"sequences": 0, "tokens": 0, "unk": 0, "filtered_empty": 0}
             with open_input(str(path)) as stream, \

@@ -1,5 +1,6 @@
-"""Block encoders: exact GPT-2 BPE of many lines at once, at the speed of a dictionary lookup (the
-text one here; the one of binary datasets in indexed.py, with numpy)."""
+"""Block encoders: exact GPT-2 BPE of many lines at once, at the speed of a dictionary lookup; SentencePiece
+by the sentencepiece library's own batch encoding. The text ones here; those of binary datasets in
+indexed.py, with numpy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Iterable, Optional, Sequence
 import regex
 
 from fairseq_ext.tokenizer.gpt2 import GPT2_SPLIT, Gpt2Bpe
+from fairseq_ext.tokenizer.spm import SentencePiece
 
 NEWLINE_ID = 198  # GPT-2's token for a lone "\n": here only ever a line end (lines hold no "\n")
 CACHE_ENTRIES = 1 << 19  # per worker and cache (~100 MB when full); cleared when full: bounded memory
@@ -40,6 +42,8 @@ class BlockEncoder:
     GPT-2 never produces 198 inside a line (lines hold no ``\\n``): it marks where each line's ids end.
     The space of a LINE_JOIN only ends the piece before it, which ends its line.
     """
+
+    strips_lines = True  # gets each line stripped, as fairseq's encoder strips it
 
     def __init__(self, bpe: Gpt2Bpe, cache_entries: int = CACHE_ENTRIES):
         self.bpe = bpe
@@ -151,14 +155,49 @@ class TextBlockEncoder(BlockEncoder):
         return b"".join(next(rows) + b"\n" if line else b"\n" for line in stripped)
 
 
-def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool) -> tuple[list[list[str]], int]:
-    """Strips every line; without ``keep_empty`` drops each row (a line of every input) that has an empty
-    line, as fairseq's encoder does. Returns the kept columns and the number of rows dropped."""
+class SentencePieceLines:
+    """Lines encoded as ``SentencePieceProcessor.encode(line, out_type=str)`` (the reference) followed by
+    fairseq-preprocess's split of the space-joined pieces: ids come from sentencepiece's batch encoding,
+    and only a line with an unknown piece, whose text may hold characters Python splits on, is split as
+    fairseq splits it. Lines are encoded as they are, not stripped: Python's strip() removes characters
+    (\\x85, \\x1c...) that the model's normalization keeps as pieces."""
+
+    strips_lines = False
+
+    def __init__(self, tokenizer: SentencePiece):
+        self.tokenizer = tokenizer
+        self.processor = tokenizer.processor
+        self.unk_id = self.processor.unk_id()
+
+    def line_ids(self, stripped: Sequence[str]) -> list[list[int]]:
+        rows = self.tokenizer.encode_batch(stripped)
+        for index, ids in enumerate(rows):
+            if self.unk_id in ids:
+                # what fairseq-preprocess's tokenize_line makes of the piece text, piece by piece
+                tokens = " ".join(self.tokenizer.encode_pieces(stripped[index])).split()
+                rows[index] = [self.processor.piece_to_id(token) for token in tokens]
+        return rows
+
+
+class SentencePieceTextEncoder(SentencePieceLines):
+    """Lines of space-separated pieces, as ``spm_encode --output_format=piece`` writes them (UTF-8)."""
+
+    def encode_lines(self, stripped: Sequence[str]) -> bytes:
+        pieces = self.processor.encode(list(stripped), out_type=str, num_threads=1)
+        return "".join(" ".join(line) + "\n" for line in pieces).encode("utf-8")
+
+
+def filter_rows(columns: Sequence[Sequence[str]], keep_empty: bool,
+                strip: bool = True) -> tuple[list[list[str]], int]:
+    """Strips every line (unless not ``strip``); without ``keep_empty`` drops each row (a line of every
+    input) that has a blank line, as fairseq's encoder does. Returns the kept columns and the number of
+    rows dropped."""
     stripped = [[line.strip() for line in column] for column in columns]
+    lines = stripped if strip else [list(column) for column in columns]
     if keep_empty:
-        return stripped, 0
+        return lines, 0
     keep = [all(row) for row in zip(*stripped)]
     if all(keep):
-        return stripped, 0
-    kept = [[line for line, k in zip(column, keep) if k] for column in stripped]
+        return lines, 0
+    kept = [[line for line, k in zip(column, keep) if k] for column in lines]
     return kept, keep.count(False)

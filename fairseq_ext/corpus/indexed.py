@@ -10,12 +10,13 @@ sequence's size (int32), then every sequence's byte offset in ``.bin`` (int64).
 from __future__ import annotations
 
 import struct
-from typing import Optional, Sequence
+from itertools import chain
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from fairseq_ext.corpus.encoders import CACHE_ENTRIES, NEWLINE_ID, BlockEncoder
-from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
+from fairseq_ext.corpus.encoders import NEWLINE_ID, BlockEncoder, SentencePieceLines
+from fairseq_ext.tokenizer.spm import SentencePiece
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -28,6 +29,7 @@ DTYPE_CODES = {np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 
 class IdBlockEncoder(BlockEncoder):
     """Each line's GPT-2 ids followed by NEWLINE_ID as its end marker (where ``eos`` goes in a ``.bin``)."""
 
+    marker = NEWLINE_ID
     _MARKER = np.array([NEWLINE_ID], dtype=np.int32).tobytes()
 
     def format_word(self, ids: list[int]) -> bytes:
@@ -53,20 +55,38 @@ class IdBlockEncoder(BlockEncoder):
         return data, sizes
 
 
-class IndexBlockEncoder(IdBlockEncoder):
-    """What ``fairseq-preprocess`` stores: each line's fairseq dictionary indices then ``eos``, in the
-    dataset's token dtype. ``lookup`` maps every GPT-2 id to its index (``Dictionary.index`` of the id's
-    decimal string, ``unk`` when absent), NEWLINE_ID to ``eos``: the end marker only ever stands for a
-    line end (see BlockEncoder), so the mapping is exact."""
+class SentencePieceBlockEncoder(SentencePieceLines):
+    """Each line's SentencePiece ids followed by ``marker``, an id no piece has (eos in a ``.bin``)."""
 
-    def __init__(self, bpe: Gpt2Bpe, lookup: np.ndarray, unk_index: int, cache_entries: int = CACHE_ENTRIES):
-        super().__init__(bpe, cache_entries)
+    def __init__(self, tokenizer: SentencePiece):
+        super().__init__(tokenizer)
+        self.marker = tokenizer.vocab_size
+
+    def encode_lines(self, stripped: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(all ids, each line's followed by the marker, int32; each line's length, marker included)."""
+        rows = self.line_ids(stripped)
+        marker = [self.marker]
+        data = np.fromiter(chain.from_iterable(chain(row, marker) for row in rows), dtype=np.int32)
+        return data, np.array([len(row) + 1 for row in rows], dtype=np.int64)
+
+
+class DatasetBlockEncoder:
+    """What ``fairseq-preprocess`` stores, from an id encoder's output: each line's fairseq dictionary
+    indices then ``eos``, in the dataset's token dtype, mapped in the worker (the parent only writes).
+    ``lookup`` maps every vocabulary id to its index (``Dictionary.index`` of the token's text, ``unk``
+    when absent) and the id encoder's line-end ``marker`` to ``eos``: the marker only ever stands for a
+    line end (see BlockEncoder; SentencePiece's is no piece's id), so the mapping is exact."""
+
+    def __init__(self, ids: Union[IdBlockEncoder, SentencePieceBlockEncoder], lookup: np.ndarray,
+                 unk_index: int):
+        self.ids = ids
+        self.strips_lines = ids.strips_lines
         self.lookup = lookup
         self.unk_index = unk_index
 
-    def encode_lines(self, stripped: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    def encode_lines(self, lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
         """(the indices of every line's sequence, each sequence's size as int32, how many are unk)."""
-        ids, sizes = super().encode_lines(stripped)
+        ids, sizes = self.ids.encode_lines(lines)
         indices = self.lookup[ids]
         return indices, sizes.astype(np.int32), int(np.count_nonzero(indices == self.unk_index))
 

@@ -7,7 +7,7 @@ import os
 from collections import deque
 from typing import Iterable, Iterator, Sequence, Union
 
-from fairseq_ext.corpus.encoders import BlockEncoder, filter_rows
+from fairseq_ext.corpus.encoders import filter_rows
 from fairseq_ext.corpus.reading import ByteBlock
 
 # A block's lines of one input: undecoded (one input: the worker decodes them) or decoded (several
@@ -18,7 +18,7 @@ Task = tuple[Sequence[Column], bool, int]  # (columns, keep_empty, bytes read)
 _worker_encoder = None  # the encoder of this process; it keeps its caches from block to block
 
 
-def _init_worker(encoder: BlockEncoder) -> None:
+def _init_worker(encoder) -> None:
     # One process per core already: no Rust thread pool inside a worker (and no fork warnings).
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     global _worker_encoder
@@ -29,7 +29,7 @@ def encode_block(task: Task):
     """(columns, keep_empty, nbytes) -> (encoded columns, rows kept, rows dropped, nbytes)."""
     columns, keep_empty, nbytes = task
     lines = [column.lines() if isinstance(column, ByteBlock) else column for column in columns]
-    kept, dropped = filter_rows(lines, keep_empty)
+    kept, dropped = filter_rows(lines, keep_empty, _worker_encoder.strips_lines)
     return [_worker_encoder.encode_lines(column) for column in kept], len(kept[0]), dropped, nbytes
 
 
@@ -39,7 +39,7 @@ class WorkerPool:
     process. The encoder is built once, here: forked workers inherit it, loaded (no pickling, no
     second load of the BPE files); with the spawn start method it is pickled to them."""
 
-    def __init__(self, workers: int, encoder: BlockEncoder):
+    def __init__(self, workers: int, encoder):
         self.workers = max(1, workers)
         self.encoder = encoder
         self.pool = None

@@ -28,8 +28,9 @@ class SquadExample:
     title: str
     context: str
     question: str
-    answers: list[Answer]  # gold answers, empty for an unanswerable question
+    answers: list[Answer]  # gold answers, empty for an unanswerable or unlabelled question
     is_impossible: bool
+    labelled: bool = True  # False: a test question without an "answers" field, predicted but never scored
 
 
 @dataclass
@@ -38,11 +39,13 @@ class SquadData:
     version_2: bool  # the file says v2.x or has unanswerable questions
     repaired: int = 0  # answers whose answer_start was moved onto the answer text
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (qid, reason) of dropped questions
+    labelled: bool = True  # False: no question has answers (a test file): predictions cannot be scored
 
     def summary(self) -> str:
         """One line for the user: what was read, repaired and skipped."""
         unanswerable = sum(example.is_impossible for example in self.examples)
-        line = (f"{len(self.examples)} questions ({unanswerable} unanswerable), "
+        answers = f"{unanswerable} unanswerable" if self.labelled else "no answers: predicted, not scored"
+        line = (f"{len(self.examples)} questions ({answers}), "
                 f"SQuAD {'2.0' if self.version_2 else '1.1'}, {self.repaired} answer_start repaired, "
                 f"{len(self.skipped)} questions skipped")
         if self.skipped:
@@ -93,11 +96,20 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
                     continue
                 data.examples.append(example)
                 data.version_2 = data.version_2 or example.is_impossible
+    labelled = {example.labelled for example in data.examples}
+    if len(labelled) > 1:
+        example = next(example for example in data.examples if not example.labelled)
+        raise UserInputError(f"{source}: question {example.qid} has no 'answers' field but others have one "
+                             "(a test file has none, a training or evaluation file has them everywhere)")
+    data.labelled = labelled != {False}
     return data
 
 
 def _parse_question(qa: dict, qid: str, title: str, context: str, where: str) -> SquadExample:
     question = _field(qa, "question", str, where)
+    if "answers" not in qa and not qa.get("is_impossible", False):
+        return SquadExample(qid=qid, title=title, context=context, question=question, answers=[],
+                            is_impossible=False, labelled=False)
     answers = []
     for answer_index, answer in enumerate(_field(qa, "answers", list, where)):
         where_answer = f"{where} answer {answer_index}"
@@ -140,13 +152,16 @@ def _nearest_occurrence(context: str, text: str, start: int):
 _MISSING = object()
 
 
-def _field(item: Any, name: str, kind: type, where: str, default: Any = _MISSING) -> Any:
+def _field(item: Any, name: str, kind: Union[type, tuple[type, ...]], where: str,
+           default: Any = _MISSING) -> Any:
     if not isinstance(item, dict):
         raise UserInputError(f"{where}: expected a JSON object, got {type(item).__name__}")
     value = item.get(name, default)
     if value is _MISSING:
         raise UserInputError(f"{where}: missing field {name!r}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int in Python; an answer_start of true/false is malformed all the same
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise UserInputError(f"{where}: field {name!r} should be {kind.__name__}, got {type(value).__name__}")
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise UserInputError(f"{where}: field {name!r} should be {expected}, got {type(value).__name__}")
     return value

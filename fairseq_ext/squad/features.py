@@ -19,6 +19,7 @@ from tqdm import tqdm
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.tokenizer.gpt2 import trim_leading_space
+from fairseq_ext.tokenizer.spm import METASPACE, place_lone_metaspace
 
 BOS, PAD, EOS = 0, 1, 2  # RoBERTa's <s>, <pad>, </s>: the same indices in fairseq and HF
 # <s> question </s></s> context </s>
@@ -147,7 +148,8 @@ class HFTokenizerAdapter:
 
     Offsets come from the tokenizer's backend without its post-processor, then get the same leading-space
     trimming as fairseq_ext.tokenizer.gpt2 (RobertaProcessing's own trimming differs on whitespace-only
-    tokens).
+    tokens) and, for a SentencePiece (XLM-R) tokenizer, the same placement of lone ``▁`` pieces as
+    fairseq_ext.tokenizer.spm.
     """
 
     def __init__(self, tokenizer):
@@ -157,11 +159,15 @@ class HFTokenizerAdapter:
         self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self.backend.post_processor = None
 
+    @staticmethod
+    def _offsets(text: str, encoding) -> list[tuple[int, int]]:
+        offsets = trim_leading_space(text, encoding.offsets)
+        return place_lone_metaspace(offsets, [token == METASPACE for token in encoding.tokens])
+
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         encoding = self.backend.encode(text, add_special_tokens=False)
-        return encoding.ids, trim_leading_space(text, encoding.offsets)
+        return encoding.ids, self._offsets(text, encoding)
 
     def encode_batch_with_offsets(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
         encodings = self.backend.encode_batch(texts, add_special_tokens=False)
-        return [(encoding.ids, trim_leading_space(text, encoding.offsets))
-                for text, encoding in zip(texts, encodings)]
+        return [(encoding.ids, self._offsets(text, encoding)) for text, encoding in zip(texts, encodings)]

@@ -156,3 +156,31 @@ def _best_threshold(predictions, scores, na_probs, has_answer):
         if current > best_score:
             best_score, best_thresh = current, na_probs[qid]
     return 100.0 * best_score / len(scores), best_thresh
+
+
+METRICS = ("squad", "cmrc")
+
+
+def evaluate(metric: str, gold: Gold, predictions: Mapping[str, str],
+             na_probs: Optional[Mapping[str, float]] = None, na_prob_thresh: float = 1.0,
+             version_2: Optional[bool] = None) -> collections.OrderedDict:
+    """The result dict of ``metric``: "squad" (squad_evaluate: the official SQuAD v1.1/v2.0 keys) or "cmrc"
+    (the CMRC 2018 metric for Chinese: AVERAGE, F1, EM, TOTAL, SKIP; no-answer probabilities unused)."""
+    from fairseq_ext.squad.cmrc_metric import cmrc_evaluate
+
+    if metric == "cmrc":
+        examples = gold.examples if isinstance(gold, SquadData) else list(gold)
+        if examples and isinstance(examples[0], dict):
+            examples = parse_articles(examples, align_answers=False).examples
+        return cmrc_evaluate(examples, predictions)
+    if metric != "squad":
+        raise UserInputError(f"unknown metric {metric!r} (one of {', '.join(METRICS)})")
+    return squad_evaluate(gold, predictions, na_probs=na_probs, na_prob_thresh=na_prob_thresh,
+                          version_2=version_2)
+
+
+def headline(metric: str, result: Mapping) -> tuple[float, float]:
+    """(EM, F1) of a result dict of ``metric``, percentages."""
+    if metric == "cmrc":
+        return result["EM"], result["F1"]
+    return result.get("exact", result.get("exact_match")), result["f1"]

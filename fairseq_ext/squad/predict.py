@@ -4,6 +4,7 @@ post-processing -> files. No torch here: the caller's ``forward`` runs its model
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -12,7 +13,7 @@ import numpy as np
 
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import PAD, QAFeature
-from fairseq_ext.squad.metric import squad_evaluate
+from fairseq_ext.squad.metric import evaluate
 from fairseq_ext.squad.postprocess import Predictions, postprocess_predictions
 from fairseq_ext.squad.settings import QASettings
 
@@ -56,11 +57,13 @@ def is_labelled(examples: Sequence[SquadExample]) -> bool:
 
 
 def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: Predictions,
-                      settings: QASettings, version_2: bool) -> Optional[dict]:
+                      settings: QASettings, version_2: bool, metric: str = "squad",
+                      csv_path: Optional[Path] = None) -> Optional[dict]:
     """Writes predictions.json, nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions
-    have gold answers, eval_results.json (official metric, the null odds as no-answer probabilities
-    thresholded where the answers were: "exact"/"f1" score predictions.json as written and best_f1_thresh
-    suggests a better threshold). Returns the scores, or None for unlabelled questions."""
+    have gold answers, eval_results.json (``metric``: the official SQuAD metric, the null odds as no-answer
+    probabilities thresholded where the answers were, so that "exact"/"f1" score predictions.json as
+    written and best_f1_thresh suggests a better threshold; or the CMRC 2018 metric). ``csv_path``: also
+    ``ID,Answer`` rows in question order. Returns the scores, or None for unlabelled questions."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     outputs = {"predictions.json": predictions.answers, "nbest_predictions.json": predictions.nbest}
@@ -68,10 +71,21 @@ def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: 
         outputs["null_odds.json"] = predictions.null_odds
     results = None
     if is_labelled(examples):
-        results = squad_evaluate(examples, predictions.answers,
-                                 na_probs=predictions.null_odds if version_2 else None,
-                                 na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
+        results = evaluate(metric, examples, predictions.answers,
+                           na_probs=predictions.null_odds if version_2 else None,
+                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
         outputs["eval_results.json"] = results
     for name, content in outputs.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if csv_path is not None:
+        write_csv(csv_path, examples, predictions.answers)
     return results
+
+
+def write_csv(path: Path, examples: Sequence[SquadExample], answers: dict[str, str]) -> None:
+    """``ID,Answer`` rows (a header, then one row per question in order), as course leaderboards take them."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["ID", "Answer"])
+        writer.writerows([example.qid, answers[example.qid]] for example in examples)

@@ -1,25 +1,74 @@
-"""Tokenizers behind one interface (base.Tokenizer): GPT-2 BPE (gpt2.py); the kind of a directory is
-recognised from its files. ``find_tokenizer_dir`` is the one rule that locates the directory."""
+"""Tokenizers behind one interface (base.Tokenizer): GPT-2 BPE (gpt2.py) and SentencePiece (spm.py); the
+kind of a directory is recognised from its files. ``find_tokenizer_dir`` is the one rule that locates the
+directory; ``write_record``/``check_record`` make a data directory remember the tokenizer that made it."""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.tokenizer.base import DICTIONARY_FILE, DictionaryTokenizer, PathLike, Tokenizer
+from fairseq_ext.tokenizer.base import (
+    DICTIONARY_FILE,
+    DictionaryTokenizer,
+    PathLike,
+    Tokenizer,
+    vocab_to_dictionary,
+)
 from fairseq_ext.tokenizer.dictionary import read_dictionary, read_dictionary_entries, write_dictionary
 from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
+from fairseq_ext.tokenizer.spm import SentencePiece
 
-KINDS: tuple[type[Tokenizer], ...] = (Gpt2Bpe,)
+KINDS: tuple[type[Tokenizer], ...] = (Gpt2Bpe, SentencePiece)
 ENV_VAR = "GPT2_BPE_DIR"
 REPO_DIR = Path(__file__).resolve().parents[2] / "gpt2_bpe"  # where `make gpt2-bpe` puts the files
-FETCH_HINT = "scripts/get_gpt2_bpe.sh DIR fetches the official GPT-2 BPE files"
+FETCH_HINT = ("scripts/get_gpt2_bpe.sh DIR fetches the official GPT-2 BPE files; scripts/train_spm.py "
+              "trains a SentencePiece model")
+RECORD_FILE = "tokenizer.json"  # in a data directory: the tokenizer that made it
 
-__all__ = ["DICTIONARY_FILE", "DictionaryTokenizer", "Gpt2Bpe", "Tokenizer", "find_tokenizer_dir",
-           "load_tokenizer", "read_dictionary", "read_dictionary_entries", "tokenizer_kind",
-           "write_dictionary"]
+__all__ = ["DICTIONARY_FILE", "DictionaryTokenizer", "Gpt2Bpe", "KINDS", "RECORD_FILE", "SentencePiece",
+           "Tokenizer", "add_tokenizer_argument", "check_record", "find_tokenizer_dir", "load_tokenizer",
+           "read_dictionary", "read_dictionary_entries", "tokenizer_kind", "vocab_to_dictionary",
+           "write_dictionary", "write_record"]
+
+
+def add_tokenizer_argument(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """``--tokenizer DIR`` (``--gpt2-bpe DIR`` is the same option) as ``args.tokenizer``."""
+    parser.add_argument("--tokenizer", "--gpt2-bpe", dest="tokenizer", metavar="DIR",
+                        help="tokenizer directory, its kind recognised from its files: GPT-2 BPE "
+                             "(encoder.json, vocab.bpe) or SentencePiece (sentencepiece.bpe.model: "
+                             f"scripts/train_spm.py's output, or xlmr.base){what} "
+                             f"(default: ${ENV_VAR}, then gpt2_bpe/)")
+
+
+def record(directory: PathLike) -> dict:
+    """Which tokenizer ``directory`` holds: its kind and a fingerprint of its files."""
+    kind = tokenizer_kind(directory)
+    digest = hashlib.sha256()
+    for name in kind.files:
+        digest.update((Path(directory) / name).read_bytes())
+    return {"kind": kind.kind, "sha256": digest.hexdigest(), "directory": str(Path(directory).resolve())}
+
+
+def write_record(data_dir: PathLike, directory: PathLike) -> None:
+    (Path(data_dir) / RECORD_FILE).write_text(json.dumps(record(directory), indent=2) + "\n")
+
+
+def check_record(data_dir: PathLike, directory: PathLike, what: str) -> None:
+    """A one-line error when ``data_dir`` was made by another tokenizer than ``directory``'s (data made
+    before records existed passes)."""
+    path = Path(data_dir) / RECORD_FILE
+    if not path.is_file():
+        return
+    made_by, given = json.loads(path.read_text()), record(directory)
+    if (made_by["kind"], made_by["sha256"]) != (given["kind"], given["sha256"]):
+        raise UserInputError(f"{what} was made with the {made_by['kind']} tokenizer {made_by['directory']} "
+                             f"(sha256 {made_by['sha256'][:12]}), not with {directory} ({given['kind']}, "
+                             f"sha256 {given['sha256'][:12]}): use the tokenizer the data was prepared with")
 
 
 def tokenizer_kind(directory: PathLike) -> Optional[type[Tokenizer]]:
@@ -52,7 +101,7 @@ def find_tokenizer_dir(explicit: Optional[PathLike] = None, need_dict: bool = Fa
     for candidate in filter(None, candidates):
         if _missing(Path(candidate), need_dict) is None:
             return Path(candidate)
-    raise UserInputError(f"no tokenizer directory: pass --gpt2-bpe DIR or set {ENV_VAR} "
+    raise UserInputError(f"no tokenizer directory: pass --tokenizer DIR or set {ENV_VAR} "
                          f"(looked in {', '.join(str(c) for c in filter(None, candidates))}; {FETCH_HINT})")
 
 

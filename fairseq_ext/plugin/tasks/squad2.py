@@ -1,7 +1,8 @@
 """fairseq task ``squad2``: extractive QA (SQuAD v2.0, or v1.1) on features made by scripts/prepare_squad2.py.
 
 Validation reports ``em`` and ``f1`` over whole questions (run_qa post-processing of all windows of a
-question, official SQuAD metric), so ``checkpoint.best_checkpoint_metric=f1
+question; ``task.metric``: the official SQuAD metric, or ``cmrc``, the CMRC 2018 metric for Chinese, whose
+EM and F1 they then are), so ``checkpoint.best_checkpoint_metric=f1
 checkpoint.maximize_best_checkpoint_metric=true`` keeps the best model. Each validation batch holds whole
 questions (see squad2_data.SquadFeatureDataset), so the per-batch EM/F1 sums are plain scalars that
 fairseq adds up across GPUs like any other logging output: no logits are gathered.
@@ -15,13 +16,13 @@ from pathlib import Path
 import torch
 from fairseq import metrics, utils
 from fairseq.data import Dictionary
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import MISSING
 
 from fairseq_ext.plugin.criterions.span_qa import SpanQACriterion
 from fairseq_ext.plugin.tasks.squad2_dataset import SquadFeatureDataset
-from fairseq_ext.squad import load_squad, postprocess_predictions, squad_evaluate
+from fairseq_ext.squad import load_squad, postprocess_predictions
 from fairseq_ext.squad.format import (
     DICTIONARY_FILE,
     MASK,
@@ -31,6 +32,7 @@ from fairseq_ext.squad.format import (
     examples_file,
     features_file,
 )
+from fairseq_ext.squad.metric import METRICS, evaluate, headline
 from fairseq_ext.squad.settings import DEFAULT, QASettings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,10 @@ class SquadV2Config(FairseqDataclass):
     n_best_size: int = _setting("n_best_size")
     max_answer_length: int = _setting("max_answer_length")
     null_score_diff_threshold: float = _setting("null_score_diff_threshold")
+    metric: ChoiceEnum(METRICS) = field(default="squad", metadata={
+        "help": "validation em/f1 (and so the best checkpoint by f1): squad, the official SQuAD v1.1/v2.0 "
+                "metric, or cmrc, the CMRC 2018 metric (Chinese: character-level F1, EM without "
+                "punctuation)"})
 
 
 @register_task("squad2", dataclass=SquadV2Config)
@@ -99,8 +105,8 @@ class SquadV2Task(FairseqTask):
             squad = load_squad(examples_file(self.cfg.data, split))
             examples, version_2 = squad.examples, squad.version_2
         self.datasets[split] = SquadFeatureDataset(arrays, self.dictionary.pad(), examples, version_2)
-        logger.info("%s: %d windows%s", split, len(arrays),
-                    f" of {len(examples)} questions, scored with EM/F1" if examples is not None else "")
+        logger.info("%s: %d windows%s", split, len(arrays), f" of {len(examples)} questions, scored with the "
+                    f"{self.metric} metric's EM/F1" if examples is not None else "")
         return self.datasets[split]
 
     def build_criterion(self, cfg):
@@ -111,6 +117,10 @@ class SquadV2Task(FairseqTask):
 
     def max_positions(self):
         return self.cfg.max_positions
+
+    @property
+    def metric(self) -> str:
+        return str(getattr(self.cfg, "metric", "squad"))  # checkpoints from before task.metric: squad
 
     @property
     def source_dictionary(self):
@@ -129,7 +139,7 @@ class SquadV2Task(FairseqTask):
         return loss, sample_size, logging_output
 
     def score_questions(self, evaluation, start_logits, end_logits) -> dict:
-        """Sums of EM and F1 (official metric, 0-1 per question) over the questions of one batch.
+        """Sums of EM and F1 (task.metric, 0-1 per question) over the questions of one batch.
 
         Every validation batch returns these keys, zeros when it has no questions to score (the dummy batch
         of a GPU without data may be a training batch): fairseq all-reduces logging outputs key by key.
@@ -140,12 +150,12 @@ class SquadV2Task(FairseqTask):
             evaluation["examples"], evaluation["features"],
             start_logits.float().cpu().numpy(), end_logits.float().cpu().numpy(),
             version_2_with_negative=evaluation["version_2"], **QASettings.from_object(self.cfg).answers())
-        version_2 = evaluation["version_2"]
-        scores = squad_evaluate(evaluation["examples"], predictions.answers, version_2=version_2)
+        scores = evaluate(self.metric, evaluation["examples"], predictions.answers,
+                          version_2=evaluation["version_2"])
         questions = len(evaluation["examples"])
-        exact = scores["exact"] if version_2 else scores["exact_match"]
+        exact, f1 = headline(self.metric, scores)
         return {"squad_questions": questions, "squad_em_sum": exact * questions / 100,
-                "squad_f1_sum": scores["f1"] * questions / 100}
+                "squad_f1_sum": f1 * questions / 100}
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)

@@ -1,0 +1,45 @@
+"""Converts extractive QA data to SQuAD's layout, which every other tool reads:
+
+    scripts/to_squad.py --format cmrc cmrc2018_dev.json dev-squad.json
+    scripts/to_squad.py --format hw7 hw7_test.json test-squad.json    # no answers: predicted, not scored
+
+Formats: squad (SQuAD v1.1/v2.0, DRCD, CMRC 2018's squad-style files: checked, written back), cmrc (CMRC
+2018's original layout: answers as strings, located at their first occurrence in the context), hw7
+({"questions": [...], "paragraphs": [...]}, answer_end inclusive). Answers not found in their context are
+dropped and counted; questions left without answers are dropped and counted. A file without answers
+(a test set) becomes SQuAD without "answers" fields: predict_squad2.py answers it (--csv writes ID,Answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fairseq_ext.cli import run_cli
+from fairseq_ext.squad.layouts import FORMATS, convert, read_json
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--format", required=True, choices=FORMATS, help="layout of IN")
+    parser.add_argument("input", metavar="IN", help="the data file to convert")
+    parser.add_argument("output", metavar="OUT", help="the SQuAD JSON file to write")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    conversion = convert(read_json(args.input), args.format, source=args.input)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(conversion.squad, f, ensure_ascii=False)
+    print(f"{args.input} ({args.format}): {conversion.summary()}", file=sys.stderr)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)

@@ -1,0 +1,144 @@
+"""Other layouts of extractive QA data turned into SQuAD's (what every other stage reads).
+
+- ``squad``: SQuAD v1.1/v2.0 itself, which DRCD and CMRC 2018's squad-style files use; checked and written
+  back unchanged in content.
+- ``cmrc``: CMRC 2018's original layout: a list of ``{"context_id", "context_text", "title", "qas":
+  [{"query_id", "query_text", "answers": [str, ...]}]}``. Answers carry no position: each is located at its
+  first occurrence in the context; an answer that does not occur is dropped, a question left without
+  answers is dropped, and both are counted.
+- ``hw7``: ``{"questions": [{"id", "paragraph_id", "question_text", "answer_text", "answer_start",
+  "answer_end"}], "paragraphs": [str, ...]}`` (``answer_end`` inclusive; a test file has null answers).
+
+A question written without an ``answers`` field is unlabelled (a test file): it is predicted, never scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.squad.data import PathLike, _field, parse_articles
+
+FORMATS = ("squad", "cmrc", "hw7")
+
+
+@dataclass
+class Conversion:
+    squad: dict  # the SQuAD file's content
+    questions: int = 0
+    unlabelled: int = 0
+    dropped_answers: list[tuple[str, str]] = field(default_factory=list)  # (qid, answer) not in the context
+    dropped_questions: list[str] = field(default_factory=list)  # qids left without any answer
+
+    def summary(self) -> str:
+        line = (f"{self.questions} questions written ({self.unlabelled} without answers: predicted, not "
+                f"scored), {len(self.dropped_answers)} answers not found in their context dropped, "
+                f"{len(self.dropped_questions)} questions left without answers dropped")
+        if self.dropped_answers:
+            qid, answer = self.dropped_answers[0]
+            line += f" (e.g. {qid}: {answer!r})"
+        return line
+
+
+def read_json(path: PathLike) -> Any:
+    path = existing_file(path, "input file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path}: not valid JSON: {err}") from err
+
+
+def convert(dataset: Any, layout: str, source: str = "input") -> Conversion:
+    """``dataset`` (parsed JSON) in ``layout`` as SQuAD; a one-line error names what does not fit."""
+    converters: dict[str, Callable[[Any, str], Conversion]] = {"squad": _from_squad, "cmrc": _from_cmrc,
+                                                               "hw7": _from_hw7}
+    if layout not in converters:
+        raise UserInputError(f"unknown format {layout!r} (one of {', '.join(FORMATS)})")
+    conversion = converters[layout](dataset, source)
+    # the result must read back as SQuAD: the checks of the SQuAD reader apply to every layout
+    parse_articles(conversion.squad["data"], align_answers=False, source=source)
+    return conversion
+
+
+def _from_squad(dataset: Any, source: str) -> Conversion:
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
+        raise UserInputError(f"{source}: not a SQuAD file (expected an object with a 'data' list); "
+                             f"try --format {'cmrc' if isinstance(dataset, list) else 'hw7'}")
+    qas = [qa for article in dataset["data"] for paragraph in _field(article, "paragraphs", list, source)
+           for qa in _field(paragraph, "qas", list, source)]
+    return Conversion(squad=dataset, questions=len(qas),
+                      unlabelled=sum(isinstance(qa, dict) and "answers" not in qa for qa in qas))
+
+
+def _from_cmrc(dataset: Any, source: str) -> Conversion:
+    if not isinstance(dataset, list):
+        raise UserInputError(f"{source}: not CMRC 2018's original layout (expected a list of "
+                             "{context_id, context_text, qas} objects)")
+    conversion = Conversion(squad={"version": "v1.1", "data": []})
+    for index, item in enumerate(dataset):
+        where = f"{source}: item {index}"
+        context = _field(item, "context_text", str, where)
+        context_id = str(_field(item, "context_id", (str, int), where, default=index))
+        paragraph = {"id": context_id, "context": context, "qas": []}
+        for qa in _field(item, "qas", list, where):
+            qid = str(_field(qa, "query_id", (str, int), where))
+            question = {"id": qid, "question": _field(qa, "query_text", str, f"{where} question {qid}")}
+            conversion.questions += 1
+            if "answers" not in qa:
+                conversion.unlabelled += 1
+                paragraph["qas"].append(question)
+                continue
+            question["answers"] = []
+            for answer in _field(qa, "answers", list, f"{where} question {qid}"):
+                if not isinstance(answer, str):
+                    raise UserInputError(f"{where} question {qid}: answers should be strings, got "
+                                         f"{type(answer).__name__}")
+                start = context.find(answer) if answer.strip() else -1
+                if start < 0:
+                    conversion.dropped_answers.append((qid, answer))
+                else:
+                    question["answers"].append({"text": answer, "answer_start": start})
+            if question["answers"]:
+                paragraph["qas"].append(question)
+            else:
+                conversion.questions -= 1
+                conversion.dropped_questions.append(qid)
+        conversion.squad["data"].append({"title": str(_field(item, "title", str, where, default=context_id)),
+                                         "paragraphs": [paragraph]})
+    return conversion
+
+
+def _from_hw7(dataset: Any, source: str) -> Conversion:
+    if not isinstance(dataset, dict) or "questions" not in dataset or "paragraphs" not in dataset:
+        raise UserInputError(f"{source}: not the HW7 layout (expected an object with 'questions' and "
+                             "'paragraphs')")
+    paragraphs = _field(dataset, "paragraphs", list, source)
+    conversion = Conversion(squad={"version": "v1.1", "data": []})
+    previous_paragraph = None
+    for index, qa in enumerate(_field(dataset, "questions", list, source)):
+        where = f"{source}: question {index}"
+        qid = str(_field(qa, "id", (str, int), where))
+        paragraph_id = _field(qa, "paragraph_id", int, where)
+        if not 0 <= paragraph_id < len(paragraphs) or not isinstance(paragraphs[paragraph_id], str):
+            raise UserInputError(f"{where}: paragraph_id {paragraph_id} is not one of the "
+                                 f"{len(paragraphs)} paragraphs")
+        question = {"id": qid, "question": _field(qa, "question_text", str, where)}
+        answer_text = qa.get("answer_text")
+        if answer_text is None:  # a test question
+            conversion.unlabelled += 1
+        else:
+            # the reader repairs a misaligned answer_start (answer_end is implied by the text's length)
+            question["answers"] = [{"text": _field(qa, "answer_text", str, where),
+                                    "answer_start": _field(qa, "answer_start", int, where)}]
+        # question order is kept (a CSV of answers follows it): consecutive questions on one paragraph
+        # share an article
+        if paragraph_id != previous_paragraph:
+            conversion.squad["data"].append({"title": f"paragraph {paragraph_id}", "paragraphs": [
+                {"context": paragraphs[paragraph_id], "qas": []}]})
+            previous_paragraph = paragraph_id
+        conversion.squad["data"][-1]["paragraphs"][0]["qas"].append(question)
+        conversion.questions += 1
+    return conversion
