@@ -60,7 +60,7 @@ class BlockEncoder:
     def join_words(self, words: list[str], formatted: list, first: bool) -> bytes:
         """A piece's value from its words and their format_word values (``first``: the block's first
         piece), such that the values of a block's pieces concatenated are its encoding; the lone
-        word "\n" (only ever a piece's first) marks a line end."""
+        word ``"\\n"`` (only ever a piece's first) marks a line end."""
         raise NotImplementedError
 
     def _values(self, texts: Iterable[str], first: bool = False) -> list[bytes]:

@@ -36,8 +36,8 @@ def encode_block(task: Task):
 class WorkerPool:
     """``map(encode_block)`` on worker processes with results in input order and at most 2 blocks per
     worker in flight (``Pool.imap`` would read the whole input ahead). With one worker, it runs in this
-    process. The encoder is built once, here: forked workers inherit it, loaded (no pickling, no
-    second load of the BPE files); with the spawn start method it is pickled to them."""
+    process. The encoder is built once, by the caller: forked workers inherit it loaded (no pickling,
+    no second load of the tokenizer files); with the spawn start method it is pickled to them."""
 
     def __init__(self, workers: int, encoder):
         self.workers = max(1, workers)
