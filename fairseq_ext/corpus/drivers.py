@@ -18,6 +18,7 @@ from fairseq_ext.corpus.reading import (
     read_numbered_blocks,
     zip_line_blocks,
 )
+from fairseq_ext.outputs import OutputFiles
 from fairseq_ext.tokenizer import KINDS, Tokenizer
 from fairseq_ext.tokenizer.dictionary import (
     EOS_INDEX,
@@ -60,18 +61,21 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
     (with a SentencePiece model: its pieces, as spm_encode writes them). ``files``: tokenizer_files()."""
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
+    targets = OutputFiles(outputs, inputs=[*inputs, *files[1:]])
+    tokenizer = load(*files)
+    encoder = (SentencePieceTextEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
+               else TextBlockEncoder(tokenizer))
     streams = [open_input(name) for name in inputs]
-    sinks = [sys.stdout.buffer if name == "-" else open(name, "wb") for name in outputs]
     stats = {"lines": 0, "encoded": 0, "filtered_empty": 0}
     try:
-        tokenizer = load(*files)
-        encoder = (SentencePieceTextEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
-                   else TextBlockEncoder(tokenizer))
-        with WorkerPool(workers, encoder) as pool, \
+        with targets.open("wb") as sinks, WorkerPool(workers, encoder) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
             for encoded, kept, dropped, nbytes in pool.map(_tasks(streams, inputs, keep_empty, warn)):
-                for text, sink in zip(encoded, sinks):
-                    sink.write(text)
+                for text, sink, name in zip(encoded, sinks, outputs):
+                    try:
+                        sink.write(text)
+                    except OSError as err:  # a device written directly (/dev/full), or stdout
+                        raise UserInputError(f"cannot write {name}: {err.strerror}") from None
                 stats["encoded"] += kept
                 stats["filtered_empty"] += dropped
                 bar.update(nbytes)
@@ -79,11 +83,6 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
         for stream in streams:
             if stream is not sys.stdin.buffer:
                 stream.close()
-        for sink in sinks:
-            if sink is sys.stdout.buffer:
-                sink.flush()
-            else:
-                sink.close()
     stats["lines"] = stats["encoded"] + stats["filtered_empty"]
     return stats
 
@@ -91,7 +90,8 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
 def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path, dict_path: str,
                    keep_empty: bool = True, workers: int = 1, progress: bool = True
                    ) -> dict[str, dict[str, int]]:
-    """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt``, byte-identical to
+    """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt`` (into an existing DESTDIR: the
+    caller's staging directory, see fairseq_ext.outputs), byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
     (mmap dataset), in one streaming pass; with a SentencePiece ``tokenizer_dir`` to its pieces (spm_encode)
     + the same fairseq-preprocess. Returns per split: sequences, tokens (eos included), unk.
@@ -124,7 +124,6 @@ def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path,
     if ids.marker == len(lookup):
         lookup = np.append(lookup, UNK_INDEX)
     lookup[ids.marker] = EOS_INDEX
-    os.makedirs(destdir, exist_ok=True)
     write_dictionary(entries, os.path.join(destdir, "dict.txt"))
     summary = {}
     with WorkerPool(workers, DatasetBlockEncoder(ids, lookup.astype(dtype), UNK_INDEX)) as pool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import signal
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Iterator, Sequence, Union
 
+from fairseq_ext.cli import UserInputError
 from fairseq_ext.corpus.encoders import filter_rows
 from fairseq_ext.corpus.reading import ByteBlock
 
@@ -19,9 +22,12 @@ _worker_encoder = None  # the encoder of this process; it keeps its caches from 
 
 
 def _init_worker(encoder) -> None:
+    global _worker_encoder
+    # Ctrl-C reaches the whole process group: the parent alone stops the run (and its pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # One process per core already: no Rust thread pool inside a worker (and no fork warnings).
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    global _worker_encoder
     _worker_encoder = encoder
 
 
@@ -36,15 +42,17 @@ def encode_block(task: Task):
 class WorkerPool:
     """``map(encode_block)`` on worker processes with results in input order and at most 2 blocks per
     worker in flight (``Pool.imap`` would read the whole input ahead). With one worker, it runs in this
-    process. The encoder is built once, by the caller: forked workers inherit it loaded (no pickling,
-    no second load of the tokenizer files); with the spawn start method it is pickled to them."""
+    process. The encoder is built once, by the caller (so its errors are the caller's): forked workers
+    inherit it loaded (no pickling, no second load of the tokenizer files); with the spawn start method
+    it is pickled to them. The first error of a task ends the map with that error; a worker that dies
+    ends it too."""
 
     def __init__(self, workers: int, encoder):
         self.workers = max(1, workers)
         self.encoder = encoder
         self.pool = None
         if self.workers > 1:
-            self.pool = multiprocessing.Pool(self.workers, initializer=_init_worker, initargs=(encoder,))
+            self.pool = ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(encoder,))
 
     def map(self, tasks: Iterable[Task]) -> Iterator:
         if self.pool is None:
@@ -53,17 +61,20 @@ class WorkerPool:
             yield from map(encode_block, tasks)
             return
         pending: deque = deque()
-        for task in tasks:
-            pending.append(self.pool.apply_async(encode_block, (task,)))
-            if len(pending) >= 2 * self.workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            for task in tasks:
+                pending.append(self.pool.submit(encode_block, task))
+                if len(pending) >= 2 * self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise UserInputError("a worker process died (out of memory?): run again with fewer --workers"
+                                 ) from None
 
     def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            self.pool.shutdown(wait=True, cancel_futures=True)
