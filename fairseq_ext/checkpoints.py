@@ -4,7 +4,8 @@ torch >= 2.6 loads with ``weights_only=True`` by default, which refuses any Pyth
 know. fairseq 0.9/0.10 checkpoints keep their training arguments as an ``argparse.Namespace`` (and
 may hold numpy scalars or arrays in their training state), so importing this module adds exactly those
 types to torch's allow-list: fairseq's own ``torch.load`` (restoring in ``fairseq-hydra-train``) then
-accepts them too, while arbitrary code in a checkpoint is still refused.
+accepts them too, while arbitrary code in a checkpoint is still refused. (In data-parallel training the
+state rank 0 restored is broadcast to the other ranks, which trust it: fairseq_ext.training.distributed.)
 
 Old checkpoints also name the encoder ``decoder.*`` and its embedding layer norm ``emb_layer_norm``
 (and fuse the attention projections into ``in_proj_weight``); fairseq's ``RobertaModel`` upgrades such
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -50,12 +52,14 @@ EMBEDDING_KEY = "encoder.sentence_encoder.embed_tokens.weight"
 UNSAFE_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, lazy: bool = False) -> dict:
     """The raw checkpoint dict (tensors on CPU). A missing, truncated or unsafe file is a one-line
-    UserInputError."""
+    UserInputError. ``lazy``: the tensors are memory-mapped, read only when used (a quick look at a large
+    checkpoint); files in torch's pre-1.6 format, which cannot be mapped, are read whole."""
     path = existing_file(path, "checkpoint")
     try:
-        state = torch.load(path, map_location="cpu")  # torch's default: weights only from torch 2.6 on
+        # torch's default: weights only from torch 2.6 on
+        state = torch.load(path, map_location="cpu", mmap=lazy and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
         unsafe = UNSAFE_GLOBAL.search(str(err))
         if unsafe:

@@ -3,11 +3,15 @@
 # roberta_span_qa, criterion span_qa), after the same one-line pre-flight checks as pretraining (data,
 # checkpoint, dictionary size). The best checkpoint by validation F1 is SAVE_DIR/checkpoint_best.pt.
 # Rerunning the same command after an interruption resumes from SAVE_DIR/checkpoint_last.pt.
-#   scripts/finetune_squad2.sh --config NAME --data DIR --restore CKPT --save-dir DIR [KEY=VALUE ...]
+#   scripts/finetune_squad2.sh --config NAME --data DIR --restore CKPT --save-dir DIR [--nproc-per-node N]
+#                              [--global-batch SEQUENCES] [KEY=VALUE ...]
 #   NAME: a config in configs/finetuning (squad2_base, squad2_tiny) or a YAML path.
 #   DIR: made by scripts/prepare_squad2.py with the config's window settings.
 #   CKPT: a masked-LM checkpoint (its head is dropped, the span head initialised) or a roberta_span_qa one.
 #   KEY=VALUE: hydra overrides for fairseq-hydra-train, e.g. optimization.lr=[2e-05].
+#   --nproc-per-node N: N data-parallel processes on this machine (one per GPU; gloo on CPU); under torchrun
+#   or srun (several tasks) run the same command in every process instead. --global-batch: sequences per
+#   update across the processes (the batch size per process and update_freq are derived and printed).
 #   PYTHON=EXE: the interpreter (default: the active environment's python, else .venv/bin/python).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

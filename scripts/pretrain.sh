@@ -2,9 +2,13 @@
 # Masked-LM pretraining with fairseq-hydra-train, from scratch or continued from a checkpoint, after
 # one-line pre-flight checks (data, checkpoint, dictionary size, max_update). Rerunning the same
 # command after an interruption resumes from SAVE_DIR/checkpoint_last.pt.
-#   scripts/pretrain.sh --config NAME --data DIR --save-dir DIR [--restore CKPT] [KEY=VALUE ...]
+#   scripts/pretrain.sh --config NAME --data DIR --save-dir DIR [--restore CKPT] [--nproc-per-node N]
+#                              [--global-batch SEQUENCES] [KEY=VALUE ...]
 #   NAME: a config in configs/pretraining (tiny, roberta_base_continue) or a YAML path.
 #   KEY=VALUE: hydra overrides for fairseq-hydra-train, e.g. optimization.max_update=20000.
+#   --nproc-per-node N: N data-parallel processes on this machine (one per GPU; gloo on CPU); under torchrun
+#   or srun (several tasks) run the same command in every process instead. --global-batch: sequences per
+#   update across the processes (the batch size per process and update_freq are derived and printed).
 #   PYTHON=EXE: the interpreter (default: the active environment's python, else .venv/bin/python).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

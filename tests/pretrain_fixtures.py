@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,34 @@ def run_pretrain(*args, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+def run_until_first_save(command: list[str], env: dict, timeout: float = 600) -> str:
+    """Runs COMMAND in a new session until fairseq reports its first saved checkpoint (checkpoint_last.pt is
+    then complete), then kills the session, training processes included, with SIGKILL. Returns the output
+    read until then (stdout and stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "Saved checkpoint" in line:
+                break
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        watchdog.cancel()
+    assert process.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
+    return "".join(lines)
+
+
 def load_launcher():
-    """scripts/launch_train.py as a module: its main(argv) runs the checks in-process (with --check-only
+    """The launcher of scripts/launch_train.py: its main(argv) runs the checks in-process (with --check-only
     nothing trains), raising UserInputError with the one-line message."""
-    spec = importlib.util.spec_from_file_location("launch_train", REPO / "scripts" / "launch_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from fairseq_ext.training import launch
+
+    return launch
 
 
 def training_records(save_dir: Path, kind: str = "train_inner") -> list[dict]:
@@ -64,3 +86,55 @@ def tiny_pretrained_checkpoint(wiki_data_bin, tmp_path_factory) -> Path:
                           f"optimization.max_update={TINY_PRETRAIN_UPDATES}")
     assert result.returncode == 0, f"tiny pretraining failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
     return save_dir / "checkpoint_last.pt"
+
+
+def make_legacy_checkpoint(modern: Path, data_bin: Path, dest: Path) -> Path:
+    """The checkpoint as fairseq 0.9 wrote RoBERTa's model.pt: argparse Namespace args (from fairseq-train's
+    own parser), decoder.* keys, emb_layer_norm, fused in_proj attention weights, no optimizer state, in
+    torch's pre-1.6 (non-zip) file format."""
+    import torch
+    from fairseq import options
+
+    from fairseq_ext.checkpoints import load_checkpoint
+
+    state = load_checkpoint(modern)
+    model_cfg = state["cfg"]["model"]
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(data_bin), "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta_base",
+        "--encoder-layers", str(model_cfg["encoder_layers"]),
+        "--encoder-embed-dim", str(model_cfg["encoder_embed_dim"]),
+        "--encoder-ffn-embed-dim", str(model_cfg["encoder_ffn_embed_dim"]),
+        "--encoder-attention-heads", str(model_cfg["encoder_attention_heads"]),
+        "--max-positions", str(model_cfg["max_positions"]), "--tokens-per-sample", "128",
+        "--optimizer", "adam", "--lr-scheduler", "polynomial_decay", "--lr", "0.001",
+        "--total-num-update", "20", "--max-update", "20",
+    ])
+    model = {}
+    for key, tensor in state["model"].items():
+        key = key.replace("encoder.", "decoder.", 1).replace(".layernorm_embedding.", ".emb_layer_norm.")
+        if ".self_attn.q_proj." in key:  # q, k, v stacked as in_proj_weight / in_proj_bias
+            parts = [state["model"][key.replace("decoder.", "encoder.", 1).replace("q_proj", proj)]
+                     for proj in ("q_proj", "k_proj", "v_proj")]
+            model[key.replace("q_proj.", "in_proj_")] = torch.cat(parts)
+        elif ".self_attn.k_proj." in key or ".self_attn.v_proj." in key:
+            continue
+        else:
+            model[key] = tensor
+    legacy = {
+        "args": args,
+        "model": model,
+        "optimizer_history": [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
+                               "lr_scheduler_state": {"best": 15.0},
+                               "num_updates": state["optimizer_history"][-1]["num_updates"]}],
+        "extra_state": {"epoch": 1, "train_iterator": {"epoch": 1, "iterations_in_epoch": 0, "shuffle": True},
+                        "val_loss": 15.0},
+    }
+    torch.save(legacy, dest, _use_new_zipfile_serialization=False)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
+    return make_legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin,
+                                  tmp_path_factory.mktemp("legacy") / "model.pt")

@@ -4,12 +4,8 @@ fairseq 0.9 format), interrupted and resumed, and the pre-flight errors."""
 from __future__ import annotations
 
 import math
-import os
 import re
-import signal
 import subprocess
-import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,12 +13,12 @@ import torch
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 from fairseq_ext.cli import UserInputError
 from tests.pretrain_fixtures import (
-    REPO,
     TINY_PRETRAIN_UPDATES,
     load_launcher,
     pretrain_command,
     pretrain_env,
     run_pretrain,
+    run_until_first_save,
     training_records,
 )
 
@@ -161,55 +157,6 @@ def test_max_update_must_exceed_restored_updates(tiny_pretrained_checkpoint, wik
 
 # --- checkpoints of fairseq 0.9/0.10 -------------------------------------------------------------------
 
-def make_legacy_checkpoint(modern: Path, data_bin: Path, dest: Path) -> Path:
-    """The checkpoint as fairseq 0.9 wrote RoBERTa's model.pt: argparse Namespace args (from fairseq-train's
-    own parser), decoder.* keys, emb_layer_norm, fused in_proj attention weights, no optimizer state, in
-    torch's pre-1.6 (non-zip) file format."""
-    from fairseq import options
-
-    state = load_checkpoint(modern)
-    model_cfg = state["cfg"]["model"]
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [
-        str(data_bin), "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta_base",
-        "--encoder-layers", str(model_cfg["encoder_layers"]),
-        "--encoder-embed-dim", str(model_cfg["encoder_embed_dim"]),
-        "--encoder-ffn-embed-dim", str(model_cfg["encoder_ffn_embed_dim"]),
-        "--encoder-attention-heads", str(model_cfg["encoder_attention_heads"]),
-        "--max-positions", str(model_cfg["max_positions"]), "--tokens-per-sample", "128",
-        "--optimizer", "adam", "--lr-scheduler", "polynomial_decay", "--lr", "0.001",
-        "--total-num-update", "20", "--max-update", "20",
-    ])
-    model = {}
-    for key, tensor in state["model"].items():
-        key = key.replace("encoder.", "decoder.", 1).replace(".layernorm_embedding.", ".emb_layer_norm.")
-        if ".self_attn.q_proj." in key:  # q, k, v stacked as in_proj_weight / in_proj_bias
-            parts = [state["model"][key.replace("decoder.", "encoder.", 1).replace("q_proj", proj)]
-                     for proj in ("q_proj", "k_proj", "v_proj")]
-            model[key.replace("q_proj.", "in_proj_")] = torch.cat(parts)
-        elif ".self_attn.k_proj." in key or ".self_attn.v_proj." in key:
-            continue
-        else:
-            model[key] = tensor
-    legacy = {
-        "args": args,
-        "model": model,
-        "optimizer_history": [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
-                               "lr_scheduler_state": {"best": 15.0},
-                               "num_updates": state["optimizer_history"][-1]["num_updates"]}],
-        "extra_state": {"epoch": 1, "train_iterator": {"epoch": 1, "iterations_in_epoch": 0, "shuffle": True},
-                        "val_loss": 15.0},
-    }
-    torch.save(legacy, dest, _use_new_zipfile_serialization=False)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
-    return make_legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin,
-                                  tmp_path_factory.mktemp("legacy") / "model.pt")
-
-
 def test_legacy_checkpoint_loads_into_the_same_model(legacy_checkpoint, tiny_pretrained_checkpoint,
                                                      wiki_data_bin):
     from fairseq import checkpoint_utils
@@ -284,27 +231,30 @@ def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained
 # --- interrupt and resume ------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_the_same_command(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_killed_run_resumes_with_the_same_command(nproc, tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
                                                   capsys):
+    """With 2 processes (gloo on CPU) this is also data-parallel continued pretraining: rank 0 restores the
+    checkpoint and broadcasts it to rank 1, gradients are averaged, rank 0 alone logs and saves."""
     save_dir = tmp_path / "run"
     args = ["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir", str(save_dir),
-            "--restore", str(tiny_pretrained_checkpoint), *RESETS, "optimization.max_update=20"]
+            "--restore", str(tiny_pretrained_checkpoint), "--nproc-per-node", str(nproc), *RESETS,
+            "optimization.max_update=20"]
     command = pretrain_command(*args)
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=pretrain_env(), start_new_session=True)
-    watchdog = threading.Timer(600, os.killpg, (first.pid, signal.SIGKILL))
-    watchdog.start()
-    try:
-        for line in first.stdout:  # checkpoint_last.pt is complete once fairseq reports the save
-            if "Saved checkpoint" in line:
-                break
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        watchdog.cancel()
-    assert first.returncode == -signal.SIGKILL
+    first = run_until_first_save(command, pretrain_env())
+    assert f"Loaded checkpoint {tiny_pretrained_checkpoint} (epoch 1 @ 0 updates)" in first
     killed_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates
     assert 0 < killed_at < 20
+    if nproc == 2:
+        assert ("launch_train: 2 processes on CPU (this launcher): distributed_backend=gloo, "
+                "ddp_backend=legacy_ddp") in first
+        assert "training on 2 devices" in first
+        assert "batch: 16 sequences per update = 8 per process (dataset.batch_size) x 2 processes" in first
+        records = training_records(save_dir)
+        assert {r["bsz"] for r in records} == {"16"}  # both ranks' batches in every update
+        # it starts where the pretrained model stopped, well below a random model's loss
+        scratch = losses(training_records(tiny_pretrained_checkpoint.parent))
+        assert losses(records)[0] < scratch[0] - 0.2
 
     second = subprocess.run(command, capture_output=True, text=True, env=pretrain_env(), timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -314,6 +264,8 @@ def test_killed_run_resumes_with_the_same_command(tiny_pretrained_checkpoint, wi
     resumed_updates = [int(n) for n in re.findall(r'\[train_inner\].*"num_updates": "(\d+)"', second.stdout)]
     assert resumed_updates and min(resumed_updates) > killed_at and max(resumed_updates) == 20
     assert checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates == 20
+    # one log writer: the last update is logged once, however many processes trained it
+    assert [r["num_updates"] for r in training_records(save_dir)].count("20") == 1
 
     # once more after the end: reported, nothing trained
     finished_at = (save_dir / "checkpoint_last.pt").stat().st_mtime_ns
@@ -329,29 +281,3 @@ def test_fp16_without_a_gpu_is_a_preflight_error(tiny_pretrained_checkpoint, wik
         load_launcher().main(["--config", "roberta_base_continue", "--data", str(wiki_data_bin),
                               "--save-dir", str(tmp_path), "--restore", str(tiny_pretrained_checkpoint)])
     assert not list(tmp_path.iterdir())
-
-
-# --- SLURM ---------------------------------------------------------------------------------------------
-
-def test_slurm_script_launches_the_checked_run_on_every_node(tiny_pretrained_checkpoint, wiki_data_bin,
-                                                              tmp_path):
-    """scripts/slurm/pretrain.sbatch under a stand-in srun that records its command and runs it here
-    (with --check-only: there are no GPUs): fairseq's distributed settings it adds compose with the config,
-    and update_freq keeps 2048 sequences per update on 2 nodes x 8 GPUs."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    srun = bin_dir / "srun"
-    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\nshift\nexec "$@"\n')
-    srun.chmod(0o755)
-    env = {**pretrain_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_NNODES": "2",
-           "SLURM_GPUS_ON_NODE": "8", "SLURM_JOB_ID": "4242", "SLURM_SUBMIT_DIR": str(REPO)}
-    result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / "pretrain.sbatch"), str(wiki_data_bin),
-                             str(tmp_path / "run"), str(tiny_pretrained_checkpoint), "--check-only"],
-                            capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert f"starting from {tiny_pretrained_checkpoint} (roberta, 50265 embedding rows, update 0 of 12500)" \
-        in result.stderr
-    args = (tmp_path / "srun.args").read_text().splitlines()
-    assert args[:3] == ["--kill-on-bad-exit=1", "scripts/pretrain.sh", "--config"]
-    assert {"distributed_training.distributed_world_size=16", "distributed_training.distributed_port=24242",
-            "optimization.update_freq=[8]"} <= set(args)

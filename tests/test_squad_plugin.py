@@ -4,7 +4,6 @@ features (scripts/prepare_squad2.py), the configs and the command-line errors.""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 
@@ -39,18 +38,12 @@ def tiny_model(task):
                                               "attention_dropout": 0.0}))
 
 
-def script(name: str):
-    """scripts/NAME.py as a module: its main(argv) runs in this process (fairseq is imported already)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def compose(config_name: str):
-    """The config fairseq-hydra-train composes, through scripts/launch_train.py's own composition."""
+    """The config fairseq-hydra-train composes, through the launcher's own composition."""
+    from fairseq_ext.training.preflight import compose_config
+
     required = ["task.data=DATA", "checkpoint.save_dir=SAVE", "checkpoint.restore_file=CKPT"]
-    return script("launch_train").compose_config(REPO / "configs" / "finetuning", config_name, required)
+    return compose_config(REPO / "configs" / "finetuning", config_name, required)
 
 
 def test_model_restores_masked_lm_checkpoint(squad2_data_bin, tiny_pretrained_checkpoint):
@@ -243,7 +236,8 @@ def test_finetune_preflight(squad2_data_bin, tiny_pretrained_checkpoint, tmp_pat
     done = run_squad_script("finetune_squad2.sh", *args)
     assert "50265 embedding rows" in done.stderr and not (tmp_path / "save").exists()
 
-    launch = script("launch_train").main
+    from fairseq_ext.training.launch import main as launch
+
     with_config_dir = ["--config-dir", str(REPO / "configs" / "finetuning"), *args]
     with pytest.raises(UserInputError, match="prepared with max_seq_length=128"):
         launch([*with_config_dir, "task.max_seq_length=96"])

@@ -86,8 +86,7 @@ def side_result(seconds: float, updates: int, model, losses: list[float]) -> dic
 # ------------------------------------------------------------------------------------------------ workers
 
 def compose_tiny_config(data_dir: pathlib.Path, save_dir: pathlib.Path, total_updates: int):
-    sys.path.insert(0, str(REPO))
-    from scripts.launch_train import compose_config, plugin_dir
+    from fairseq_ext.training.preflight import compose_config, plugin_dir
 
     return compose_config(CONFIG_DIR, CONFIG_NAME, [
         f"task.data={data_dir}", f"checkpoint.save_dir={save_dir}", "checkpoint.restore_file=none",

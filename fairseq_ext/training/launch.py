@@ -1,0 +1,206 @@
+"""Checks a fairseq training run before it starts, then runs fairseq-hydra-train on it, in one process or
+data-parallel in several.
+
+    python scripts/launch_train.py --config NAME --data DIR --save-dir DIR [--restore CKPT]
+        [--nproc-per-node N] [--global-batch SEQUENCES] [KEY=VALUE ...]
+
+The config is composed exactly as fairseq-hydra-train composes it (YAML + overrides) and checked once,
+before any training process starts (see fairseq_ext.training.preflight). The processes are this one, N
+local ones started here (--nproc-per-node N), or those torchrun or srun started, each running this same
+command (see fairseq_ext.training.distributed): rank 0 checks, writes the logs and the checkpoints.
+A run whose save dir already holds checkpoint_last.pt resumes from it (the --restore checkpoint only
+seeds a fresh run), so an interrupted job continues when the same command is run again; once the run
+has reached max_update, running it again reports that and does nothing.
+Used by scripts/pretrain.sh (masked LM) and scripts/finetune_squad2.sh (SQuAD v2): the checks follow the
+config's task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from fairseq_ext.cli import UserInputError
+from fairseq_ext.training import distributed
+from fairseq_ext.training.preflight import (
+    check_devices,
+    compose_config,
+    drop_records_after,
+    plugin_dir,
+    preflight,
+    quiet_logging,
+    report,
+    resolve_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def parse_args(argv: Optional[Sequence[str]]):
+    parser = argparse.ArgumentParser(
+        prog="launch_train.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Any KEY=VALUE argument is a hydra override passed on to fairseq-hydra-train "
+        "(e.g. optimization.max_update=2000 dataset.batch_size=16 hydra.run.dir=DIR). Under torchrun or "
+        "srun (several tasks) run the same command in every process, without --nproc-per-node.",
+    )
+    parser.add_argument("--config", required=True,
+                        help="config name in --config-dir (without .yaml), or the path of a YAML file")
+    parser.add_argument("--config-dir", default=str(REPO / "configs" / "pretraining"),
+                        help="directory of the hydra configs (default: configs/pretraining)")
+    parser.add_argument("--data", required=True, help="binarized data directory (task.data)")
+    parser.add_argument("--save-dir", required=True, help="checkpoint directory (checkpoint.save_dir)")
+    parser.add_argument("--restore", help="checkpoint to start from (checkpoint.restore_file); "
+                        "ignored when SAVE_DIR/checkpoint_last.pt exists (the run then resumes)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="fine-tune a randomly initialised model (else fine-tuning needs --restore)")
+    parser.add_argument("--nproc-per-node", type=positive,
+                        help="data-parallel processes to start on this machine: one per GPU, or N on CPU "
+                        "(gloo); default: every visible GPU, 1 on CPU")
+    parser.add_argument("--global-batch", type=positive, metavar="SEQUENCES",
+                        help="sequences per update across all processes: the batch size per process is the "
+                        "config's (or the largest smaller one that divides evenly) and update_freq follows")
+    parser.add_argument("--check-only", action="store_true",
+                        help="check the config, data and checkpoint (not the GPUs: usable on a login node), "
+                        "do not train")
+    args, overrides = parser.parse_known_args(argv)
+    for item in overrides:
+        if "=" not in item or item.startswith("-"):
+            parser.error(f"unrecognized argument: {item} (hydra overrides are KEY=VALUE)")
+    return args, overrides
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args, overrides = parse_args(argv)
+    distributed.check_launcher_keys(overrides)
+    config_dir, config_name = resolve_config(args.config, args.config_dir)
+    overrides = [
+        f"common.user_dir={plugin_dir()}",
+        f"task.data={':'.join(str(Path(p).resolve()) for p in args.data.split(':'))}",
+        f"checkpoint.save_dir={Path(args.save_dir).resolve()}",
+        *([f"checkpoint.restore_file={Path(args.restore).resolve()}"] if args.restore else []),
+        *overrides,
+    ]
+    topology = distributed.detect_topology(args.nproc_per_node)
+    checks = topology.rank == 0  # under torchrun/srun rank 0 checks; the others only share its decisions
+    with quiet_logging():
+        cfg = compose_config(config_dir, config_name, overrides)
+        plan = preflight(cfg, checks=checks, from_scratch=args.from_scratch)
+    if plan.finished:
+        return 0
+    on_cpu = training_on_cpu(cfg)
+    if not topology.external and not on_cpu:
+        gpus = gpu_count()
+        if args.nproc_per_node is None:
+            topology = distributed.Topology(world_size=gpus)
+        elif args.nproc_per_node > gpus and not args.check_only:
+            raise UserInputError(f"--nproc-per-node {args.nproc_per_node} but {gpus} GPUs are visible (one "
+                                 "process per GPU; common.cpu=true trains on CPU)")
+    batch, arithmetic = distributed.batch_plan(cfg, topology.world_size, args.global_batch)
+    if checks and (topology.world_size > 1 or args.global_batch):
+        if topology.world_size > 1:
+            report(distributed.describe(topology, on_cpu))
+        report(f"batch: {arithmetic}")
+    if args.check_only:
+        return 0
+    if checks:
+        check_devices(cfg)
+        if plan.resumed_updates is not None and cfg.common.log_file:
+            dropped = drop_records_after(Path(cfg.common.log_file), plan.resumed_updates)
+            if dropped:
+                report(f"{cfg.common.log_file}: removed {dropped} records of updates after "
+                       f"{plan.resumed_updates} (the resumed run does them again)")
+    save_dir = Path(cfg.checkpoint.save_dir)
+    hydra_defaults = [f"hydra.run.dir={save_dir}", "hydra.job.chdir=false"]  # .hydra/ + log in save_dir
+    given = {item.split("=", 1)[0] for item in overrides}
+    hydra_args = [item for item in hydra_defaults if item.split("=", 1)[0] not in given]
+    hydra_args += overrides + plan.resume + batch
+    if topology.world_size == 1:
+        return run_fairseq_hydra_train(config_dir, config_name,
+                                       hydra_args + distributed.fairseq_overrides(topology, on_cpu))
+    if topology.external:
+        return run_rank(topology, on_cpu, config_dir, config_name, hydra_args)
+    topology = dataclasses.replace(topology, master_port=distributed.free_port())
+    return run_local_processes(topology, on_cpu, config_dir, config_name, hydra_args)
+
+
+def training_on_cpu(cfg) -> bool:
+    import torch
+
+    return cfg.common.cpu or not torch.cuda.is_available()
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: str,
+                        hydra_args: list[str]) -> int:
+    """topology.world_size fairseq-hydra-train processes on this machine, one per rank (as torchrun would
+    start them). The first one to fail stops the others; so does Ctrl-C or SIGTERM (a job's time limit:
+    run_cli raises it here). Returns the first non-zero exit status."""
+    env = {**os.environ, "MASTER_ADDR": topology.master_addr, "MASTER_PORT": str(topology.master_port),
+           "WORLD_SIZE": str(topology.world_size), "LOCAL_WORLD_SIZE": str(topology.world_size)}
+    processes = []
+    try:
+        for rank in range(topology.world_size):
+            rank_topology = dataclasses.replace(topology, rank=rank, local_rank=rank)
+            command = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", str(config_dir),
+                       "--config-name", config_name, *hydra_args,
+                       *distributed.fairseq_overrides(rank_topology, on_cpu)]
+            rank_env = {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+            processes.append(subprocess.Popen(command, env=rank_env))
+        while True:
+            statuses = [process.poll() for process in processes]
+            failed = [status for status in statuses if status]
+            if failed:
+                return failed[0] if failed[0] > 0 else 128 - failed[0]  # killed by a signal: 128 + its number
+            if all(status == 0 for status in statuses):
+                return 0
+            time.sleep(0.5)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            process.wait()
+
+
+def run_rank(topology, on_cpu: bool, config_dir: Path, config_name: str, hydra_args: list[str]) -> int:
+    """This process as one rank of a data-parallel run started by torchrun or srun (fairseq reads the
+    rendezvous from MASTER_*)."""
+    import torch.distributed
+
+    os.environ["MASTER_ADDR"] = topology.master_addr
+    os.environ["MASTER_PORT"] = str(topology.master_port)
+    status = run_fairseq_hydra_train(config_dir, config_name,
+                                     hydra_args + distributed.fairseq_overrides(topology, on_cpu))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return status
+
+
+def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[str]) -> int:
+    """fairseq-hydra-train in this process: the checkpoint allow-list registered by fairseq_ext.checkpoints
+    stays in force for its torch.load."""
+    from fairseq_cli.hydra_train import cli_main
+
+    sys.argv = ["fairseq-hydra-train", "--config-dir", str(config_dir), "--config-name", config_name,
+                *overrides]
+    cli_main()
+    return 0

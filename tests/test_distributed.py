@@ -1,0 +1,213 @@
+"""Data-parallel training on fairseq's own engine, on CPU: restoring checkpoints under several processes,
+the topologies the launcher reads (torchrun, srun), the SLURM script's batch arithmetic, and SQuAD
+validation EM/F1 with 2 processes equal to single-process scoring of the same checkpoint. (Data-parallel
+continued pretraining, killed and resumed: test_killed_run_resumes_with_the_same_command in
+tests/test_pretrain.py.)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+
+from fairseq_ext.checkpoints import load_checkpoint
+from fairseq_ext.cli import UserInputError
+from fairseq_ext.training import distributed
+from tests.pretrain_fixtures import REPO, pretrain_env, training_records
+from tests.squad_fixtures import VALID_ARTICLES, run_squad_script
+
+SQUAD_VALID_QUESTIONS = 262  # VALID_ARTICLES
+
+
+# --- restoring under several processes -------------------------------------------------------------------
+
+def same(a, b) -> bool:
+    """Deep equality of checkpoint states: tensors, DictConfigs, Namespaces, numpy values, containers."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return torch.is_tensor(a) and torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, DictConfig) or isinstance(b, DictConfig):
+        return type(a) is type(b) and OmegaConf.to_container(a) == OmegaConf.to_container(b)
+    if isinstance(a, argparse.Namespace):
+        return type(a) is type(b) and vars(a) == vars(b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def receive_restored_states(rank: int, port: int, paths: list[str]) -> None:
+    """One of 2 gloo processes: fairseq's rank 0 loads each checkpoint as its Trainer does and broadcasts
+    it; rank 1 checks that what it received equals what it reads from the file itself."""
+    from fairseq import checkpoint_utils
+    from fairseq.distributed import utils as distributed_utils
+
+    # what --user-dir does when fairseq-hydra-train imports the package (this test module imported it
+    # before fairseq, so the plugin is imported explicitly)
+    import fairseq_ext.plugin  # noqa: F401
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    for path in paths:
+        state = checkpoint_utils.load_checkpoint_to_cpu(path) if rank == 0 else None
+        received = distributed_utils.broadcast_object(state, src_rank=0, dist_device=torch.device("cpu"),
+                                                       group=distributed_utils.get_global_group())
+        if rank == 1:
+            assert same(received, checkpoint_utils.load_checkpoint_to_cpu(path)), path
+    torch.distributed.destroy_process_group()
+
+
+def test_rank0_broadcasts_restored_checkpoints_of_every_vintage(tiny_pretrained_checkpoint, legacy_checkpoint,
+                                                                tiny_squad_checkpoint):
+    """torch >= 2.6 loads weights-only by default; the state rank 0 restored holds omegaconf DictConfigs
+    (and argparse Namespaces for fairseq 0.9/0.10 checkpoints), which the other ranks must accept."""
+    import torch.multiprocessing as mp
+
+    paths = [str(p) for p in (tiny_pretrained_checkpoint, legacy_checkpoint, tiny_squad_checkpoint)]
+    mp.start_processes(receive_restored_states, args=(distributed.free_port(), paths), nprocs=2,
+                       start_method="spawn")
+
+
+def test_files_are_still_loaded_weights_only(tmp_path):
+    """Trusting rank 0's broadcasts does not extend to files: a DictConfig in a file is refused."""
+    from omegaconf import OmegaConf
+
+    distributed.trust_rank0_broadcasts()
+    torch.save({"model": {}, "cfg": OmegaConf.create({"model": {"_name": "roberta"}})}, tmp_path / "cfg.pt")
+    with pytest.raises(UserInputError, match=r"holds a Python object that torch does not load for safety "
+                                             r"\(omegaconf.dictconfig.DictConfig\)"):
+        load_checkpoint(tmp_path / "cfg.pt")
+
+
+# --- topologies ----------------------------------------------------------------------------------------
+
+def fake_scontrol(tmp_path, monkeypatch) -> None:
+    """An scontrol on PATH that expands node lists the way SLURM's does for node[01-02]."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text('#!/usr/bin/env bash\n[[ "$*" == "show hostnames node[01-02]" ]] && '
+                        'printf "node01\\nnode02\\n"\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_topologies(tmp_path, monkeypatch):
+    assert distributed.detect_topology(None, {}) == distributed.Topology(world_size=1)
+    assert distributed.detect_topology(4, {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}).world_size == 4
+
+    torchrun = {"RANK": "5", "WORLD_SIZE": "16", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "8",
+                "MASTER_ADDR": "node01", "MASTER_PORT": "29500"}
+    assert distributed.detect_topology(None, torchrun) == distributed.Topology(
+        world_size=16, rank=5, local_rank=1, started_by="torchrun", master_addr="node01", master_port=29500)
+    assert distributed.detect_topology(8, torchrun).rank == 5
+    with pytest.raises(UserInputError, match="--nproc-per-node 2, but torchrun started 8 processes"):
+        distributed.detect_topology(2, torchrun)
+
+    fake_scontrol(tmp_path, monkeypatch)
+    srun = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "16", "SLURM_PROCID": "9",
+            "SLURM_LOCALID": "1", "SLURM_STEP_NODELIST": "node[01-02]", "SLURM_STEP_TASKS_PER_NODE": "8(x2)"}
+    topology = distributed.detect_topology(None, srun)
+    assert topology == distributed.Topology(world_size=16, rank=9, local_rank=1, started_by="srun",
+                                            master_addr="node01", master_port=10000 + 4242)
+    overrides = distributed.fairseq_overrides(topology, on_cpu=True)
+    assert overrides == [
+        "distributed_training.distributed_world_size=16", "distributed_training.distributed_rank=9",
+        "distributed_training.device_id=0", "distributed_training.distributed_init_method=env://",
+        "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_backend=gloo",
+        "distributed_training.ddp_backend=legacy_ddp",
+        "common.log_file=null", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    # the batch script itself (no step) is not a rank
+    batch_script = {k: v for k, v in srun.items() if k != "SLURM_STEP_ID"}
+    assert distributed.detect_topology(None, batch_script).world_size == 1
+
+
+def test_launcher_owns_the_process_group_settings():
+    with pytest.raises(UserInputError, match="distributed_world_size is set by the launcher"):
+        distributed.check_launcher_keys(["optimization.lr=[0.1]",
+                                         "distributed_training.distributed_world_size=8"])
+    distributed.check_launcher_keys(["distributed_training.find_unused_parameters=true"])
+
+
+def test_global_batch_arithmetic():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"dataset": {"batch_size": 16, "max_tokens": None},
+                            "optimization": {"update_freq": [3]}})
+    assert distributed.batch_plan(cfg, 2, None) == (
+        [], "96 sequences per update = 16 per process (dataset.batch_size) x 2 processes x update_freq 3")
+    assert distributed.batch_plan(cfg, 16, 2048)[0] == ["dataset.batch_size=16",
+                                                         "optimization.update_freq=[8]"]
+    overrides, arithmetic = distributed.batch_plan(cfg, 4, 48)  # squad2_base on 4 GPUs: 16 does not divide
+    assert overrides == ["dataset.batch_size=12", "optimization.update_freq=[1]"]
+    assert arithmetic == ("48 sequences per update = 12 per process (dataset.batch_size, the config's 16 "
+                          "does not divide it) x 4 processes x update_freq 1")
+    with pytest.raises(UserInputError, match="--global-batch 2048 sequences cannot be split evenly over 24"):
+        distributed.batch_plan(cfg, 24, 2048)
+
+
+def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
+                                             monkeypatch):
+    """scripts/slurm/pretrain.sbatch with a stand-in srun that runs its command as task 0 of 16 on 2 nodes,
+    here with --check-only: rank 0 checks the run and prints the batch arithmetic for the allocation (the
+    config's 16 sequences per GPU; with dataset.batch_size=12, 8 per GPU)."""
+    fake_scontrol(tmp_path, monkeypatch)
+    srun = tmp_path / "bin" / "srun"
+    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\nshift\n'
+                    'SLURM_STEP_ID=0 SLURM_NTASKS=16 SLURM_PROCID=0 SLURM_LOCALID=0 '
+                    'SLURM_STEP_NODELIST="node[01-02]" SLURM_STEP_TASKS_PER_NODE="8(x2)" exec "$@"\n')
+    srun.chmod(0o755)
+    env = {**pretrain_env(), "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "16", "SLURM_SUBMIT_DIR": str(REPO)}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / "pretrain.sbatch"), str(wiki_data_bin),
+                             str(tmp_path / "run"), str(tiny_pretrained_checkpoint), "dataset.batch_size=12",
+                             "--check-only"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"starting from {tiny_pretrained_checkpoint} (roberta, 50265 embedding rows, update 0 of 12500)" \
+        in result.stderr
+    assert "16 processes on CPU (srun): distributed_backend=gloo, ddp_backend=legacy_ddp" in result.stderr
+    assert ("batch: 2048 sequences per update = 8 per process (dataset.batch_size, the config's 12 does not "
+            "divide it) x 16 processes x update_freq 16") in result.stderr
+    args = (tmp_path / "srun.args").read_text().splitlines()
+    assert args[:3] == ["--kill-on-bad-exit=1", "scripts/pretrain.sh", "--config"]
+    assert args[-4:-2] == ["--global-batch", "2048"]
+
+
+# --- SQuAD v2 with 2 processes -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_process_squad_validation_equals_single_process_scoring(tiny_pretrained_checkpoint,
+                                                                     squad2_data_bin, gpt2_bpe_dir, tmp_path):
+    """Fine-tuning from the masked-LM checkpoint on 2 processes; the EM/F1 validation logged for the last
+    epoch (each process scores the whole questions of its batches, the sums are all-reduced) equal those of
+    predict_squad2.py + the official metric on the saved checkpoint, in one process. The tiny model would
+    answer nothing (EM = F1 = the share of unanswerable questions): a null threshold out of reach makes it
+    answer wherever it finds a span, so that F1 sums partial overlaps."""
+    save_dir = tmp_path / "run"
+    done = run_squad_script("finetune_squad2.sh", "--config", "squad2_tiny", "--data", squad2_data_bin,
+                            "--restore", tiny_pretrained_checkpoint, "--save-dir", save_dir,
+                            "--nproc-per-node", "2", "optimization.max_epoch=3",
+                            "+task.null_score_diff_threshold=1000")  # not in the YAML: hydra's +
+    assert "training on 2 devices" in done.stdout
+    assert f"Loaded checkpoint {tiny_pretrained_checkpoint}" in done.stdout
+    last = training_records(save_dir, "valid")[-1]
+    state = load_checkpoint(save_dir / "checkpoint_last.pt")
+    assert state["optimizer_history"][-1]["num_updates"] == int(last["valid_num_updates"])
+
+    out = tmp_path / "pred"
+    run_squad_script("predict_squad2.py", "--checkpoint", save_dir / "checkpoint_last.pt", "--data",
+                     squad2_data_bin / "valid.json", "--gpt2-bpe", gpt2_bpe_dir, "--out", out,
+                     "--batch-size", "64")
+    results = json.loads((out / "eval_results.json").read_text())
+    print(f"2 processes, {', '.join(VALID_ARTICLES)}: logged EM {last['valid_em']} F1 {last['valid_f1']} "
+          f"(F1 in the checkpoint {state['extra_state']['val_loss']!r}); one process: {json.dumps(results)}")
+    assert results["total"] == SQUAD_VALID_QUESTIONS
+    assert 0 < results["HasAns_f1"] and results["f1"] != results["exact"]  # partial overlaps were summed
+    # as fairseq logs them ({:g}), and the F1 saved with the checkpoint at full precision
+    assert (last["valid_em"], last["valid_f1"]) == (f"{results['exact']:g}", f"{results['f1']:g}")
+    assert state["extra_state"]["val_loss"] == pytest.approx(results["f1"], rel=1e-12, abs=0)
