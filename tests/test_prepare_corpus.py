@@ -14,7 +14,7 @@ from fairseq_ext.cli import UserInputError
 from fairseq_ext.corpus.indexed import IndexedDatasetWriter, token_dtype
 from fairseq_ext.tokenizer.base import vocab_to_dictionary
 from fairseq_ext.tokenizer.dictionary import read_dictionary, read_dictionary_entries, write_dictionary
-from tests.conftest import command
+from tests.conftest import REPO, command
 from tests.corpus_fixtures import edge_case_text, run_fairseq_encoder, run_script
 
 prepare_corpus = command("prepare_corpus")
@@ -159,3 +159,20 @@ def test_dictionary_read_and_saved_as_fairseq_does(tmp_path):
             Dictionary.load(str(tmp_path / "bad.txt"))
         with pytest.raises(UserInputError, match="line "):
             read_dictionary_entries(tmp_path / "bad.txt")
+
+
+def test_prepare_corpus_imports_neither_torch_nor_fairseq(tmp_path, gpt2_bpe_dir):
+    """A whole run (dictionary, 2 workers, dataset writer) as `python -X importtime` shows it."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "data.train.raw").write_text(edge_case_text(), encoding="utf-8")
+    (raw / "data.valid.raw").write_text("One line.\n\nAnother one.\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "scripts" / "prepare_corpus.py"),
+                           "--raw-dir", str(raw), "--gpt2-bpe", str(gpt2_bpe_dir), "--destdir",
+                           str(tmp_path / "out"), "--workers", "2", "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+               if line.startswith("import time:")]
+    assert "fairseq_ext.corpus.indexed" in modules and (tmp_path / "out" / "train.bin").stat().st_size > 0
+    assert not [module for module in modules if module.split(".")[0] in ("torch", "fairseq")]
