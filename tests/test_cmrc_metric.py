@@ -87,3 +87,15 @@ def test_evaluate_script_cmrc_metric_on_the_trial_file(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == printed
     # even questions are exact: EM is at least their share
     assert expected["EM"] >= 100 * len(qas[:-1:2]) / len(qas)
+
+
+def test_an_unlabelled_file_is_not_scored(tmp_path):
+    qas = [{"id": "1", "question": "?"}]  # no "answers" field: a test file
+    data = {"data": [{"title": "t", "paragraphs": [{"context": "北京大学", "qas": qas}]}]}
+    (tmp_path / "test.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "pred.json").write_text(json.dumps({"1": "北京"}, ensure_ascii=False), encoding="utf-8")
+    for metric in ("squad", "cmrc"):
+        done = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate_squad2.py"),
+                               str(tmp_path / "test.json"), str(tmp_path / "pred.json"), "--metric", metric],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and "no gold answers" in done.stderr and done.stderr.count("\n") == 1

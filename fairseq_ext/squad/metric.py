@@ -168,14 +168,17 @@ def evaluate(metric: str, gold: Gold, predictions: Mapping[str, str],
     (the CMRC 2018 metric for Chinese: AVERAGE, F1, EM, TOTAL, SKIP; no-answer probabilities unused)."""
     from fairseq_ext.squad.cmrc_metric import cmrc_evaluate
 
-    if metric == "cmrc":
-        examples = gold.examples if isinstance(gold, SquadData) else list(gold)
-        if examples and isinstance(examples[0], dict):
-            examples = parse_articles(examples, align_answers=False).examples
-        return cmrc_evaluate(examples, predictions)
-    if metric != "squad":
+    if metric not in METRICS:
         raise UserInputError(f"unknown metric {metric!r} (one of {', '.join(METRICS)})")
-    return squad_evaluate(gold, predictions, na_probs=na_probs, na_prob_thresh=na_prob_thresh,
+    examples = gold.examples if isinstance(gold, SquadData) else list(gold)
+    if examples and isinstance(examples[0], dict):
+        examples = parse_articles(examples, align_answers=False).examples
+    if any(not example.labelled for example in examples):
+        raise UserInputError("the questions have no gold answers (a test file): there is nothing to score")
+    if metric == "cmrc":
+        return cmrc_evaluate(examples, predictions)
+    version_2 = gold.version_2 if isinstance(gold, SquadData) and version_2 is None else version_2
+    return squad_evaluate(examples, predictions, na_probs=na_probs, na_prob_thresh=na_prob_thresh,
                           version_2=version_2)
 
 
