@@ -12,10 +12,11 @@ import sys
 import pytest
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
+from fairseq_ext.cli import UserInputError
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.cmrc_metric import cmrc_evaluate
 from tests.conftest import REPO
-from tests.pretrain_fixtures import training_records
+from tests.pretrain_fixtures import load_launcher, training_records
 from tests.spm_fixtures import CMRC_FINETUNE_EPOCHS, SPM_VOCAB_SIZE, run_tool
 
 
@@ -86,3 +87,16 @@ def test_another_tokenizer_is_refused(cmrc_checkpoint, gpt2_bpe_dir, cmrc_squad_
                            str(gpt2_bpe_dir), "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "was made with the sentencepiece tokenizer" in done.stderr
+
+
+def test_xlmr_base_continue_config_passes_the_checks(spm_pretrained_checkpoint, spm_data_bin, tmp_path,
+                                                     capsys):
+    """configs/pretraining/xlmr_base_continue.yaml composes against fairseq's schema, with the same guard
+    rails as roberta_base_continue.yaml, on a SentencePiece data-bin and a checkpoint of its dictionary."""
+    launcher = load_launcher()
+    common = ["--config", "xlmr_base_continue", "--data", str(spm_data_bin), "--save-dir", str(tmp_path),
+              "--restore", str(spm_pretrained_checkpoint), "--check-only"]
+    assert launcher.main(common) == 0
+    assert "update 0 of 12500" in capsys.readouterr().err
+    with pytest.raises(UserInputError, match="is at 20 updates and optimization.max_update=12"):
+        launcher.main([*common, "checkpoint.reset_optimizer=false", "optimization.max_update=12"])
