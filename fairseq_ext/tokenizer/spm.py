@@ -47,12 +47,6 @@ class SentencePiece(Tokenizer):
     def from_dir(cls, directory: PathLike) -> SentencePiece:
         return cls(Path(directory) / MODEL_FILE)
 
-    def __getstate__(self):  # worker processes rebuild the processor from the file
-        return {"model_file": self.model_file}
-
-    def __setstate__(self, state):
-        self.__init__(state["model_file"])
-
     @property
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
@@ -77,9 +71,6 @@ class SentencePiece(Tokenizer):
         offsets = trim_leading_space(text, encoding["offsets"])
         lone = [piece == METASPACE for piece in encoding["pieces"]]
         return list(encoding["ids"]), place_lone_metaspace(offsets, lone)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.processor.decode(list(ids))
 
 
 def place_lone_metaspace(offsets: Sequence[tuple[int, int]], lone: Sequence[bool]) -> list[tuple[int, int]]:
