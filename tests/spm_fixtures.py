@@ -72,7 +72,7 @@ def spm_data_bin(cmrc_raw_dir, spm_dir, tmp_path_factory) -> Path:
 
 
 # the trial's articles: the first CMRC_TRAIN_ARTICLES fine-tune, the last CMRC_VALID_ARTICLES validate
-CMRC_TRAIN_ARTICLES = 80
+CMRC_TRAIN_ARTICLES = 40
 CMRC_VALID_ARTICLES = 50
 CMRC_FINETUNE_EPOCHS = 2
 TINY_WINDOWS = ("--max-seq-length", "128", "--doc-stride", "32", "--max-query-length", "32")
