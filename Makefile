@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 TEST_DATA_DIR ?=
 
 .PHONY: help setup test lint test-data demo demo-zh bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
-	export-hf evaluate-hf pack-env gpt2-bpe clean
+	export-hf evaluate-hf import-hf pack-env gpt2-bpe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -71,6 +71,9 @@ export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=.
 
 evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
+
+import-hf: setup  ## HF RoBERTa (directory or cached hub id) -> verified fairseq dir: MODEL=... OUT=...
+	$(PY) convert/hf_to_fairseq.py --model $(MODEL) --gpt2-bpe $(GPT2_BPE) --out $(OUT)
 
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
 	bash scripts/get_gpt2_bpe.sh gpt2_bpe

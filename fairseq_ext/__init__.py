@@ -11,5 +11,5 @@ tools that need the plugin import ``fairseq_ext.plugin``.
 
 import sys
 
-if "fairseq" in sys.modules:
+if sys.modules.get("fairseq") is not None:  # None: an import of fairseq was blocked
     from fairseq_ext import plugin  # noqa: F401  (registers the task, criterion and model)

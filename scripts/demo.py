@@ -509,9 +509,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         [py, "scripts/predict_squad2.py", "--checkpoint", model, "--data", inputs.squad_train, "--tokenizer",
          bpe, "--out", fit, *metric]])
     hf_model = demo.path("hf-model")
-    demo.stage("convert", "export to Hugging Face, verified against fairseq (fairseq_to_hf.py)", [
+    card = () if chinese else ("--eval-results", out["fairseq"] / "eval_results.json")  # SQuAD metric only
+    demo.stage("convert", "export to Hugging Face with its model card, verified against fairseq "
+               "(fairseq_to_hf.py)", [
         [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--gpt2-bpe", bpe, "--dict",
-         bpe / "dict.txt", "--out", hf_model]])
+         bpe / "dict.txt", "--out", hf_model, "--language", "zh" if chinese else "en", *card]])
     demo.stage("predict-transformers", "answer the dev questions with transformers (evaluate_hf.py)", [
         [py, "convert/evaluate_hf.py", "--model", hf_model, "--data", inputs.squad_dev, "--out",
          out["transformers"], *(metric if chinese else ())]])

@@ -5,7 +5,6 @@ itself (its hub interface and checkpoint loader, its own GPT-2 encoder and Dicti
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -26,6 +25,9 @@ from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, Au
 
 from fairseq_ext.checkpoints import load_checkpoint, model_config
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
+from fairseq_ext.export import to_hf
+from fairseq_ext.export.state_dict import NOT_WEIGHTS
 from fairseq_ext.squad import load_squad
 from fairseq_ext.tokenizer import Gpt2Bpe
 from tests.conftest import REPO, shared_path
@@ -41,15 +43,6 @@ from tests.test_pretrain import make_legacy_checkpoint
 TOLERANCE = 1e-4
 MAX_LENGTH = 128  # the tiny models' positions
 
-
-def convert_script(name: str):
-    """A module of convert/ (scripts, not a package: they import each other by plain name)."""
-    if str(REPO / "convert") not in sys.path:
-        sys.path.insert(0, str(REPO / "convert"))
-    return importlib.import_module(name)
-
-
-fairseq_to_hf = convert_script("fairseq_to_hf")
 
 
 def wiki_paragraphs() -> list[str]:
@@ -143,7 +136,7 @@ def mlm_export(request) -> Export:
 # --- masked LM ------------------------------------------------------------------------------------------
 
 def test_masked_lm_export_equals_fairseq(mlm_export, gpt2_bpe_dir):
-    assert sorted(os.listdir(mlm_export.out)) == sorted(fairseq_to_hf.OUTPUT_FILES)
+    assert sorted(os.listdir(mlm_export.out)) == sorted(to_hf.OUTPUT_FILES)
     config = json.loads((mlm_export.out / "config.json").read_text())
     fairseq_cfg = model_config(load_checkpoint(mlm_export.checkpoint))
     assert config["architectures"] == ["RobertaForMaskedLM"]
@@ -179,7 +172,7 @@ def test_masked_lm_export_equals_fairseq(mlm_export, gpt2_bpe_dir):
     print(f"\nmasked LM ({mlm_export.data_bin.name}), {len(texts)} paragraphs, {int(real.sum())} tokens "
           f"({unknown} <unk>): max |logit difference| {difference:.2e}")
     assert difference <= TOLERANCE
-    assert "verification: 5 sequences" in mlm_export.printed and "-> OK" in mlm_export.printed
+    assert "verification: 6 sequences" in mlm_export.printed and "-> OK" in mlm_export.printed
 
 
 @pytest.mark.parametrize("which", ["official_mlm_export", "corpus_mlm_export"])
@@ -241,7 +234,7 @@ def test_legacy_checkpoint_exports_the_same_model(official_mlm_export, wiki_data
 def test_failed_verification_exits_1_and_writes_nothing(tiny_pretrained_checkpoint, gpt2_bpe_dir, tmp_path,
                                                         monkeypatch, capsys):
     """The classic export bug, positions not offset by padding_idx + 1, is caught and nothing is written."""
-    convert_state = fairseq_to_hf.hf_state_dict
+    convert_state = to_hf.hf_state_dict
 
     def positions_off_by_two(*args):
         state = convert_state(*args)
@@ -249,7 +242,7 @@ def test_failed_verification_exits_1_and_writes_nothing(tiny_pretrained_checkpoi
         state["roberta.embeddings.position_embeddings.weight"] = torch.cat([positions[2:], positions[:2]])
         return state
 
-    monkeypatch.setattr(fairseq_to_hf, "hf_state_dict", positions_off_by_two)
+    monkeypatch.setattr(to_hf, "hf_state_dict", positions_off_by_two)
     out = tmp_path / "hf"
     status = fairseq_to_hf.main(["--checkpoint", str(tiny_pretrained_checkpoint), "--gpt2-bpe",
                                  str(gpt2_bpe_dir), "--out", str(out)])
@@ -270,7 +263,7 @@ def test_existing_output_needs_force(official_mlm_export, gpt2_bpe_dir, tmp_path
                             str(gpt2_bpe_dir), "--out", str(out), "--no-verify"])
     assert os.listdir(out) == ["old-file"]
     run_export(official_mlm_export.checkpoint, official_mlm_export.data_bin, gpt2_bpe_dir, out, "--force")
-    assert sorted(os.listdir(out)) == sorted(fairseq_to_hf.OUTPUT_FILES)
+    assert sorted(os.listdir(out)) == sorted(to_hf.OUTPUT_FILES)
     assert sorted(os.listdir(tmp_path)) == ["hf"]
 
 
@@ -428,3 +421,32 @@ def test_untied_output_embeddings(official_mlm_export, gpt2_bpe_dir, tmp_path):
     assert not model.config.tie_word_embeddings
     assert torch.equal(model.lm_head.decoder.weight, projection)
     assert not torch.equal(model.roberta.embeddings.word_embeddings.weight, projection)
+
+
+# --- round trip through Hugging Face ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["official_mlm_export", "corpus_mlm_export", "official_squad_export"])
+def test_fairseq_hf_fairseq_round_trip_is_bit_exact(which, request, gpt2_bpe_dir, tmp_path):
+    """convert/hf_to_fairseq.py on an export gives back every tensor of the checkpoint bit for bit, the
+    dictionary, and (span QA) the task's windows and answer settings."""
+    exported = request.getfixturevalue(which)
+    out = tmp_path / "fairseq"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert hf_to_fairseq.main(["--model", str(exported.out), "--out", str(out), "--gpt2-bpe",
+                                   str(gpt2_bpe_dir)]) == 0
+    original, back = load_checkpoint(exported.checkpoint), load_checkpoint(out / "model.pt")
+    weights = [{key: tensor for key, tensor in state["model"].items() if not NOT_WEIGHTS.search(key)}
+               for state in (original, back)]
+    assert weights[0].keys() == weights[1].keys()
+    differing = [key for key in weights[0] if weights[0][key].dtype != weights[1][key].dtype
+                 or not torch.equal(weights[0][key], weights[1][key])]
+    assert not differing
+    dictionaries = [Dictionary.load(str(path / "dict.txt")) for path in (out, exported.data_bin)]
+    assert dictionaries[0].symbols == dictionaries[1].symbols
+    if which == "official_squad_export":
+        settings = ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
+                    "null_score_diff_threshold")
+        assert {name: back["cfg"]["task"][name] for name in settings} == \
+            {name: original["cfg"]["task"][name] for name in settings}
+        assert back["cfg"]["model"]["_name"] == "roberta_span_qa"
+    print(f"\n{which}: {len(weights[0])} tensors, all bit-identical after fairseq -> HF -> fairseq")

@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.commands import evaluate_hf, fairseq_to_hf
 from tests.conftest import REPO
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script, squad_articles
-from tests.test_convert import convert_script
-
-fairseq_to_hf = convert_script("fairseq_to_hf")
-evaluate_hf = convert_script("evaluate_hf")
 
 # runs a convert/ script with `import fairseq` made impossible (ImportError wherever it is tried)
-WITHOUT_FAIRSEQ = ("import runpy, sys; sys.modules['fairseq'] = None; script = sys.argv[1]; "
-                   "sys.argv = sys.argv[1:]; sys.path.insert(0, script.rsplit('/', 1)[0]); "
-                   "runpy.run_path(script, run_name='__main__')")
+WITHOUT_FAIRSEQ = ("import runpy, sys; sys.modules['fairseq'] = None; sys.argv = sys.argv[1:]; "
+                   "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def run_without_fairseq(script: str, *args) -> subprocess.CompletedProcess:
@@ -119,3 +115,93 @@ def test_one_line_errors(case, message, squad_export, evaluation_json, tmp_path)
         extra = ["--max-seq-length", "256"]
     with pytest.raises(UserInputError, match=message):
         evaluate_hf.main(["--model", str(model), "--data", str(data), "--out", str(tmp_path / "out"), *extra])
+
+
+def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export, evaluation_json,
+                                             gpt2_bpe_dir, tmp_path, capsys):
+    """eval_results.json -> --eval-results + --null-threshold best: the card (valid for huggingface_hub,
+    offline) carries the model-index, config.json the threshold, and evaluate_hf uses and names it."""
+    from huggingface_hub import ModelCard
+
+    first = tmp_path / "first-eval"  # always answering: best_f1_thresh then says where null should win
+    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(evaluation_json), "--out",
+                             str(first), "--max-samples", "120", "--null-score-diff-threshold=1e9"]) == 0
+    results = read(first, "eval_results.json")
+    out = tmp_path / "published"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert fairseq_to_hf.main(["--checkpoint", str(tiny_squad_checkpoint), "--gpt2-bpe",
+                                   str(gpt2_bpe_dir), "--out", str(out), "--eval-results",
+                                   str(first / "eval_results.json"),
+                                   "--null-threshold", "best", "--license", "mit"]) == 0
+    threshold = results["best_f1_thresh"]
+    assert threshold != 0.0  # not the default: storing it shows
+    assert f"null_score_diff_threshold: {threshold:g} (from best_f1_thresh of eval_results.json)" \
+        in printed.getvalue()
+    assert read(out, "config.json")["squad_settings"]["null_score_diff_threshold"] == threshold
+
+    card = ModelCard.load(out / "README.md")  # parses and validates the metadata and model-index
+    assert card.data.pipeline_tag == "question-answering" and card.data.language == ["en"]
+    assert card.data.license == "mit" and card.data.library_name == "transformers"
+    metrics = {result.metric_name: result.metric_value for result in card.data.eval_results}
+    assert metrics == {name: round(results[key], 2) for key, name in (
+        ("exact", "EM"), ("f1", "F1"), ("HasAns_exact", "HasAns EM"), ("HasAns_f1", "HasAns F1"),
+        ("NoAns_exact", "NoAns EM"), ("NoAns_f1", "NoAns F1"))}
+    assert all(result.dataset_type == "squad_v2" for result in card.data.eval_results)
+    for expected in ("task._name`: `squad2`", "checkpoint.restore_file", "ids identical",
+                     f"null_score_diff_threshold={threshold:g}", "convert/predict_hf.py --model published"):
+        assert expected in card.text, expected
+
+    capsys.readouterr()
+    stored, flagged = tmp_path / "stored", tmp_path / "flagged"
+    assert evaluate_hf.main(["--model", str(out), "--data", str(evaluation_json), "--out", str(stored),
+                             "--max-samples", "120"]) == 0
+    assert f"null_score_diff_threshold={threshold} (null threshold: stored in the model)" \
+        in capsys.readouterr().out
+    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(evaluation_json), "--out",
+                             str(flagged), "--max-samples", "120",
+                             f"--null-score-diff-threshold={threshold}"]) == 0
+    assert "(null threshold: --null-score-diff-threshold)" in capsys.readouterr().out
+    assert read(stored, "predictions.json") == read(flagged, "predictions.json")
+    assert read(stored, "predictions.json") != read(first, "predictions.json")
+    print(f"\nbest_f1_thresh {threshold:g}: F1 {results['f1']:.2f} -> "
+          f"{read(stored, 'eval_results.json')['f1']:.2f}")
+
+
+def test_hf_commands_import_no_fairseq():
+    """What `python -X importtime` shows for the HF-side commands: not one fairseq module."""
+    for script in ("evaluate_hf.py", "predict_hf.py"):
+        done = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "convert" / script), "--help"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                   if line.startswith("import time:")]
+        assert "fairseq_ext.cli" in modules
+        assert not [module for module in modules if module.split(".")[0] == "fairseq"], script
+
+
+def test_sentencepiece_model_exports_and_answers_as_fairseq(cmrc_checkpoint, cmrc_squad_files, spm_dir,
+                                                            tmp_path):
+    """A SentencePiece (XLM-R layout) span-QA model: exported with XLM-R's tokenizer, verified, and its
+    CMRC 2018 scores with transformers are fairseq's (predict_squad2.py)."""
+    from transformers import AutoTokenizer
+
+    from fairseq_ext.commands import predict_squad2
+
+    out, hf_out, fairseq_out = tmp_path / "hf", tmp_path / "hf-answers", tmp_path / "fairseq-answers"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert fairseq_to_hf.main(["--checkpoint", str(cmrc_checkpoint), "--gpt2-bpe", str(spm_dir), "--out",
+                                   str(out), "--language", "zh"]) == 0
+    assert "verification: 5 sequences" in printed.getvalue() and "-> OK" in printed.getvalue()
+    assert type(AutoTokenizer.from_pretrained(str(out))).__name__.startswith("XLMRobertaTokenizer")
+    dev = cmrc_squad_files[1]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert evaluate_hf.main(["--model", str(out), "--data", str(dev), "--out", str(hf_out),
+                                 "--metric", "cmrc"]) == 0
+        predict_squad2.main(["--checkpoint", str(cmrc_checkpoint), "--data", str(dev), "--tokenizer",
+                             str(spm_dir), "--out", str(fairseq_out), "--metric", "cmrc"])
+    hf_answers, fairseq_answers = read(hf_out, "predictions.json"), read(fairseq_out, "predictions.json")
+    same = sum(hf_answers[qid] == fairseq_answers[qid] for qid in hf_answers) / len(hf_answers)
+    scores = [read(directory, "eval_results.json") for directory in (hf_out, fairseq_out)]
+    print(f"\nSentencePiece export, {len(hf_answers)} CMRC questions: identical answers {same:.2%}; "
+          f"F1 {scores[0]['F1']} vs {scores[1]['F1']}")
+    assert same >= 0.99 and scores[0]["F1"] == scores[1]["F1"] and scores[0]["EM"] == scores[1]["EM"]

@@ -3,7 +3,6 @@ as evaluate_hf answers whole SQuAD files (same windows and post-processing), "no
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import subprocess
@@ -12,13 +11,11 @@ import sys
 import pytest
 
 from fairseq_ext.cli import UserInputError
+from fairseq_ext.commands import predict_hf
+from fairseq_ext.hf import qa
 from fairseq_ext.squad import load_squad
 from tests.conftest import REPO, shared_path
-from tests.test_convert import convert_script
 from tests.test_evaluate_hf import WITHOUT_FAIRSEQ, export_squad_model
-
-evaluate_hf = convert_script("evaluate_hf")
-predict_hf = convert_script("predict_hf")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +33,9 @@ def questions():
 
 def batch_predictions(model_dir, examples, threshold: float):
     """What evaluate_hf computes for these questions (all in one batch)."""
-    tokenizer, model = evaluate_hf.load_qa_model(model_dir)
-    args = argparse.Namespace(batch_size=32, device="cpu", null_score_diff_threshold=threshold,
-                              **{name: None for name in evaluate_hf.DEFAULT_SETTINGS
-                                 if name != "null_score_diff_threshold"})
-    evaluate_hf.resolve_settings(args, model)
-    return evaluate_hf.answer_questions(examples, tokenizer, model, args, version_2=True)
+    tokenizer, model = qa.load_qa_model(model_dir)
+    settings, _ = qa.model_settings(model, {"null_score_diff_threshold": threshold})
+    return qa.answer_questions(examples, tokenizer, model, settings, version_2=True)
 
 
 def ask(model_dir, question: str, context: str, capsys, *extra: str) -> str:

@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Import a Hugging Face RoBERTa as a verified fairseq model directory (see --help).
+
+    python convert/hf_to_fairseq.py --model FacebookAI/roberta-base --gpt2-bpe gpt2_bpe --out roberta.base
+
+The command lives in fairseq_ext.commands.hf_to_fairseq (installed as `roberta-hf-to-fairseq`).
+"""
+
+from fairseq_ext.commands.hf_to_fairseq import cli
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,87 @@
+"""Extractive QA with a Hugging Face RoBERTa and the project's SQuAD code (no fairseq import): the model
+and tokenizer, the settings it carries (``squad_settings`` in config.json, written by the exporter and by
+finetune_hf), and its forward for the shared prediction loop (fairseq_ext.squad.predict)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional, Sequence
+
+from fairseq_ext.cli import UserInputError
+from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, build_features
+from fairseq_ext.squad import predict as shared
+from fairseq_ext.squad.settings import QASettings
+
+SETTINGS_KEY = "squad_settings"  # config.json entry holding the QASettings of an export
+SOURCES = {"option": "--null-score-diff-threshold", "model": "stored in the model",
+           "default": "default: the model stores none"}
+
+
+def load_qa_model(model_dir: str | Path, device: str = "cpu"):
+    """(fast tokenizer, model in eval mode) of a Hugging Face directory, or a one-line error."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise UserInputError(f"{model_dir}: not a Hugging Face model directory (no config.json)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir))
+    except (OSError, ValueError, KeyError) as err:
+        raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
+    return tokenizer, model.to(device).eval()
+
+
+def model_settings(model, options) -> tuple[QASettings, str]:
+    """The settings to answer with: those given in ``options`` (parsed arguments or a dict; None = not
+    given), else the model's stored ones, else the defaults; and where the null threshold comes from."""
+    recorded = getattr(model.config, SETTINGS_KEY, None) or {}
+    settings = QASettings.from_object(options, base=QASettings.from_object(recorded))
+    given = options.get if isinstance(options, dict) else lambda name: getattr(options, name, None)
+    source = "option" if given("null_score_diff_threshold") is not None else \
+        "model" if "null_score_diff_threshold" in recorded else "default"
+    limit = model.config.max_position_embeddings - model.config.pad_token_id - 1
+    if settings.max_seq_length > limit:
+        raise UserInputError(f"max_seq_length {settings.max_seq_length} exceeds the model's {limit} "
+                             "positions (--max-seq-length)")
+    return settings, f"{settings.describe()} (null threshold: {SOURCES[source]})"
+
+
+def hf_forward(model, device: str):
+    """The shared prediction loop's forward for a HF QA model (attention mask from <pad>)."""
+    import torch
+
+    @torch.no_grad()
+    def forward(tokens):
+        input_ids = torch.from_numpy(tokens).to(device)
+        output = model(input_ids=input_ids, attention_mask=input_ids.ne(model.config.pad_token_id))
+        return output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
+
+    return forward
+
+
+def answer_questions(examples: Sequence[SquadExample], tokenizer, model, settings: QASettings,
+                     version_2: bool, batch_size: int = 32, device: str = "cpu",
+                     progress: bool = False) -> Predictions:
+    """The shared SQuAD pipeline (windows -> logits -> run_qa post-processing) with a HF model."""
+    features = build_features(examples, HFTokenizerAdapter(tokenizer), **settings.windows(),
+                              progress=progress)
+    return shared.answer_questions(examples, features, hf_forward(model, device), settings, version_2,
+                                   batch_size, progress)
+
+
+def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
+    """Windowing and post-processing options (unset: the model's stored settings, else the defaults), and
+    with ``runtime`` the prediction batch size and device."""
+    QASettings.add_arguments(parser, default_from="the model's stored settings, else run_qa's")
+    if runtime:
+        parser.add_argument("--batch-size", type=int, default=32,
+                            help="windows per forward pass (%(default)s)")
+        parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+
+def device_of(option: Optional[str]) -> str:
+    import torch
+
+    return option or ("cuda" if torch.cuda.is_available() else "cpu")

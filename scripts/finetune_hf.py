@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""SQuAD fine-tuning with transformers' Trainer on the project's features and post-processing (see --help).
+
+    scripts/finetune_hf.py --model hf/tiny --train train.json --valid dev.json --out runs/squad2-hf
+
+The command lives in fairseq_ext.commands.finetune_hf (installed as `roberta-finetune-hf`).
+"""
+
+from fairseq_ext.commands.finetune_hf import cli
+
+if __name__ == "__main__":
+    cli()
