@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from fairseq_ext.cli import run_cli
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE
+from fairseq_ext.tokenizer import add_tokenizer_argument
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -18,12 +19,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     "model directory with its model card, verified against fairseq (same token ids, logits "
                     "within --tolerance) before anything is written.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="fairseq checkpoint (.pt)")
-    parser.add_argument("--gpt2-bpe", type=Path, default=None,
-                        help="directory with encoder.json and vocab.bpe (default: $GPT2_BPE_DIR)")
+    add_tokenizer_argument(parser, " (SentencePiece: exported as XLMRobertaFor*)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     parser.add_argument("--dict", type=Path, default=None,
                         help="the fairseq dict.txt the model was trained with (default: dict.txt of the "
-                             "checkpoint's training data directory if it exists, else GPT2_BPE/dict.txt)")
+                             "checkpoint's training data directory if it exists, else the tokenizer's)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the comparison with the fairseq model")
@@ -57,7 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           eval_results=args.eval_results, eval_dataset=args.eval_dataset,
                           null_threshold=args.null_threshold)
     try:
-        report = export(args.checkpoint, args.gpt2_bpe, args.out, args.dict, args.force, args.verify,
+        tokenizer_dir = Path(args.tokenizer) if args.tokenizer else None
+        report = export(args.checkpoint, tokenizer_dir, args.out, args.dict, args.force, args.verify,
                         args.tolerance, options)
     except VerificationError as err:
         print(f"fairseq_to_hf.py: verification failed, nothing written: {err}", file=sys.stderr)
