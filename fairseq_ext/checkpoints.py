@@ -66,6 +66,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserInputError(f"cannot load checkpoint {path}: {_reason(err)}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise UserInputError(f"cannot load checkpoint {path}: {_reason(err)}") from None
+    except Exception as err:  # a text or other file read as a legacy pickle: KeyError, IndexError...
+        raise UserInputError(f"cannot load checkpoint {path}: not a PyTorch checkpoint "
+                             f"({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserInputError(f"{path} is not a fairseq checkpoint (no 'model' entry)")
     return state

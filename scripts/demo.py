@@ -57,9 +57,6 @@ DOWNLOADS = """Real data without a shared directory: the official downloads
 then: scripts/demo.py --real --corpus FILE --squad-train train-v2.0.json --squad-dev dev-v2.0.json"""
 # the windows of configs/finetuning/squad2_tiny.yaml: prepare_squad2.py must use the same
 SQUAD_WINDOWS = TINY.window_arguments()
-# fairseq makes no batch at all from a split smaller than required_batch_size_multiple (default 8): the
-# sample's validation split is a handful of 128-token blocks
-SMALL_DATA = "dataset.required_batch_size_multiple=1"
 # a few hundred questions: a higher learning rate without dropout lets the tiny model fit its fine-tuning
 # questions within a minute or two (squad2_tiny.yaml's settings barely move it off "no answer")
 QUICK_FIT = ("optimization.lr=[0.003]", "model.dropout=0.0", "model.attention_dropout=0.0")
@@ -480,11 +477,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pretrained, continued = demo.path("checkpoints", "pretrained"), demo.path("checkpoints", "continued")
     demo.stage("pretrain", "a tiny 'pretrained' RoBERTa from random init (pretrain.sh, tiny.yaml)", [
         ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", pretrained,
-         f"optimization.max_update={args.pretrain_updates}", SMALL_DATA]], updates=args.pretrain_updates)
+         f"optimization.max_update={args.pretrain_updates}"]], updates=args.pretrain_updates)
     demo.stage("continue-mlm", "continued masked-LM training from that checkpoint (pretrain.sh --restore)", [
         ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", continued,
          "--restore", pretrained / "checkpoint_last.pt", f"optimization.max_update={args.continue_updates}",
-         SMALL_DATA, *RESETS]], updates=args.continue_updates)
+         *RESETS]], updates=args.continue_updates)
 
     squad_bin, finetuned = demo.path("data", "squad2-bin"), demo.path("checkpoints", "squad2")
     demo.stage("prepare-squad", "SQuAD features, built once (prepare_squad2.py)", [

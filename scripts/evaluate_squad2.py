@@ -5,7 +5,7 @@ The command lives in fairseq_ext.commands.evaluate_squad2
 (installed as `roberta-evaluate-squad2`); --help lists its options.
 """
 
-from fairseq_ext.commands.evaluate_squad2 import cli
+from fairseq_ext.cli import run_cli
 
-if __name__ == "__main__":
-    cli()
+if __name__ == "__main__":  # the command is imported under run_cli: Ctrl-C during imports is one line
+    run_cli("fairseq_ext.commands.evaluate_squad2:main")

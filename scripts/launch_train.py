@@ -10,10 +10,13 @@ pitfalls are reported in one line each before any training starts:
     (dict.txt + the symbols the task adds, e.g. <mask>);
   - the checkpoint's num_updates already reaches optimization.max_update while the optimizer is restored
     (fairseq would stop at once);
-  - fp16 or distributed training is asked for where no CUDA GPU is visible.
+  - a validation split too small for one batch (fewer samples than dataset.required_batch_size_multiple);
+  - fine-tuning (task squad2) with no checkpoint to start from, unless --from-scratch is given;
+  - fp16 on CPU (common.cpu=true), or fp16 or distributed training where no CUDA GPU is visible.
 A run whose save dir already holds checkpoint_last.pt resumes from it (the --restore checkpoint only
 seeds a fresh run), so an interrupted job continues when the same command is run again; once the run
-has reached max_update, running it again reports that and does nothing.
+has reached max_update, running it again reports that and does nothing. On resuming, the records of
+updates after the checkpoint (done again by the resumed run) are removed from common.log_file.
 Used by scripts/pretrain.sh (masked LM) and scripts/finetune_squad2.sh (SQuAD v2): the checks follow the
 config's task.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 import warnings
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.outputs import write_text_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,6 +56,8 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--save-dir", required=True, help="checkpoint directory (checkpoint.save_dir)")
     parser.add_argument("--restore", help="checkpoint to start from (checkpoint.restore_file); "
                         "ignored when SAVE_DIR/checkpoint_last.pt exists (the run then resumes)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="fine-tune a randomly initialised model (else fine-tuning needs --restore)")
     parser.add_argument("--check-only", action="store_true",
                         help="check the config, data and checkpoint (not the GPUs: usable on a login node), "
                         "do not train")
@@ -74,11 +81,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ]
     with quiet_logging():
         cfg = compose_config(config_dir, config_name, overrides)
-        resume, finished = preflight(cfg)
+        resume, finished, resumed_updates = preflight(cfg, args.from_scratch)
     if args.check_only or finished:
         return 0
     overrides += resume
     check_devices(cfg)
+    if resumed_updates is not None and cfg.common.log_file:
+        dropped = drop_records_after(Path(cfg.common.log_file), resumed_updates)
+        if dropped:
+            report(f"{cfg.common.log_file}: removed {dropped} records of updates after {resumed_updates} "
+                   "(the resumed run does them again)")
     save_dir = Path(cfg.checkpoint.save_dir)
     hydra_defaults = [f"hydra.run.dir={save_dir}", "hydra.job.chdir=false"]  # .hydra/ + log in save_dir
     given = {item.split("=", 1)[0] for item in overrides}
@@ -131,17 +143,28 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
         raise UserInputError(f"config {config_name}: {': '.join(reasons)}") from None
 
 
-def preflight(cfg) -> tuple[list[str], bool]:
-    """Runs the checks; returns the overrides that make an interrupted run resume, and whether the run
-    in the save dir has already finished."""
+FINE_TUNING_TASKS = ("squad2",)  # tasks that start from a pretrained model
+
+
+def preflight(cfg, from_scratch: bool = False) -> tuple[list[str], bool, Optional[int]]:
+    """Runs the checks; returns the overrides that make an interrupted run resume, whether the run in the
+    save dir has already finished, and the update count a resumed run restarts from (None otherwise)."""
     check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
+    if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.cpu:
+        raise UserInputError("common.fp16=true with common.cpu=true: half precision needs a CUDA GPU; set "
+                             "common.fp16=false to train on CPU (the tiny configs do)")
     task = setup_task(cfg)
+    check_valid_batches(cfg, task)
     start, resets, resume = starting_point(cfg.checkpoint)
     if start is None:
+        if cfg.task._name in FINE_TUNING_TASKS and not from_scratch:
+            raise UserInputError(f"no checkpoint to fine-tune: pass --restore CKPT (a pretrained RoBERTa) or "
+                                 f"--from-scratch (task {cfg.task._name} from a random initialisation)")
         report(f"training from scratch on {cfg.task.data} ({len(task.source_dictionary)} symbols)")
-        return resume, False
-    finished = check_checkpoint(cfg, task, start, resets, resuming=start == last_checkpoint(cfg.checkpoint))
-    return resume, finished
+        return resume, False, None
+    resuming = start == last_checkpoint(cfg.checkpoint)
+    finished, updates = check_checkpoint(cfg, task, start, resets, resuming)
+    return resume, finished, updates if resuming else None
 
 
 def starting_point(ckpt) -> tuple[Optional[Path], dict, list[str]]:
@@ -211,9 +234,9 @@ def setup_task(cfg):
         raise UserInputError(f"cannot set up task {cfg.task._name} on {cfg.task.data}: {err}") from None
 
 
-def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool) -> bool:
-    """Checks the checkpoint training starts from; True when it is the save dir's own checkpoint_last.pt
-    of a run that already reached max_update."""
+def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool) -> tuple[bool, int]:
+    """Checks the checkpoint training starts from; returns (True when it is the save dir's own
+    checkpoint_last.pt of a run that already reached max_update, its num_updates)."""
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
     state = load_checkpoint(path)
@@ -232,7 +255,7 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool) -> boo
         if resuming:  # the same command run again after the run finished: nothing to do
             report(f"{path} is at {info.num_updates} updates: the run has finished "
                    f"(raise optimization.max_update={max_update} to train further)")
-            return True
+            return True, info.num_updates
         raise UserInputError(
             f"checkpoint {path} is at {info.num_updates} updates and optimization.max_update={max_update}: "
             f"training would stop at once; raise optimization.max_update or reset with "
@@ -242,14 +265,61 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool) -> boo
     verb = "resuming from" if resuming else "starting from"
     report(f"{verb} {path} ({info.model_name}, {info.embedding_rows} embedding rows, "
            f"update {first} of {max_update or 'unlimited'})")
-    return False
+    return False, info.num_updates
+
+
+def check_valid_batches(cfg, task) -> None:
+    """fairseq makes batches in multiples of dataset.required_batch_size_multiple and drops a smaller
+    remainder: a validation split with fewer samples has no batch at all ("The dataset is empty")."""
+    if cfg.dataset.disable_validation:
+        return
+    multiple = cfg.dataset.required_batch_size_multiple
+    for split in cfg.dataset.valid_subset.split(","):
+        try:
+            task.load_dataset(split, combine=False, epoch=1)
+        except (OSError, ValueError, KeyError, AssertionError) as err:
+            raise UserInputError(f"cannot load the {split!r} split of {cfg.task.data}: {err}") from None
+        samples = len(task.dataset(split))
+        if samples < multiple:
+            raise UserInputError(
+                f"the {split!r} split of {cfg.task.data} has {samples} samples, fewer than "
+                f"dataset.required_batch_size_multiple={multiple}: fairseq would make no batch of it; add "
+                f"validation data or set dataset.required_batch_size_multiple=1")
+
+
+def drop_records_after(log_file: Path, num_updates: int) -> int:
+    """Removes from fairseq's JSON log the records of updates after ``num_updates``: an interrupted run
+    logged them after its last checkpoint, and the resumed run logs them again. Returns how many."""
+    if not log_file.is_file():
+        return 0
+    lines = log_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if _record_update(line) <= num_updates]
+    if len(kept) < len(lines):
+        write_text_file(log_file, "".join(kept))
+    return len(lines) - len(kept)
+
+
+def _record_update(line: str) -> float:
+    """The update a fairseq JSON record was logged at (num_updates, train_num_updates, valid_num_updates);
+    -inf for any other line (the config, the model)."""
+    if not line.startswith("{"):
+        return float("-inf")
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return float("-inf")
+    value = next((v for k, v in record.items() if k == "num_updates" or k.endswith("_num_updates")), None)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("-inf")
 
 
 def check_devices(cfg) -> None:
     """fp16 and fairseq's distributed training need CUDA (they fail with a traceback without it)."""
     import torch
 
-    if cfg.common.cpu or torch.cuda.is_available():
+    if torch.cuda.is_available():
         return
     if cfg.common.fp16 or cfg.common.memory_efficient_fp16:
         raise UserInputError("common.fp16=true needs a CUDA GPU and none is visible: run on a GPU node "
@@ -286,14 +356,13 @@ def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[
 @contextlib.contextmanager
 def quiet_logging():
     """Importing fairseq's tasks sets the root logger to DEBUG (a logging.basicConfig in a speech task):
-    the checks print only their own lines; fairseq-hydra-train configures logging afresh."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)
+    the checks print only their own lines (whatever the loggers' levels become meanwhile);
+    fairseq-hydra-train configures logging afresh."""
+    logging.disable(logging.INFO)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logging.disable(logging.NOTSET)
 
 
 def report(message: str) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import numbers
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.metric import METRICS, evaluate
 
@@ -49,6 +51,8 @@ def read_mapping(path: str, what: str, value_type: type) -> dict:
     for qid, value in mapping.items():
         if not isinstance(value, value_type) or isinstance(value, bool):
             raise UserInputError(f"{path}: question {qid}: expected {value_type.__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # json reads NaN, Infinity
+            raise UserInputError(f"{path}: question {qid}: {value} is not a number")
     return mapping
 
 
@@ -61,14 +65,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         na_probs = read_mapping(args.na_prob_file, "no-answer probabilities", numbers.Real)
     if args.metric == "cmrc" and na_probs is not None:
         raise UserInputError("--na-prob-file applies to --metric squad only")
+    inputs = [args.data_file, args.pred_file, args.na_prob_file]
+    out_file = OutputFiles([args.out_file], inputs, "--out-file") if args.out_file else None
     result = evaluate(args.metric, data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
     if args.metric == "cmrc":  # the official script's formatting
         result = {**{key: f"{result[key]:.3f}" for key in ("AVERAGE", "F1", "EM")},
                   "TOTAL": result["TOTAL"], "SKIP": result["SKIP"], "FILE": args.pred_file}
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    if args.out_file:
-        with open(args.out_file, "w", encoding="utf-8") as f:
-            json.dump(result, f)
+    print(json_text(result), end="")
+    if out_file is not None:
+        with out_file.open("w", encoding="utf-8") as (stream,):
+            stream.write(json_text(result))
     return 0
 
 

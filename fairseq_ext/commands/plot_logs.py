@@ -18,9 +18,10 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import BinaryIO, Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.outputs import OutputFiles
 
 # validation metrics drawn on a second panel when present: our squad2 task's EM and F1 (not fairseq's
 # valid_best_<metric>, the best value so far of the checkpoint metric)
@@ -106,7 +107,7 @@ def parse_log(path: Path) -> TrainingLog:
     return log
 
 
-def plot_log(log: TrainingLog, title: str, source: Path, out_png: Path) -> None:
+def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO) -> None:
     # importing fairseq sets the root logger to DEBUG (wav2vec2_classification.py calls basicConfig)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
@@ -131,8 +132,7 @@ def plot_log(log: TrainingLog, title: str, source: Path, out_png: Path) -> None:
     fig.suptitle(title)
     fig.text(0.5, 0.005, str(source), ha="center", va="bottom", fontsize=7, color="gray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
+    fig.savefig(out_png, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -159,12 +159,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     labels = args.labels or [default_label(path) for path in args.logs]
     if len(set(labels)) != len(labels):
         raise UserInputError(f"two logs would write the same PNG ({labels}); name them with --labels")
-    for path, label in zip(args.logs, labels):
-        log = parse_log(existing_file(path, "log file"))
-        out_png = args.out_dir / f"{label}.png"
-        plot_log(log, label, path, out_png)
+    logs = [parse_log(existing_file(path, "log file")) for path in args.logs]
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise UserInputError(f"--out-dir {args.out_dir} exists and is not a directory")
+    pngs = [args.out_dir / f"{label}.png" for label in labels]
+    with OutputFiles(pngs, inputs=args.logs).open("wb") as streams:
+        for path, label, log, stream in zip(args.logs, labels, logs, streams):
+            plot_log(log, label, path, stream)
+    for png, log in zip(pngs, logs):
         points = ", ".join(f"{name}: {len(c.values)}" for name, c in sorted(log.curves.items()))
-        print(f"{out_png}: {points} points ({log.duplicates} repeated records skipped)")
+        print(f"{png}: {points} points ({log.duplicates} repeated records skipped)")
     return 0
 
 

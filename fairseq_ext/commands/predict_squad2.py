@@ -8,7 +8,8 @@ null score - best span score), nbest_predictions.json, and eval_results.json (--
 SQuAD metric, with the null odds as no-answer probabilities; --metric cmrc: the CMRC 2018 metric for
 Chinese) when the data has answers. A file without answers (a test set, see scripts/to_squad.py) is only
 answered; --csv also writes ID,Answer rows. Windows and post-processing follow the checkpoint's task
-settings unless overridden; --tokenizer must be the one the checkpoint's data was prepared with.
+settings unless overridden; --tokenizer must be the one the checkpoint's data was prepared with. OUT
+is checked before the model runs and replaced as a whole (see fairseq_ext/outputs.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.outputs import OutputDirectory, OutputFiles
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.metric import METRICS
@@ -93,6 +95,9 @@ def main(argv=None):
     print(f"{args.data}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{args.data}: no usable questions")
+    output = OutputDirectory(args.out, "predict_squad2", inputs=[checkpoint, args.data, bpe_dir])
+    if args.csv:
+        OutputFiles([args.csv], inputs=[checkpoint, args.data, bpe_dir], what="--csv")  # checked now
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -104,11 +109,12 @@ def main(argv=None):
 
     dictionary = task.source_dictionary
     tokenizer = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
-    features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
-    predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
-                                   squad.version_2, args.batch_size, progress=True)
-    results = write_predictions(Path(args.out), squad.examples, predictions, settings, squad.version_2,
-                                args.metric, args.csv)
+    with output.staged() as staging:
+        features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
+        predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
+                                       squad.version_2, args.batch_size, progress=True)
+        results = write_predictions(staging, squad.examples, predictions, settings, squad.version_2,
+                                    args.metric, args.csv)
     print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}"
           + (f", {args.csv}" if args.csv else ""))
     if results is None:

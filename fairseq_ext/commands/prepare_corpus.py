@@ -14,6 +14,7 @@ missing from the dictionary become <unk> and are counted, as fairseq-preprocess 
 With a SentencePiece --tokenizer (scripts/train_spm.py's output, or xlmr.base) the reference is
 SentencePieceProcessor.encode(line, out_type=str) joined by spaces (spm_encode --output_format=piece)
 + the same fairseq-preprocess. DESTDIR/tokenizer.json records the tokenizer (kind, sha256 of its files).
+DESTDIR is replaced as a whole, never mixed with an earlier data-bin (see fairseq_ext/outputs.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import sys
 from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.corpus.drivers import binarize_files
-from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, write_record
+from fairseq_ext.corpus.drivers import binarize_files, tokenizer_files
+from fairseq_ext.outputs import OutputDirectory
+from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
 
 SPLITS = ("train", "valid", "test")
 
@@ -59,9 +61,13 @@ def main(argv=None) -> int:
     missing = [f"data.{split}.raw" for split in ("train", "valid") if split not in raw_files]
     if missing:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
-    summary = binarize_files(raw_files, args.destdir, bpe_dir, srcdict, keep_empty=args.keep_empty,
-                             workers=args.workers, progress=not args.quiet)
-    write_record(args.destdir, bpe_dir)
+    read_dictionary(srcdict)  # a malformed line is reported before any work
+    output = OutputDirectory(args.destdir, "prepare_corpus",
+                             inputs=[*raw_files.values(), srcdict, *tokenizer_files(bpe_dir)[1:]])
+    with output.staged() as staging:
+        summary = binarize_files(raw_files, staging, bpe_dir, srcdict, keep_empty=args.keep_empty,
+                                 workers=args.workers, progress=not args.quiet)
+        write_record(staging, bpe_dir)
     for split, stats in summary.items():
         percent = 100 * stats["unk"] / max(1, stats["tokens"])
         dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""

@@ -9,18 +9,22 @@ validation file: EM/F1 are computed against its answers), squad2_features.json (
 questions) and tokenizer.json (which tokenizer made the features: later stages refuse another one).
 --tokenizer takes a GPT-2 BPE or a SentencePiece directory (Chinese: scripts/train_spm.py's output).
 The window settings must match the task's (task.max_seq_length, task.doc_stride, task.max_query_length).
+DESTDIR is replaced as a whole (see fairseq_ext/outputs.py): a re-run with --train only leaves no valid.*
+of an earlier run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.squad import build_features, load_squad
+from fairseq_ext.outputs import OutputDirectory
+from fairseq_ext.squad import SquadData, build_features, load_squad
 from fairseq_ext.squad.format import (
     DICTIONARY_FILE,
     FeatureArrays,
@@ -55,9 +59,7 @@ def parse_args(argv=None):
     return args
 
 
-def prepare_split(split: str, source: Path, tokenizer: DictionaryTokenizer, settings: QASettings,
-                  destdir: Path) -> dict:
-    """Writes DESTDIR/<split>.features.npz; returns the split's counts for the metadata file."""
+def load_split(split: str, source: Path) -> SquadData:
     squad = load_squad(source)
     print(f"{split}: {source}: {squad.summary()}")
     if not squad.examples:
@@ -65,6 +67,12 @@ def prepare_split(split: str, source: Path, tokenizer: DictionaryTokenizer, sett
     if not squad.labelled:
         raise UserInputError(f"{source} has no answers (a test file): training and validation need them; "
                              "answer it with predict_squad2.py")
+    return squad
+
+
+def prepare_split(split: str, source: Path, squad: SquadData, tokenizer: DictionaryTokenizer,
+                  settings: QASettings, destdir: Path) -> dict:
+    """Writes DESTDIR/<split>.features.npz; returns the split's counts for the metadata file."""
     features = build_features(squad.examples, tokenizer, progress=True, **settings.windows())
     arrays = FeatureArrays.from_features(features)
     arrays.save(features_file(destdir, split))
@@ -98,16 +106,18 @@ def main(argv=None):
     symbols = task_symbols(bpe_dir / DICTIONARY_FILE)
     tokenizer = load_tokenizer(bpe_dir).to_dictionary(symbols)
 
-    destdir = Path(args.destdir)
-    destdir.mkdir(parents=True, exist_ok=True)
-    splits = {split: prepare_split(split, source, tokenizer, settings, destdir)
-              for split, source in sources.items()}
-    shutil.copyfile(bpe_dir / DICTIONARY_FILE, destdir / DICTIONARY_FILE)
-    if "valid" in sources:
-        shutil.copyfile(sources["valid"], examples_file(destdir, "valid"))
-    write_metadata(destdir, settings, splits)
-    write_record(destdir, bpe_dir)
-    print(f"wrote {destdir}")
+    squads = {split: load_split(split, source) for split, source in sources.items()}
+    output = OutputDirectory(args.destdir, "prepare_squad2",
+                             inputs=[*sources.values(), *(bpe_dir / name for name in os.listdir(bpe_dir))])
+    with output.staged() as destdir:
+        splits = {split: prepare_split(split, sources[split], squad, tokenizer, settings, destdir)
+                  for split, squad in squads.items()}
+        shutil.copyfile(bpe_dir / DICTIONARY_FILE, destdir / DICTIONARY_FILE)
+        if "valid" in sources:
+            shutil.copyfile(sources["valid"], examples_file(destdir, "valid"))
+        write_metadata(destdir, settings, splits)
+        write_record(destdir, bpe_dir)
+    print(f"wrote {args.destdir}")
 
 
 def cli() -> None:

@@ -5,18 +5,21 @@ fairseq's complete_doc layout, and so does the end of each input file. Every doc
 one split with its lines unchanged (line ends written as \\n), documents separated by one blank line.
 The assignment is uniformly random with exact counts, fixed by --seed. Two streaming passes over the
 inputs (count, then write): memory stays bounded whatever their size. data.test.raw is written only
-when test documents are asked for.
+when test documents are asked for. OUTDIR is replaced as a whole (see fairseq_ext/outputs.py): it must be
+new, empty or an earlier output of this command, outside the input directories.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, progress_bar, run_cli
 from fairseq_ext.corpus.reading import expand_inputs
 from fairseq_ext.corpus.split import assign_splits, iter_documents
+from fairseq_ext.outputs import OutputDirectory
 
 ERRORS_HINT = " (fix the file, or pass --errors replace to write U+FFFD instead)"
 
@@ -66,6 +69,9 @@ def split_counts(total: int, args: argparse.Namespace) -> tuple[int, int]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     files = expand_inputs(args.inputs)
+    # a directory read recursively may not hold the output: a second run would read its own splits
+    input_dirs = [path for path in args.inputs if Path(path).is_dir()]
+    output = OutputDirectory(args.outdir, "split_data", inputs=[*input_dirs, *files])
     total_bytes = sum(path.stat().st_size for path in files)
     counts: dict = {}
     with progress_bar(total_bytes, "count documents", not args.quiet) as bar:
@@ -73,12 +79,10 @@ def main(argv=None) -> int:
     if total == 0:
         raise UserInputError(f"no documents in {', '.join(map(str, files))}: the input is empty or blank")
     valid, test = split_counts(total, args)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     names = ["train", "valid"] + (["test"] if test else [])
-    outputs = {name: open(outdir / f"data.{name}.raw", "wb") for name in names}
     written = {name: {"documents": 0, "lines": 0} for name in names}
-    try:
+    with output.staged() as staging, contextlib.ExitStack() as files_open:
+        outputs = {name: files_open.enter_context(open(staging / f"data.{name}.raw", "wb")) for name in names}
         with progress_bar(total_bytes, "split", not args.quiet) as bar:
             documents = iter_documents(files, args.errors, ERRORS_HINT, None, bar.update)
             for split, document in zip(assign_splits(total, valid, test, args.seed), documents):
@@ -87,12 +91,9 @@ def main(argv=None) -> int:
                 outputs[split].write((separator + "\n".join(document) + "\n").encode("utf-8"))
                 stats["documents"] += 1
                 stats["lines"] += len(document)
-    finally:
-        for output in outputs.values():
-            output.close()
     for name in names:
         print(f"{name}: {written[name]['documents']} documents, {written[name]['lines']} lines -> "
-              f"{outdir / f'data.{name}.raw'}", file=sys.stderr)
+              f"{Path(args.outdir) / f'data.{name}.raw'}", file=sys.stderr)
     if counts.get("replaced"):
         print(f"replaced {counts['replaced']} invalid UTF-8 sequences by U+FFFD", file=sys.stderr)
     return 0

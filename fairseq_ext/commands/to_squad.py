@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from fairseq_ext.cli import run_cli
+from fairseq_ext.outputs import OutputFiles
 from fairseq_ext.squad.layouts import FORMATS, convert, read_json
 
 
@@ -32,9 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    output = OutputFiles([args.output], inputs=[args.input])
     conversion = convert(read_json(args.input), args.format, source=args.input)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
+    with output.open("w", encoding="utf-8") as (f,):
         json.dump(conversion.squad, f, ensure_ascii=False)
     print(f"{args.input} ({args.format}): {conversion.summary()}", file=sys.stderr)
     print(f"wrote {args.output}", file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fairseq_ext.cli import UserInputError, progress_bar, run_cli
 from fairseq_ext.corpus.reading import expand_inputs, read_line_blocks
+from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer.spm import (
     MAX_SENTENCE_BYTES,
     MODEL_FILE,
@@ -67,13 +68,16 @@ def main(argv=None) -> int:
         raise UserInputError(f"{args.out} already holds {MODEL_FILE} and dict.txt: use it as --tokenizer, or "
                              "pass --force to train a new one")
     files = expand_inputs(args.inputs)
+    input_dirs = [path for path in args.inputs if Path(path).is_dir()]
+    output = OutputDirectory(args.out, "train_spm", inputs=[*input_dirs, *files])
     with progress_bar(sum(os.path.getsize(path) for path in files), "sample", not args.quiet) as bar:
         sample, counts = sample_lines(input_lines(files, bar), args.max_sentences, args.seed)
     print(f"{len(files)} files, {counts['lines']} lines: {len(sample)} sampled of {counts['candidates']} "
           f"non-blank; {counts['blank']} blank; {counts['too_long']} longer than {MAX_SENTENCE_BYTES} bytes "
           "left out", file=sys.stderr)
-    train_sentencepiece(sample, args.out, args.vocab_size, args.character_coverage, args.model_type,
-                        args.seed, args.threads, log=lambda line: print(line, file=sys.stderr))
+    with output.staged() as staging:
+        train_sentencepiece(sample, staging, args.vocab_size, args.character_coverage, args.model_type,
+                            args.seed, args.threads, log=lambda line: print(line, file=sys.stderr))
     print(f"wrote {Path(args.out) / MODEL_FILE}, {Path(args.out) / 'dict.txt'}", file=sys.stderr)
     return 0
 

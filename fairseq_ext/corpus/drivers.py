@@ -20,6 +20,7 @@ from fairseq_ext.corpus.encoders import (
 )
 from fairseq_ext.corpus.pool import WorkerPool, encode_block, init_worker
 from fairseq_ext.corpus.reading import input_bytes, open_input, read_line_blocks, zip_line_blocks
+from fairseq_ext.outputs import OutputFiles
 from fairseq_ext.tokenizer import KINDS, Tokenizer, vocab_to_dictionary
 from fairseq_ext.tokenizer.spm import SentencePiece
 
@@ -56,18 +57,21 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
     (with a SentencePiece model: its pieces, as spm_encode writes them). ``files``: tokenizer_files()."""
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
+    targets = OutputFiles(outputs, inputs=[*inputs, *files[1:]])
     streams = [open_input(name) for name in inputs]
-    sinks = [sys.stdout.buffer if name == "-" else open(name, "wb") for name in outputs]
     stats = {"lines": 0, "encoded": 0, "filtered_empty": 0}
     try:
         readers = [read_line_blocks(stream, name) for stream, name in zip(streams, inputs)]
         tasks = ((columns, keep_empty, nbytes) for columns, nbytes in zip_line_blocks(readers, inputs, warn))
         initargs = (make_text_encoder, *files)
-        with WorkerPool(workers, init_worker, initargs) as pool, \
+        with targets.open("wb") as sinks, WorkerPool(workers, init_worker, initargs) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
             for encoded, kept, dropped, nbytes in pool.map(encode_block, tasks):
-                for text, sink in zip(encoded, sinks):
-                    sink.write(text.encode("utf-8"))
+                for text, sink, name in zip(encoded, sinks, outputs):
+                    try:
+                        sink.write(text.encode("utf-8"))
+                    except OSError as err:  # a device written directly (/dev/full), or stdout
+                        raise UserInputError(f"cannot write {name}: {err.strerror}") from None
                 stats["encoded"] += kept
                 stats["filtered_empty"] += dropped
                 bar.update(nbytes)
@@ -75,11 +79,6 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
         for stream in streams:
             if stream is not sys.stdin.buffer:
                 stream.close()
-        for sink in sinks:
-            if sink is sys.stdout.buffer:
-                sink.flush()
-            else:
-                sink.close()
     stats["lines"] = stats["encoded"] + stats["filtered_empty"]
     return stats
 
@@ -87,7 +86,8 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
 def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path, dict_path: str,
                    keep_empty: bool = True, workers: int = 1, progress: bool = True
                    ) -> dict[str, dict[str, int]]:
-    """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt``, byte-identical to
+    """Raw text splits -> ``DESTDIR/{split}.bin/.idx`` and ``dict.txt`` (into an existing DESTDIR: the
+    caller's staging directory, see fairseq_ext.outputs), byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
     (mmap dataset), in one streaming pass; with a SentencePiece ``tokenizer_dir`` to its pieces (spm_encode)
     + the same fairseq-preprocess. Returns per split: sequences, tokens (eos included), unk."""
@@ -100,7 +100,6 @@ def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path,
         from fairseq.data import Dictionary, indexed_dataset
 
         dictionary = Dictionary.load(str(dict_path))
-        os.makedirs(destdir, exist_ok=True)
         dictionary.save(os.path.join(destdir, "dict.txt"))
         tokenizer = _tokenizer(*files)
         # vocabulary id -> dictionary index exactly as fairseq-preprocess looks up the token's text (GPT-2:

@@ -4,6 +4,7 @@ threshold, best-threshold search) and v1.1 (``evaluate-v1.1.py``: exact_match/f1
 from __future__ import annotations
 
 import collections
+import math
 import re
 import string
 import warnings
@@ -69,6 +70,13 @@ def squad_evaluate(gold: Gold, predictions: Mapping[str, str], na_probs: Optiona
         examples = parse_articles(list(gold), align_answers=False).examples
     else:
         examples = list(gold)
+    unlabelled = next((example.qid for example in examples if not example.labelled), None)
+    if unlabelled is not None:
+        raise UserInputError(f"question {unlabelled} has no gold answers (a test file): nothing to score")
+    if na_probs is not None:
+        bad = next((qid for qid, value in na_probs.items() if not math.isfinite(value)), None)
+        if bad is not None:
+            raise UserInputError(f"no-answer probability of question {bad} is {na_probs[bad]}: not a number")
     if version_2 is None:
         version_2 = any(example.is_impossible for example in examples)
     if not version_2:

@@ -5,12 +5,12 @@ post-processing -> files. No torch here: the caller's ``forward`` runs its model
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import PAD, QAFeature
 from fairseq_ext.squad.metric import evaluate
@@ -51,32 +51,27 @@ def answer_questions(examples: Sequence[SquadExample], features: Sequence[QAFeat
                                    **settings.answers())
 
 
-def is_labelled(examples: Sequence[SquadExample]) -> bool:
-    """Whether the questions carry gold answers (an unlabelled test file has none at all)."""
-    return any(example.answers or example.is_impossible for example in examples)
-
-
 def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: Predictions,
                       settings: QASettings, version_2: bool, metric: str = "squad",
                       csv_path: Optional[Path] = None) -> Optional[dict]:
-    """Writes predictions.json, nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions
-    have gold answers, eval_results.json (``metric``: the official SQuAD metric, the null odds as no-answer
+    """Writes into the directory ``out`` (an OutputDirectory's staging) predictions.json,
+    nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions have gold answers,
+    eval_results.json (``metric``: the official SQuAD metric, the null odds as no-answer
     probabilities thresholded where the answers were, so that "exact"/"f1" score predictions.json as
     written and best_f1_thresh suggests a better threshold; or the CMRC 2018 metric). ``csv_path``: also
     ``ID,Answer`` rows in question order. Returns the scores, or None for unlabelled questions."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     outputs = {"predictions.json": predictions.answers, "nbest_predictions.json": predictions.nbest}
     if version_2:
         outputs["null_odds.json"] = predictions.null_odds
     results = None
-    if is_labelled(examples):
+    if all(example.labelled for example in examples):
         results = evaluate(metric, examples, predictions.answers,
                            na_probs=predictions.null_odds if version_2 else None,
                            na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
         outputs["eval_results.json"] = results
     for name, content in outputs.items():
-        (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / name).write_text(json_text(content, name), encoding="utf-8")
     if csv_path is not None:
         write_csv(csv_path, examples, predictions.answers)
     return results
@@ -84,8 +79,7 @@ def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: 
 
 def write_csv(path: Path, examples: Sequence[SquadExample], answers: dict[str, str]) -> None:
     """``ID,Answer`` rows (a header, then one row per question in order), as course leaderboards take them."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with OutputFiles([path]).open("w", encoding="utf-8") as (f,):
         writer = csv.writer(f)
         writer.writerow(["ID", "Answer"])
         writer.writerows([example.qid, answers[example.qid]] for example in examples)

@@ -1,0 +1,552 @@
+"""The bad-input and fault sweep (issue 12): every case a hostile but realistic user hit gives a one-line
+error or the right result, nothing is lost, mixed or stale, and nothing hangs.
+
+The commands run as the user runs them (a subprocess, with a timeout so that a hang fails the test) where
+the behaviour is about the exit status, the one-line message or a signal; a case is one function
+registered under the name it is listed with, so that the sweep reads as the list of cases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from fairseq_ext.outputs import MARKER
+from tests.conftest import REPO, shared_path
+from tests.pretrain_fixtures import training_records
+from tests.squad_fixtures import TINY_WINDOWS, VALID_ARTICLES, squad_articles
+
+TIMEOUT = 300  # seconds: a hang fails the case
+CASES: dict[str, Callable] = {}
+
+
+def case(name: str):
+    def register(function):
+        CASES[name] = function
+        return function
+    return register
+
+
+# --- running the commands ----------------------------------------------------------------------------
+
+def command(tool: str, *args) -> list[str]:
+    """scripts/TOOL or convert/TOOL (.py with this interpreter, .sh with bash)."""
+    path = REPO / "scripts" / tool if (REPO / "scripts" / tool).exists() else REPO / "convert" / tool
+    return (["bash"] if tool.endswith(".sh") else [sys.executable]) + [str(path), *map(str, args)]
+
+
+def environment() -> dict:
+    return {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def run(tool: str, *args, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(command(tool, *args), capture_output=True, text=True, env=environment(),
+                          timeout=timeout, cwd=REPO)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, pattern: str, status: int = 2) -> None:
+    """Exit status ``status``, no traceback, and exactly one error line, the last, matching ``pattern``."""
+    import re
+
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == status and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in lines if ": error: " in line]
+    assert errors == lines[-1:], result.stderr[-3000:]
+    assert re.search(pattern, errors[0]), errors[0]
+
+
+def fails(tool: str, *args, pattern: str, status: int = 2) -> subprocess.CompletedProcess:
+    result = run(tool, *args)
+    assert_one_line_error(result, pattern, status)
+    return result
+
+
+def succeeds(tool: str, *args) -> subprocess.CompletedProcess:
+    result = run(tool, *args)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file below ``directory`` (hidden ones too) -> its bytes."""
+    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*"))
+            if path.is_file()}
+
+
+def interrupt_when_staging_appears(tool: str, args: list, target: Path, sig: int
+                                   ) -> subprocess.CompletedProcess:
+    """Runs TOOL and sends ``sig`` as soon as its staging sibling of ``target`` exists (mid-write)."""
+    process = subprocess.Popen(command(tool, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment(), cwd=REPO)
+    deadline = time.monotonic() + TIMEOUT
+    while not list(target.parent.glob(f".{target.name}.partial-*")):
+        assert process.poll() is None, f"{tool} ended before it could be interrupted: {process.stderr.read()}"
+        assert time.monotonic() < deadline, f"{tool} never started writing {target}"
+        time.sleep(0.005)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def assert_interrupted(result: subprocess.CompletedProcess, sig: int) -> None:
+    word, status = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}[sig]
+    assert result.returncode == status and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].endswith(f": {word}")
+
+
+def assert_no_staging(directory: Path) -> None:
+    assert not [path.name for path in directory.iterdir() if ".partial-" in path.name]
+
+
+# --- inputs ------------------------------------------------------------------------------------------
+
+def truncated_encoder(gpt2_bpe_dir: Path, tmp_path: Path) -> Path:
+    """An interrupted download of encoder.json."""
+    path = tmp_path / "encoder.json"
+    path.write_bytes((gpt2_bpe_dir / "encoder.json").read_bytes()[:100_000])
+    return path
+
+
+def bpe_dir_with(gpt2_bpe_dir: Path, tmp_path: Path, **replaced: bytes) -> Path:
+    """A copy of the GPT-2 BPE directory with some files' contents replaced (name -> bytes)."""
+    directory = tmp_path / "gpt2_bpe"
+    directory.mkdir()
+    for name in ("encoder.json", "vocab.bpe", "dict.txt"):
+        content = replaced.get(name.replace(".", "_"))
+        (directory / name).write_bytes(content if content is not None else (gpt2_bpe_dir / name).read_bytes())
+    return directory
+
+
+MALFORMED_DICT = b"50256 100\n13\n198 5\n"  # the second line has no count
+
+
+def corpus_file(tmp_path: Path, documents: int = 12) -> Path:
+    path = tmp_path / "corpus" / "docs.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(f"Document {i} line one.\nDocument {i} line two." for i in range(documents))
+                    + "\n")
+    return path
+
+
+# --- hang ----------------------------------------------------------------------------------------------
+
+@case("bpe_encode: missing --encoder-json, 2 workers: one line, no hang, the old output kept")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    text, out = corpus_file(tmp_path), tmp_path / "out.bpe"
+    out.write_text("good output\n")
+    fails("bpe_encode.py", "--encoder-json", tmp_path / "missing.json", "--vocab-bpe", bpe / "vocab.bpe",
+          "--inputs", text, "--outputs", out, "--workers", 2, "--quiet",
+          pattern="cannot read GPT-2 BPE files .*missing.json")
+    assert out.read_text() == "good output\n"
+    assert_no_staging(tmp_path)
+
+
+@case("bpe_encode: truncated --encoder-json, 2 workers: one line, no hang, the old output kept")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    text, out = corpus_file(tmp_path), tmp_path / "out.bpe"
+    out.write_text("good output\n")
+    fails("bpe_encode.py", "--encoder-json", truncated_encoder(bpe, tmp_path), "--vocab-bpe",
+          bpe / "vocab.bpe", "--inputs", text, "--outputs", out, "--workers", 2, "--quiet",
+          pattern="cannot read GPT-2 BPE files .*encoder.json.*EOF while parsing")
+    assert out.read_text() == "good output\n"
+    assert_no_staging(tmp_path)
+
+
+@case("prepare_corpus: truncated encoder.json, 2 workers: one line, nothing written")
+def _(request, tmp_path):
+    bpe = bpe_dir_with(request.getfixturevalue("gpt2_bpe_dir"), tmp_path,
+                       encoder_json=truncated_encoder(request.getfixturevalue("gpt2_bpe_dir"),
+                                                      tmp_path).read_bytes())
+    destdir = tmp_path / "data-bin"
+    fails("prepare_corpus.py", "--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe", bpe,
+          "--destdir", destdir, "--workers", 2, "--quiet", pattern="encoder.json")
+    assert not destdir.exists()
+    assert_no_staging(tmp_path)
+
+
+# --- data loss ---------------------------------------------------------------------------------------
+
+@case("bpe_encode: --outputs equal to --inputs: refused, the input intact")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    text = corpus_file(tmp_path)
+    before = text.read_bytes()
+    fails("bpe_encode.py", "--encoder-json", bpe / "encoder.json", "--vocab-bpe", bpe / "vocab.bpe",
+          "--inputs", text, "--outputs", text, "--quiet", pattern="is also an input")
+    assert text.read_bytes() == before
+
+
+@case("split_data: interrupted over a previous split: the previous split intact, no staging left")
+def _(request, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text(shared_path("data", "wiki", "wiki-paragraphs.txt").read_text(encoding="utf-8") * 50,
+                   encoding="utf-8")
+    outdir = tmp_path / "split"
+    args = ["--inputs", big, "--outdir", outdir, "--valid-docs", 5, "--quiet"]
+    succeeds("split_data.py", *args, "--seed", 1)
+    before = snapshot(outdir)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        assert_interrupted(interrupt_when_staging_appears("split_data.py", [*args, "--seed", 2], outdir, sig),
+                           sig)
+        assert snapshot(outdir) == before
+        assert_no_staging(tmp_path)
+
+
+# --- mixed or stale outputs ----------------------------------------------------------------------------
+
+@case("prepare_corpus: interrupted over an older data-bin: the older data-bin intact, no staging left")
+def _(request, tmp_path):
+    destdir = tmp_path / "data-bin"
+    args = ["--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe",
+            request.getfixturevalue("gpt2_bpe_dir"), "--destdir", destdir, "--workers", 1, "--quiet"]
+    succeeds("prepare_corpus.py", *args)
+    before = snapshot(destdir)
+    assert_interrupted(interrupt_when_staging_appears("prepare_corpus.py", args, destdir, signal.SIGTERM),
+                       signal.SIGTERM)
+    assert snapshot(destdir) == before
+    assert_no_staging(tmp_path)
+
+
+@case("prepare_corpus: a new raw dir without test split over an older data-bin: no stale test.bin/.idx")
+def _(request, tmp_path):
+    raw, destdir = request.getfixturevalue("wiki_raw_dir"), tmp_path / "data-bin"
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    succeeds("prepare_corpus.py", "--raw-dir", raw, "--gpt2-bpe", bpe, "--destdir", destdir, "--quiet")
+    assert (destdir / "test.bin").is_file()
+    no_test = tmp_path / "raw"
+    no_test.mkdir()
+    for split in ("train", "valid"):
+        (no_test / f"data.{split}.raw").write_bytes((raw / f"data.{split}.raw").read_bytes())
+    succeeds("prepare_corpus.py", "--raw-dir", no_test, "--gpt2-bpe", bpe, "--destdir", destdir, "--quiet")
+    assert sorted(os.listdir(destdir)) == sorted([MARKER, "dict.txt", "tokenizer.json", "train.bin",
+                                                  "train.idx", "valid.bin", "valid.idx"])
+
+
+@case("split_data: re-run with --test-docs 0: no stale data.test.raw")
+def _(request, tmp_path):
+    text, outdir = corpus_file(tmp_path), tmp_path / "split"
+    succeeds("split_data.py", "--inputs", text, "--outdir", outdir, "--valid-docs", 2, "--test-docs", 2,
+             "--quiet")
+    assert (outdir / "data.test.raw").is_file()
+    succeeds("split_data.py", "--inputs", text, "--outdir", outdir, "--valid-docs", 2, "--test-docs", 0,
+             "--quiet")
+    assert sorted(os.listdir(outdir)) == [MARKER, "data.train.raw", "data.valid.raw"]
+
+
+@case("split_data: --outdir inside an input directory: refused (a re-run would read its own splits)")
+def _(request, tmp_path):
+    text = corpus_file(tmp_path)
+    fails("split_data.py", "--inputs", text.parent, "--outdir", text.parent / "split", "--valid-docs", 2,
+          "--quiet", pattern="is inside the input directory")
+    assert os.listdir(text.parent) == ["docs.txt"]
+
+
+@case("prepare_squad2: re-run with --train only: no stale valid.* of the earlier run")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    train = squad_articles(("Normans",), tmp_path / "train.json")
+    valid = squad_articles(VALID_ARTICLES, tmp_path / "valid.json")
+    destdir = tmp_path / "squad-bin"
+    succeeds("prepare_squad2.py", "--train", train, "--valid", valid, "--gpt2-bpe", bpe, "--destdir", destdir,
+             *TINY_WINDOWS)
+    assert (destdir / "valid.features.npz").is_file() and (destdir / "valid.json").is_file()
+    succeeds("prepare_squad2.py", "--train", train, "--gpt2-bpe", bpe, "--destdir", destdir, *TINY_WINDOWS)
+    assert not [name for name in os.listdir(destdir) if name.startswith("valid")]
+    metadata = json.loads((destdir / "squad2_features.json").read_text())
+    assert list(metadata["splits"]) == ["train"]
+
+
+# --- silent wrong answers --------------------------------------------------------------------------------
+
+def squad_and_predictions(tmp_path: Path, na_value: float) -> tuple[Path, Path, Path]:
+    data = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    articles = json.loads(data.read_text())["data"]
+    qids = [qa["id"] for article in articles for paragraph in article["paragraphs"]
+            for qa in paragraph["qas"]]
+    predictions, na_probs = tmp_path / "pred.json", tmp_path / "na.json"
+    predictions.write_text(json.dumps({qid: "" for qid in qids}))
+    na_probs.write_text(json.dumps({qid: (na_value if i == 3 else 0.5) for i, qid in enumerate(qids)}))
+    return data, predictions, na_probs
+
+
+@case("evaluate_squad2: NaN in --na-prob-file: refused, no --out-file written")
+def _(request, tmp_path):
+    data, predictions, na_probs = squad_and_predictions(tmp_path, float("nan"))
+    fails("evaluate_squad2.py", data, predictions, "--na-prob-file", na_probs, "--out-file",
+          tmp_path / "e.json", pattern=r"na.json: question \S+: nan is not a number")
+    assert not (tmp_path / "e.json").exists()
+
+
+@case("evaluate_squad2: infinity in --na-prob-file: refused")
+def _(request, tmp_path):
+    data, predictions, na_probs = squad_and_predictions(tmp_path, float("inf"))
+    fails("evaluate_squad2.py", data, predictions, "--na-prob-file", na_probs,
+          pattern=r"na.json: question \S+: inf is not a number")
+
+
+@case("finetune_squad2.sh without --restore: refused unless --from-scratch")
+def _(request, tmp_path):
+    data = request.getfixturevalue("squad2_data_bin")
+    args = ["--config", "squad2_tiny", "--data", data, "--save-dir", tmp_path / "run", "--check-only"]
+    fails("finetune_squad2.sh", *args, pattern="no checkpoint to fine-tune: pass --restore CKPT .* or "
+                                                "--from-scratch")
+    result = succeeds("finetune_squad2.sh", *args, "--from-scratch")
+    assert "training from scratch" in result.stderr
+
+
+def unlabelled(source: Path, out: Path) -> Path:
+    """The SQuAD file as a test set: no answers, no is_impossible."""
+    squad = json.loads(source.read_text())
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                qa.pop("answers")
+                qa.pop("is_impossible", None)
+                qa.pop("plausible_answers", None)
+    out.write_text(json.dumps(squad))
+    return out
+
+
+@case("predict_squad2: an unlabelled test file: predictions, null odds and n-best, no scores")
+def _(request, tmp_path):
+    checkpoint = request.getfixturevalue("tiny_squad_checkpoint")
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    labelled = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    test = unlabelled(labelled, tmp_path / "test.json")
+    result = succeeds("predict_squad2.py", "--checkpoint", checkpoint, "--data", test, "--gpt2-bpe", bpe,
+                      "--out", tmp_path / "test-out", "--device", "cpu")
+    assert "has no answers: predictions written, nothing scored" in result.stdout
+    assert sorted(os.listdir(tmp_path / "test-out")) == [MARKER, "nbest_predictions.json", "null_odds.json",
+                                                          "predictions.json"]
+    succeeds("predict_squad2.py", "--checkpoint", checkpoint, "--data", labelled, "--gpt2-bpe", bpe,
+             "--out", tmp_path / "dev-out", "--device", "cpu")
+    for name in ("predictions.json", "null_odds.json", "nbest_predictions.json"):  # the same answers
+        assert (tmp_path / "test-out" / name).read_text() == (tmp_path / "dev-out" / name).read_text()
+
+
+# --- tracebacks instead of one line ------------------------------------------------------------------------
+
+@case("split_data: --outdir is a file")
+def _(request, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    fails("split_data.py", "--inputs", corpus_file(tmp_path), "--outdir", tmp_path / "a-file", "--valid-docs",
+          2, "--quiet", pattern="a-file exists and is not a directory")
+
+
+@case("split_data: --outdir unwritable")
+def _(request, tmp_path):
+    fails("split_data.py", "--inputs", corpus_file(tmp_path), "--outdir", "/sys/roberta-split",
+          "--valid-docs", 2, "--quiet", pattern="cannot write /sys/roberta-split: ")
+
+
+@case("split_data: --outdir /dev/full")
+def _(request, tmp_path):
+    fails("split_data.py", "--inputs", corpus_file(tmp_path), "--outdir", "/dev/full", "--valid-docs", 2,
+          "--quiet", pattern="/dev/full exists and is not a directory")
+
+
+@case("bpe_encode: --outputs /dev/full")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    fails("bpe_encode.py", "--encoder-json", bpe / "encoder.json", "--vocab-bpe", bpe / "vocab.bpe",
+          "--inputs", corpus_file(tmp_path), "--outputs", "/dev/full", "--quiet",
+          pattern="cannot write /dev/full: No space left on device")
+
+
+@case("prepare_corpus: a malformed dict.txt line")
+def _(request, tmp_path):
+    bpe = bpe_dir_with(request.getfixturevalue("gpt2_bpe_dir"), tmp_path, dict_txt=MALFORMED_DICT)
+    fails("prepare_corpus.py", "--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe", bpe,
+          "--destdir", tmp_path / "data-bin", "--quiet",
+          pattern=r"dict.txt: line 2: not a fairseq dictionary")
+    assert not (tmp_path / "data-bin").exists()
+
+
+@case("prepare_corpus: --destdir is a file")
+def _(request, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    fails("prepare_corpus.py", "--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe",
+          request.getfixturevalue("gpt2_bpe_dir"), "--destdir", tmp_path / "a-file", "--quiet",
+          pattern="a-file exists and is not a directory")
+
+
+@case("prepare_corpus: --destdir is the raw directory: refused, the raw files intact")
+def _(request, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("data.train.raw", "data.valid.raw"):
+        (raw / name).write_bytes((request.getfixturevalue("wiki_raw_dir") / name).read_bytes())
+    before = snapshot(raw)
+    fails("prepare_corpus.py", "--raw-dir", raw, "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"),
+          "--destdir", raw, "--quiet", pattern="contains the input")
+    assert snapshot(raw) == before
+
+
+def bpe_splits(request, tmp_path: Path) -> Path:
+    """data.{train,valid}.bpe of a few wiki lines (bpe_encode.py output)."""
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    directory = tmp_path / "bpe"
+    directory.mkdir()
+    raw = request.getfixturevalue("wiki_raw_dir")
+    for split in ("train", "valid"):
+        succeeds("bpe_encode.py", "--encoder-json", bpe / "encoder.json", "--vocab-bpe", bpe / "vocab.bpe",
+                 "--inputs", raw / f"data.{split}.raw", "--outputs", directory / f"data.{split}.bpe",
+                 "--keep-empty", "--workers", 1, "--quiet")
+    return directory
+
+
+@case("preprocess.sh: a malformed dict.txt line")
+def _(request, tmp_path):
+    bad = tmp_path / "dict.txt"
+    bad.write_bytes(MALFORMED_DICT)
+    fails("preprocess.sh", bpe_splits(request, tmp_path), tmp_path / "data-bin", bad,
+          pattern=r"dict.txt: line 2: not a fairseq dictionary")
+    assert not (tmp_path / "data-bin").exists()
+
+
+@case("preprocess.sh: DESTDIR is a file")
+def _(request, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    fails("preprocess.sh", bpe_splits(request, tmp_path), tmp_path / "a-file",
+          request.getfixturevalue("gpt2_bpe_dir") / "dict.txt",
+          pattern="a-file exists and is not a directory")
+
+
+@case("pretrain.sh: a text file as --restore checkpoint (KeyError: 101)")
+def _(request, tmp_path):
+    text = tmp_path / "model.pt"
+    text.write_text("hello, this is not a checkpoint\n")
+    fails("pretrain.sh", "--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"), "--save-dir",
+          tmp_path / "run", "--restore", text, "--check-only",
+          pattern=f"cannot load checkpoint {text}: not a PyTorch checkpoint \\(KeyError: 101\\)")
+
+
+@case("pretrain.sh: common.fp16=true with the tiny config (common.cpu=true)")
+def _(request, tmp_path):
+    fails("pretrain.sh", "--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"), "--save-dir",
+          tmp_path / "run", "common.fp16=true", pattern="common.fp16=true with common.cpu=true")
+    assert not (tmp_path / "run").exists()
+
+
+def three_document_data_bin(request, tmp_path: Path) -> Path:
+    corpus = REPO / "scripts" / "sample" / "corpus.txt"
+    succeeds("split_data.py", "--inputs", corpus, "--outdir", tmp_path / "raw", "--valid-docs", 3,
+             "--test-docs", 0, "--quiet")
+    succeeds("prepare_corpus.py", "--raw-dir", tmp_path / "raw", "--gpt2-bpe",
+             request.getfixturevalue("gpt2_bpe_dir"), "--destdir", tmp_path / "data-bin", "--workers", 1,
+             "--quiet")
+    return tmp_path / "data-bin"
+
+
+@case("pretrain.sh: the tiny config on a 3-document valid split trains and validates")
+def _(request, tmp_path):
+    data = three_document_data_bin(request, tmp_path)
+    succeeds("pretrain.sh", "--config", "tiny", "--data", data, "--save-dir", tmp_path / "run",
+             "optimization.max_update=2", "dataset.validate_interval_updates=2")
+    assert len(training_records(tmp_path / "run", "valid")) >= 1
+
+
+@case("pretrain.sh: a validation split smaller than required_batch_size_multiple: one line before training")
+def _(request, tmp_path):
+    data = three_document_data_bin(request, tmp_path)
+    fails("pretrain.sh", "--config", "tiny", "--data", data, "--save-dir", tmp_path / "run",
+          "dataset.required_batch_size_multiple=8",
+          pattern=r"the 'valid' split of .* has 4 samples, fewer than dataset.required_batch_size_multiple=8")
+
+
+@case("predict_squad2: --out is a file: refused before inference")
+def _(request, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    result = fails("predict_squad2.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+                   "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe",
+                   request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "a-file",
+                   pattern="a-file exists and is not a directory")
+    assert "predict" not in result.stderr.replace("predict_squad2", "")  # no inference progress at all
+
+
+@case("evaluate_squad2: -o a directory")
+def _(request, tmp_path):
+    data, predictions, _ = squad_and_predictions(tmp_path, 0.5)
+    fails("evaluate_squad2.py", data, predictions, "-o", tmp_path, pattern="is a directory: give a file name")
+
+
+@case("evaluate_squad2: -o /dev/full")
+def _(request, tmp_path):
+    data, predictions, _ = squad_and_predictions(tmp_path, 0.5)
+    fails("evaluate_squad2.py", data, predictions, "-o", "/dev/full",
+          pattern="cannot write /dev/full: No space left on device")
+
+
+@case("evaluate_squad2: stdout is /dev/full")
+def _(request, tmp_path):
+    data, predictions, _ = squad_and_predictions(tmp_path, 0.5)
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(command("evaluate_squad2.py", data, predictions), stdout=full,
+                                stderr=subprocess.PIPE, text=True, env=environment(), timeout=TIMEOUT)
+    assert_one_line_error(result, "error: No space left on device")
+
+
+@case("SIGINT while a command imports torch: one line, exit 130, nothing written")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    for tool, args in [
+        ("prepare_corpus.py", ["--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe", bpe,
+                               "--workers", 1, "--quiet", "--destdir"]),
+        ("predict_squad2.py", ["--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"), "--data",
+                               squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe", bpe,
+                               "--out"])]:
+        out = tmp_path / tool
+        process = subprocess.Popen(command(tool, *args, out), stderr=subprocess.PIPE, text=True,
+                                   env=environment(), cwd=REPO)
+        maps = Path(f"/proc/{process.pid}/maps")
+        deadline = time.monotonic() + TIMEOUT
+        while "libtorch" not in maps.read_text():  # torch's libraries load first, its modules for seconds
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+        assert_interrupted(subprocess.CompletedProcess(process.args, process.returncode, "", stderr),
+                           signal.SIGINT)
+        assert not out.exists()
+        assert_no_staging(tmp_path)
+
+
+@case("pretrain.sh: SIGTERM between checkpoints, then the same command: no duplicate updates in the log")
+def _(request, tmp_path):
+    save_dir = tmp_path / "run"
+    args = ["--config", "tiny", "--data", request.getfixturevalue("wiki_data_bin"), "--save-dir", save_dir,
+            "optimization.max_update=30"]
+    process = subprocess.Popen(command("pretrain.sh", *args), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=environment(), cwd=REPO)
+    deadline = time.monotonic() + TIMEOUT
+    # checkpoints every 10 updates (tiny.yaml): stop after the record of update 15
+    while not any(r["num_updates"] == "15" for r in _records(save_dir)):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:]
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert_interrupted(subprocess.CompletedProcess(process.args, process.returncode, "", stderr),
+                       signal.SIGTERM)
+    resumed = succeeds("pretrain.sh", *args)
+    assert "resuming from" in resumed.stderr and "removed" in resumed.stderr
+    assert [r["num_updates"] for r in training_records(save_dir)] == ["5", "10", "15", "20", "25", "30"]
+    assert [r["valid_num_updates"] for r in training_records(save_dir, "valid")] == ["10", "20", "30"]
+
+
+def _records(save_dir: Path) -> list[dict]:
+    return training_records(save_dir) if (save_dir / "train_log.json").is_file() else []
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_case(name, request, tmp_path):
+    CASES[name](request, tmp_path)
