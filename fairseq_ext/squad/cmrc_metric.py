@@ -22,6 +22,7 @@ import collections
 from functools import cache
 from typing import Mapping, Sequence
 
+from fairseq_ext.cli import UserInputError
 from fairseq_ext.squad.data import SquadExample
 
 # The official list. "……" is two characters, so it never equals one character: kept as the script has it.
@@ -114,6 +115,9 @@ def question_scores(example: SquadExample, prediction: str) -> tuple[float, floa
 def cmrc_evaluate(examples: Sequence[SquadExample],
                   predictions: Mapping[str, str]) -> collections.OrderedDict:
     """The official result (AVERAGE, F1, EM as percentages; TOTAL questions; SKIP without prediction)."""
+    unlabelled = next((example.qid for example in examples if not example.labelled), None)
+    if unlabelled is not None:
+        raise UserInputError(f"question {unlabelled} has no gold answers (a test file): nothing to score")
     exact = f1 = 0.0
     skipped = 0
     for example in examples:
