@@ -28,6 +28,7 @@ from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
 from fairseq_ext.export import to_hf
 from fairseq_ext.export.state_dict import NOT_WEIGHTS
+from fairseq_ext.outputs import MARKER
 from fairseq_ext.squad import load_squad
 from fairseq_ext.tokenizer import Gpt2Bpe
 from tests.conftest import REPO, shared_path
@@ -136,7 +137,7 @@ def mlm_export(request) -> Export:
 # --- masked LM ------------------------------------------------------------------------------------------
 
 def test_masked_lm_export_equals_fairseq(mlm_export, gpt2_bpe_dir):
-    assert sorted(os.listdir(mlm_export.out)) == sorted(to_hf.OUTPUT_FILES)
+    assert sorted(set(os.listdir(mlm_export.out)) - {MARKER}) == sorted(to_hf.OUTPUT_FILES)
     config = json.loads((mlm_export.out / "config.json").read_text())
     fairseq_cfg = model_config(load_checkpoint(mlm_export.checkpoint))
     assert config["architectures"] == ["RobertaForMaskedLM"]
@@ -255,16 +256,21 @@ def test_failed_verification_exits_1_and_writes_nothing(tiny_pretrained_checkpoi
 
 
 def test_existing_output_needs_force(official_mlm_export, gpt2_bpe_dir, tmp_path):
-    out = tmp_path / "hf"
-    out.mkdir()
-    (out / "old-file").write_text("x")
+    """An earlier export is replaced with --force only; a directory holding anything else never."""
+    foreign, out = tmp_path / "foreign", tmp_path / "hf"
+    foreign.mkdir()
+    (foreign / "old-file").write_text("x")
+    argv = ["--checkpoint", str(official_mlm_export.checkpoint), "--gpt2-bpe", str(gpt2_bpe_dir),
+            "--no-verify"]
+    with pytest.raises(UserInputError, match="exists and was not written by fairseq_to_hf"):
+        fairseq_to_hf.main([*argv, "--out", str(foreign), "--force"])
+    assert os.listdir(foreign) == ["old-file"]
+    run_export(official_mlm_export.checkpoint, official_mlm_export.data_bin, gpt2_bpe_dir, out, "--no-verify")
     with pytest.raises(UserInputError, match="exists: pass --force"):
-        fairseq_to_hf.main(["--checkpoint", str(official_mlm_export.checkpoint), "--gpt2-bpe",
-                            str(gpt2_bpe_dir), "--out", str(out), "--no-verify"])
-    assert os.listdir(out) == ["old-file"]
+        fairseq_to_hf.main([*argv, "--out", str(out)])
     run_export(official_mlm_export.checkpoint, official_mlm_export.data_bin, gpt2_bpe_dir, out, "--force")
-    assert sorted(os.listdir(out)) == sorted(to_hf.OUTPUT_FILES)
-    assert sorted(os.listdir(tmp_path)) == ["hf"]
+    assert sorted(set(os.listdir(out)) - {MARKER}) == sorted(to_hf.OUTPUT_FILES)
+    assert sorted(os.listdir(tmp_path)) == ["foreign", "hf"]
 
 
 def renamed_model_checkpoint(checkpoint: Path, model_name: str, dest: Path) -> Path:

@@ -107,7 +107,8 @@ def test_max_samples_evaluates_the_first_questions(squad_export, evaluation_json
 def test_one_line_errors(case, message, squad_export, evaluation_json, tmp_path):
     model, data, extra = squad_export, evaluation_json, []
     if case == "no model":
-        model = tmp_path
+        model = tmp_path / "not-a-model"
+        model.mkdir()
     elif case == "bad data":
         data = tmp_path / "dev.json"
         data.write_text('{"data": [')

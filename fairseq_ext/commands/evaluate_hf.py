@@ -49,6 +49,7 @@ def show_examples(examples, predictions, count: int) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from fairseq_ext.hf.qa import answer_questions, device_of, load_qa_model, model_settings
+    from fairseq_ext.outputs import OutputDirectory, OutputFiles
     from fairseq_ext.squad import load_squad
     from fairseq_ext.squad.predict import write_predictions
 
@@ -59,15 +60,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserInputError(f"{args.data}: no questions to evaluate")
     if len(examples) < len(squad.examples):
         print(f"evaluating the first {len(examples)} of {len(squad.examples)} questions (--max-samples)")
+    output = OutputDirectory(args.out, "evaluate_hf", inputs=[args.model, args.data])
+    if args.csv:
+        OutputFiles([args.csv], inputs=[args.model, args.data], what="--csv")  # checked now
     device = device_of(args.device)
     tokenizer, model = load_qa_model(args.model, device)
     settings, described = model_settings(model, args)
     print(f"settings: {described}")
-    predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2, args.batch_size,
-                                   device, progress=True)
-
-    results = write_predictions(args.out, examples, predictions, settings, squad.version_2, args.metric,
-                                args.csv)
+    with output.staged() as staging:
+        predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
+                                       args.batch_size, device, progress=True)
+        results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
+                                    args.csv)
     if results is not None:
         print(json.dumps(results, indent=2))
     show_examples(examples, predictions, args.show_examples)

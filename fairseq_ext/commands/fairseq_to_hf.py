@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import run_cli
-from fairseq_ext.export.verify import DEFAULT_TOLERANCE
+from fairseq_ext.export.config import DEFAULT_TOLERANCE
 from fairseq_ext.tokenizer import add_tokenizer_argument
 
 
@@ -19,7 +19,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     "model directory with its model card, verified against fairseq (same token ids, logits "
                     "within --tolerance) before anything is written.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="fairseq checkpoint (.pt)")
-    add_tokenizer_argument(parser, " (SentencePiece: exported as XLMRobertaFor*)")
+    add_tokenizer_argument(parser, " the model was trained with (SentencePiece: exported as XLMRobertaFor*)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     parser.add_argument("--dict", type=Path, default=None,
                         help="the fairseq dict.txt the model was trained with (default: dict.txt of the "
@@ -57,8 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           eval_results=args.eval_results, eval_dataset=args.eval_dataset,
                           null_threshold=args.null_threshold)
     try:
-        tokenizer_dir = Path(args.tokenizer) if args.tokenizer else None
-        report = export(args.checkpoint, tokenizer_dir, args.out, args.dict, args.force, args.verify,
+        report = export(args.checkpoint, args.tokenizer, args.out, args.dict, args.force, args.verify,
                         args.tolerance, options)
     except VerificationError as err:
         print(f"fairseq_to_hf.py: verification failed, nothing written: {err}", file=sys.stderr)

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--train", required=True, help="SQuAD v2.0 or v1.1 JSON to train on")
     parser.add_argument("--valid", help="SQuAD JSON to evaluate the fine-tuned model on")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--force", action="store_true", help="write into --out even if it exists")
+    parser.add_argument("--force", action="store_true", help="replace an earlier --out of this tool")
     training = parser.add_argument_group("training (defaults: configs/finetuning/squad2_tiny.yaml's)")
     training.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (%(default)g)")
     training.add_argument("--batch-size", type=int, default=defaults.batch_size,
@@ -53,10 +53,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                           help="dropout and attention dropout (default: the model's)")
     training.add_argument("--seed", type=int, default=defaults.seed, help="(%(default)s)")
     add_answer_arguments(parser, runtime=False)
-    args = parser.parse_args(argv)
-    if args.out.exists() and not args.force:
-        raise UserInputError(f"{args.out} exists: pass --force to write into it")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -65,6 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from fairseq_ext.hf.finetune import TrainingSettings, finetune
     from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
+    from fairseq_ext.outputs import OutputDirectory
     from fairseq_ext.squad import load_squad
     from fairseq_ext.squad.predict import write_predictions
 
@@ -74,6 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     valid = load_squad(args.valid) if args.valid else None
     if valid is not None:
         print(f"{args.valid}: {valid.summary()}")
+    output = OutputDirectory(args.out, "finetune_hf", inputs=[args.model, args.train, args.valid],
+                             replace=args.force)
     _, base = load_qa_model(args.model)
     settings, described = model_settings(base, args)
     del base
@@ -83,19 +83,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 adam_betas=tuple(args.adam_betas), adam_eps=args.adam_eps,
                                 clip_norm=args.clip_norm, dropout=args.dropout, seed=args.seed)
     print(f"training: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(training).items())}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work_dir:  # the Trainer's output_dir: nothing is kept there
+    results = None
+    with output.staged() as staging, tempfile.TemporaryDirectory() as work_dir:  # work_dir: the Trainer's
         tokenizer, model, log = finetune(args.model, train.examples, settings, training, Path(work_dir),
                                          progress=sys.stderr.isatty())
-    model.save_pretrained(str(args.out))
-    tokenizer.save_pretrained(str(args.out))
-    (args.out / "train_log.json").write_text("".join(json.dumps(record) + "\n" for record in log))
-    print(f"{len(log)} updates, loss {log[0]['loss']:.3f} -> {log[-1]['loss']:.3f}")
-    if valid is not None:
-        predictions = answer_questions(valid.examples, tokenizer, model, settings, valid.version_2)
-        results = write_predictions(args.out, valid.examples, predictions, settings, valid.version_2)
-        if results is not None:
-            print(json.dumps(results, indent=2))
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "train_log.json").write_text("".join(json.dumps(record) + "\n" for record in log))
+        print(f"{len(log)} updates, loss {log[0]['loss']:.3f} -> {log[-1]['loss']:.3f}")
+        if valid is not None:
+            predictions = answer_questions(valid.examples, tokenizer, model, settings, valid.version_2)
+            results = write_predictions(staging, valid.examples, predictions, settings, valid.version_2)
+    if results is not None:
+        print(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import run_cli
-from fairseq_ext.export.verify import DEFAULT_TOLERANCE
+from fairseq_ext.export.config import DEFAULT_TOLERANCE
+from fairseq_ext.tokenizer import add_tokenizer_argument
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -23,9 +24,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="HF model directory, or a hub id (from the local Hugging Face cache; "
                              "missing files are downloaded unless HF_HUB_OFFLINE=1)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
-    parser.add_argument("--gpt2-bpe", type=Path, default=None,
-                        help="directory with GPT-2's encoder.json and vocab.bpe, which the model's tokenizer "
-                             "must be (default: $GPT2_BPE_DIR)")
+    add_tokenizer_argument(parser, ": GPT-2's files, which the model's tokenizer must be")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the comparison with the HF model")
@@ -46,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     hf_logging.disable_progress_bar()
     try:
-        report = import_model(model_dir, args.out, args.gpt2_bpe, args.force, args.verify, args.tolerance)
+        report = import_model(model_dir, args.out, args.tokenizer, args.force, args.verify, args.tolerance)
     except VerificationError as err:
         print(f"hf_to_fairseq.py: verification failed, nothing written: {err}", file=sys.stderr)
         return 1

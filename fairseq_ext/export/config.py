@@ -19,6 +19,7 @@ HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_accurate", "gelu_pytorch_tan
                   "relu": "relu", "tanh": "tanh", "linear": "linear"}
 LAYER_NORM_EPS = 1e-5  # fairseq's LayerNorm
 PAD_INDEX = 1  # learned positions start at padding_idx + 1 on both sides
+DEFAULT_TOLERANCE = 1e-4  # largest |output difference| a verified conversion may show
 
 
 def hf_config(kind: str, model, args: argparse.Namespace, vocab_size: int,

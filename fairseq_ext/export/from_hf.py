@@ -38,7 +38,7 @@ from fairseq_ext.export.fairseq_model import (
 from fairseq_ext.export.state_dict import NOT_WEIGHTS, fairseq_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
-from fairseq_ext.export.write import check_output_dir, staged_directory
+from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.settings import DEFAULT, QASettings
 from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
 
@@ -119,8 +119,8 @@ def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None,
     """Writes ``out_dir`` (model.pt, dict.txt, encoder.json, vocab.bpe) atomically from the HF model in
     ``model_dir`` (fairseq_ext.hf.hub.resolve_model_dir finds a hub id's). A failed verification raises
     VerificationError and leaves ``out_dir`` untouched."""
-    check_output_dir(out_dir, force)
     bpe_dir = find_tokenizer_dir(bpe_dir)
+    output = OutputDirectory(out_dir, "hf_to_fairseq", inputs=[model_dir, bpe_dir], replace=force)
     kind, config, tokenizer, hf_model = load_hf_model(model_dir)
     files = tokenizer_files.for_directory(bpe_dir)
     vocabulary = files.import_vocabulary(tokenizer)
@@ -128,7 +128,7 @@ def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None,
         raise UserInputError(f"the model has {config.vocab_size} embedding rows but its tokenizer "
                              f"{len(vocabulary.tokens)} tokens: every row must be a dictionary symbol")
 
-    with staged_directory(out_dir) as staging:
+    with output.staged() as staging:
         symbols = files.write_fairseq(vocabulary, staging)
         roberta = convert_model(kind, config, hf_model, vocabulary, symbols)
         final = out_dir.resolve()

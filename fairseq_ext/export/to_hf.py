@@ -22,7 +22,7 @@ from fairseq_ext.export.fairseq_model import FairseqRoberta, load_dictionary, lo
 from fairseq_ext.export.state_dict import hf_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
-from fairseq_ext.export.write import check_output_dir, staged_directory
+from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import check_record, find_tokenizer_dir, load_tokenizer
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
@@ -107,12 +107,13 @@ def load_hf(directory: Path, kind: str):
 def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_path: Optional[Path] = None,
            force: bool = False, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE,
            card_options: Optional[CardOptions] = None) -> ExportReport:
-    """Writes the HF directory ``out_dir`` atomically. A failed verification raises VerificationError and
-    leaves ``out_dir`` untouched."""
+    """Writes the HF directory ``out_dir`` as a unit (fairseq_ext.outputs). A failed verification raises
+    VerificationError and leaves ``out_dir`` untouched."""
     checkpoint = existing_file(checkpoint, "checkpoint")
     card_options = card_options or CardOptions()
-    check_output_dir(out_dir, force)
     bpe_dir = find_tokenizer_dir(bpe_dir)
+    output = OutputDirectory(out_dir, "fairseq_to_hf", replace=force,
+                             inputs=[checkpoint, bpe_dir, dictionary_path, card_options.eval_results])
     eval_results = card.read_eval_results(card_options.eval_results) if card_options.eval_results else None
     threshold = null_threshold(card_options.null_threshold, eval_results, card_options.eval_results)
     state = load_checkpoint(checkpoint)
@@ -136,7 +137,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     hf_model = build_hf_model(roberta, vocabulary, files.hf_family)
     config = hf_model.config
 
-    with staged_directory(out_dir) as staging:
+    with output.staged() as staging:
         hf_model.save_pretrained(str(staging))
         del hf_model  # verification reloads it from disk, as users will
         files.save_hf(vocabulary, roberta.max_positions, staging)

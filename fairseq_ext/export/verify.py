@@ -10,11 +10,10 @@ from typing import Optional
 import torch
 
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.export.config import ENCODER, SPAN_QA
+from fairseq_ext.export.config import DEFAULT_TOLERANCE, ENCODER, SPAN_QA
 from fairseq_ext.export.fairseq_model import FairseqRoberta
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 
-DEFAULT_TOLERANCE = 1e-4
 # Real text with capitals, digits, punctuation, non-ASCII, odd spacing, and Chinese (SentencePiece models).
 SAMPLE_SENTENCES = (
     "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region "
