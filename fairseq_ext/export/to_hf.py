@@ -23,7 +23,8 @@ from fairseq_ext.export.state_dict import hf_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
 from fairseq_ext.outputs import OutputDirectory
-from fairseq_ext.tokenizer import check_record, find_tokenizer_dir, load_tokenizer
+from fairseq_ext.tokenizer import check_record, find_tokenizer_dir, load_tokenizer, read_dictionary
+from fairseq_ext.tokenizer.dictionary import SPECIALS
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
 OUTPUT_FILES = MODEL_FILES + tokenizer_files.HF_FILES
@@ -60,14 +61,26 @@ def training_data_dir(checkpoint_state: dict) -> Optional[Path]:
     return directory if directory is not None and directory.is_dir() else None
 
 
-def default_dictionary(checkpoint_state: dict, checkpoint: Path, bpe_dir: Path) -> Path:
-    """The dict.txt of the checkpoint's training data when that directory is still there, else the one
-    beside the checkpoint (a model directory: model.pt + dict.txt), else the tokenizer directory's."""
+def own_dictionary(checkpoint_state: dict, checkpoint: Path) -> Optional[Path]:
+    """The dict.txt the model was trained with, where it is still known: in the checkpoint's training data
+    directory, or beside the checkpoint (a model directory: model.pt + dict.txt)."""
     data = training_data_dir(checkpoint_state)
-    if data is not None and (data / "dict.txt").is_file():
-        return data / "dict.txt"
-    beside = checkpoint.parent / "dict.txt"
-    return beside if beside.is_file() else bpe_dir / "dict.txt"
+    candidates = [data / "dict.txt"] if data is not None else []
+    return next((path for path in [*candidates, checkpoint.parent / "dict.txt"] if path.is_file()), None)
+
+
+def check_same_dictionary(given: Path, own: Path) -> None:
+    """``--dict`` must hold the symbols, in the same order, of the model's own dictionary: a same-size
+    dictionary in another order would pass every other check and export wrong token ids."""
+    given_symbols, own_symbols = read_dictionary(given), read_dictionary(own)
+    if given_symbols == own_symbols:
+        return
+    index = next((i for i, (a, b) in enumerate(zip(given_symbols, own_symbols)) if a != b),
+                 min(len(given_symbols), len(own_symbols)))
+    line = index - len(SPECIALS) + 1
+    raise UserInputError(f"--dict {given} differs from {own}, the dictionary the model was trained with, "
+                         f"from line {line} on ({len(given_symbols)} vs {len(own_symbols)} symbols): pass "
+                         "that one, or leave --dict out")
 
 
 def null_threshold(option: Union[None, float, str], eval_results: Optional[dict],
@@ -120,10 +133,14 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     data = training_data_dir(state)
     if data is not None:
         check_record(data, bpe_dir, f"{checkpoint}'s training data {data}")
-    if dictionary_path is None:
-        dictionary_path = default_dictionary(state, checkpoint, bpe_dir)
+    own = own_dictionary(state, checkpoint)
+    given = dictionary_path is not None
+    if not given:
+        dictionary_path = own or bpe_dir / "dict.txt"
     dictionary = load_dictionary(dictionary_path)
-    roberta = load_fairseq_roberta(state, checkpoint, dictionary)
+    roberta = load_fairseq_roberta(state, checkpoint, dictionary)  # checks the size
+    if given and own is not None:
+        check_same_dictionary(dictionary_path, own)
     if threshold is not None:
         if roberta.kind != SPAN_QA:
             raise UserInputError("--null-threshold applies to span-QA checkpoints (task squad2) only")
