@@ -7,7 +7,7 @@
 The command lives in fairseq_ext.commands.fairseq_to_hf (installed as `roberta-fairseq-to-hf`).
 """
 
-from fairseq_ext.commands.fairseq_to_hf import cli
+from fairseq_ext.cli import run_cli
 
-if __name__ == "__main__":
-    cli()
+if __name__ == "__main__":  # the command is imported under run_cli: Ctrl-C during imports is one line
+    run_cli("fairseq_ext.commands.fairseq_to_hf:main")

@@ -6,7 +6,7 @@
 The command lives in fairseq_ext.commands.hf_to_fairseq (installed as `roberta-hf-to-fairseq`).
 """
 
-from fairseq_ext.commands.hf_to_fairseq import cli
+from fairseq_ext.cli import run_cli
 
-if __name__ == "__main__":
-    cli()
+if __name__ == "__main__":  # the command is imported under run_cli: Ctrl-C during imports is one line
+    run_cli("fairseq_ext.commands.hf_to_fairseq:main")

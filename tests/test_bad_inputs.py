@@ -545,6 +545,156 @@ def _records(save_dir: Path) -> list[dict]:
     return training_records(save_dir) if (save_dir / "train_log.json").is_file() else []
 
 
+# --- the export and the Hugging Face side ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def squad_export(tiny_squad_checkpoint, gpt2_bpe_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "squad"
+    succeeds("fairseq_to_hf.py", "--checkpoint", tiny_squad_checkpoint, "--gpt2-bpe", gpt2_bpe_dir,
+             "--out", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mlm_export(tiny_pretrained_checkpoint, gpt2_bpe_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "mlm"
+    succeeds("fairseq_to_hf.py", "--checkpoint", tiny_pretrained_checkpoint, "--gpt2-bpe", gpt2_bpe_dir,
+             "--out", out)
+    return out
+
+
+def copy_tree(source: Path, destination: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination
+
+
+@case("fairseq_to_hf: --force --out the run directory holding the checkpoint: refused, nothing deleted")
+def _(request, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    checkpoint = run_dir / "checkpoint_best.pt"
+    checkpoint.write_bytes(request.getfixturevalue("tiny_squad_checkpoint").read_bytes())
+    (run_dir / "train_log.json").write_text("{}\n")
+    before = snapshot(run_dir)
+    fails("fairseq_to_hf.py", "--checkpoint", checkpoint, "--gpt2-bpe",
+          request.getfixturevalue("gpt2_bpe_dir"), "--out", run_dir, "--force", pattern="contains the input")
+    assert snapshot(run_dir) == before
+
+
+@case("fairseq_to_hf: --force --out a data directory or the repository (not an export): refused")
+def _(request, tmp_path):
+    data = copy_tree(request.getfixturevalue("squad2_data_bin"), tmp_path / "data-bin")
+    before = snapshot(data)
+    for out in (data, REPO):
+        fails("fairseq_to_hf.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+              "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--out", out, "--force",
+              pattern="not written by fairseq_to_hf|holds the output of prepare_squad2, not fairseq_to_hf")
+    assert snapshot(data) == before
+
+
+@case("fairseq_to_hf: --force replaces an earlier export, with ordinary permissions")
+def _(request, tmp_path):
+    out = copy_tree(request.getfixturevalue("squad_export"), tmp_path / "hf")
+    (out / "config.json").write_text("{}")  # an earlier export, damaged
+    succeeds("fairseq_to_hf.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+             "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--out", out, "--force")
+    assert json.loads((out / "config.json").read_text())["model_type"] == "roberta"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {path.stat().st_mode & 0o777 for path in out.iterdir()} == {0o666 & ~mask}
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
+    assert_no_staging(tmp_path)
+
+
+@case("fairseq_to_hf: a text file as checkpoint (KeyError: 101)")
+def _(request, tmp_path):
+    text = tmp_path / "model.pt"
+    text.write_text("hello, this is not a checkpoint\n")
+    fails("fairseq_to_hf.py", "--checkpoint", text, "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"),
+          "--out", tmp_path / "hf", pattern=r"not a PyTorch checkpoint \(KeyError: 101\)")
+    assert not (tmp_path / "hf").exists()
+
+
+@case("fairseq_to_hf: killed (SIGTERM) while writing: the earlier export intact, no staging left")
+def _(request, tmp_path):
+    out = copy_tree(request.getfixturevalue("squad_export"), tmp_path / "hf")
+    before = snapshot(out)
+    args = ["--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"), "--gpt2-bpe",
+            request.getfixturevalue("gpt2_bpe_dir"), "--out", out, "--force"]
+    assert_interrupted(interrupt_when_staging_appears("fairseq_to_hf.py", args, out, signal.SIGTERM),
+                       signal.SIGTERM)
+    assert snapshot(out) == before
+    assert_no_staging(tmp_path)
+
+
+@case("fairseq_to_hf: a same-size --dict with two lines swapped: refused")
+def _(request, tmp_path):
+    data = request.getfixturevalue("squad2_data_bin")  # the checkpoint's task.data: its own dict.txt
+    lines = (data / "dict.txt").read_text().splitlines(keepends=True)
+    lines[100], lines[101] = lines[101], lines[100]
+    swapped = tmp_path / "dict.txt"
+    swapped.write_text("".join(lines))
+    fails("fairseq_to_hf.py", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"), "--gpt2-bpe",
+          request.getfixturevalue("gpt2_bpe_dir"), "--dict", swapped, "--out", tmp_path / "hf",
+          pattern=r"differs from .*dict.txt.* the model was trained with.*line 101")
+    assert not (tmp_path / "hf").exists()
+
+
+@case("evaluate_hf: a masked-LM export (no trained QA head): refused")
+def _(request, tmp_path):
+    fails("evaluate_hf.py", "--model", request.getfixturevalue("mlm_export"), "--data",
+          squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "out",
+          pattern=r"no trained question-answering head .*qa_outputs")
+    assert not (tmp_path / "out").exists()
+
+
+@case("evaluate_hf: a model without trained QA weights: refused")
+def _(request, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = copy_tree(request.getfixturevalue("squad_export"), tmp_path / "hf")
+    weights = load_file(model / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("qa_outputs")},
+              model / "model.safetensors", metadata={"format": "pt"})
+    fails("evaluate_hf.py", "--model", model, "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"),
+          "--out", tmp_path / "out", pattern=r"no trained question-answering head .*qa_outputs")
+
+
+@case("evaluate_hf: a model_type bert model: refused")
+def _(request, tmp_path):
+    model = copy_tree(request.getfixturevalue("squad_export"), tmp_path / "hf")
+    config = json.loads((model / "config.json").read_text())
+    config.update(model_type="bert", architectures=["BertForQuestionAnswering"])
+    (model / "config.json").write_text(json.dumps(config))
+    fails("evaluate_hf.py", "--model", model, "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"),
+          "--out", tmp_path / "out", pattern=r"model_type 'bert'.* not a RoBERTa or XLM-R")
+
+
+@case("evaluate_hf: an unlabelled test file: predictions, null odds and n-best, no scores")
+def _(request, tmp_path):
+    model = request.getfixturevalue("squad_export")
+    labelled = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    test = unlabelled(labelled, tmp_path / "test.json")
+    result = succeeds("evaluate_hf.py", "--model", model, "--data", test, "--out", tmp_path / "test-out")
+    assert "nothing scored" in result.stdout
+    assert sorted(os.listdir(tmp_path / "test-out")) == [MARKER, "nbest_predictions.json", "null_odds.json",
+                                                          "predictions.json"]
+    succeeds("evaluate_hf.py", "--model", model, "--data", labelled, "--out", tmp_path / "dev-out")
+    for name in ("predictions.json", "null_odds.json"):
+        assert (tmp_path / "test-out" / name).read_text() == (tmp_path / "dev-out" / name).read_text()
+
+
+@case("evaluate_hf: --out is a file: refused before inference")
+def _(request, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    result = fails("evaluate_hf.py", "--model", request.getfixturevalue("squad_export"), "--data",
+                   squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "a-file",
+                   pattern="a-file exists and is not a directory")
+    assert "predict" not in result.stderr.replace("evaluate_hf", "")
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_case(name, request, tmp_path):
     CASES[name](request, tmp_path)

@@ -74,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{args.valid}: {valid.summary()}")
     output = OutputDirectory(args.out, "finetune_hf", inputs=[args.model, args.train, args.valid],
                              replace=args.force)
-    _, base = load_qa_model(args.model)
+    _, base = load_qa_model(args.model, trained_head=False)
     settings, described = model_settings(base, args)
     del base
     print(f"settings: {described}")

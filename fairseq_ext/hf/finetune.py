@@ -68,7 +68,7 @@ def load_model_for_training(model_dir: Path, settings: QASettings, training: Tra
     from fairseq_ext.hf.qa import SETTINGS_KEY, load_qa_model
 
     set_seed(training.seed)
-    tokenizer, _ = load_qa_model(model_dir)  # the one-line errors for a bad directory
+    tokenizer, _ = load_qa_model(model_dir, trained_head=False)  # one-line errors for a bad directory
     overrides = {}
     if training.dropout is not None:
         overrides = {"hidden_dropout_prob": training.dropout,

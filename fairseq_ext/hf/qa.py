@@ -13,23 +13,46 @@ from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, bui
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
 
+QA_MODEL_TYPES = ("roberta", "xlm-roberta")
+QA_HEAD = "qa_outputs."  # RobertaForQuestionAnswering's span head
 SETTINGS_KEY = "squad_settings"  # config.json entry holding the QASettings of an export
 SOURCES = {"option": "--null-score-diff-threshold", "model": "stored in the model",
            "default": "default: the model stores none"}
 
 
-def load_qa_model(model_dir: str | Path, device: str = "cpu"):
-    """(fast tokenizer, model in eval mode) of a Hugging Face directory, or a one-line error."""
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool = True):
+    """(fast tokenizer, model in eval mode) of a Hugging Face RoBERTa or XLM-R directory, or a one-line
+    error. transformers initialises at random whatever the weights lack: such a model is refused, and with
+    ``trained_head`` (evaluation, prediction) so is one without the question-answering head (a masked-LM
+    export); fine-tuning starts from one."""
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise UserInputError(f"{model_dir}: not a Hugging Face model directory (no config.json)")
+    hf_logging.set_verbosity_error()  # its load report is replaced by the checks below
     try:
+        config = AutoConfig.from_pretrained(str(model_dir))
+        if config.model_type not in QA_MODEL_TYPES:
+            raise UserInputError(f"{model_dir}: model_type {config.model_type!r} is not a RoBERTa or XLM-R "
+                                 f"model ({' or '.join(QA_MODEL_TYPES)}, as fairseq_to_hf.py exports them)")
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir))
+        model, loading = AutoModelForQuestionAnswering.from_pretrained(str(model_dir),
+                                                                       output_loading_info=True)
     except (OSError, ValueError, KeyError) as err:
         raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
+    missing = sorted(loading["missing_keys"])
+    head = [key for key in missing if key.startswith(QA_HEAD)]
+    if trained_head and head:
+        what = ", ".join(config.architectures or []) or "a model without a QA head"
+        raise UserInputError(f"{model_dir} has no trained question-answering head ({', '.join(head)} not in "
+                             f"its weights: {what}); export a checkpoint fine-tuned on SQuAD (task squad2) "
+                             "or fine-tune this one with finetune_hf.py")
+    others = [key for key in missing if not key.startswith(QA_HEAD)]
+    if others:
+        raise UserInputError(f"{model_dir}: {len(others)} weights missing from its files (e.g. {others[0]}): "
+                             "not a complete RoBERTa model")
     return tokenizer, model.to(device).eval()
 
 
