@@ -75,8 +75,23 @@ def _exit(status: int):
     sys.exit(status)
 
 
+class _NoProgressBar:
+    """What a disabled bar does (nothing), without importing tqdm (a tenth of a second and more)."""
+
+    def __enter__(self) -> _NoProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
 def progress_bar(total: Optional[int], desc: str, enabled: bool = True, unit: str = "B"):
     """A tqdm bar on stderr; byte counts (the default unit) shown as KB/MB."""
+    if not enabled:
+        return _NoProgressBar()
     from tqdm import tqdm
 
     scale = unit == "B"

@@ -3,8 +3,9 @@
 above 1 means ours is faster), then writes every figure, with the machine it ran on, to a JSON file.
 
 Each module scripts/benchmarks/NAME.py exposes ``run(work_dir, shared_dir, quick=False) -> list[dict]``;
-a row holds ``benchmark, ours, reference, ours_s, reference_s, ratio`` and any extra figures
-(``ours_peak_mb`` / ``reference_peak_mb`` for peak memory, counts, settings). Modules whose name starts
+a row holds ``benchmark, ours, reference, ours_s, reference_s, ratio`` (None: no time comparison) and
+any extra figures (``ours_peak_mb`` / ``reference_peak_mb`` for peak memory, counts, settings; ``note``:
+a line printed under the table). Modules whose name starts
 with ``_`` are helpers, not benchmarks. A module that fails is reported and makes the exit status 1; the
 others still run.
 
@@ -95,7 +96,7 @@ def format_table(rows: Sequence[dict]) -> str:
             str(row["benchmark"]),
             _fmt(row["ours_s"], ".3f"),
             _fmt(row["reference_s"], ".3f"),
-            _fmt(row["ratio"], ".2f") + "x",
+            "-" if row["ratio"] is None else f"{row['ratio']:.2f}x",
             _fmt(row.get("ours_peak_mb"), ".0f"),
             _fmt(row.get("reference_peak_mb"), ".0f"),
         )
@@ -109,6 +110,7 @@ def format_table(rows: Sequence[dict]) -> str:
     out.insert(1, "  ".join("-" * w for w in widths))
     out += ["", "ratio = reference s / ours s (above 1: ours is faster); MB = peak resident memory"]
     out += [f"  {row['benchmark']}: ours = {row['ours']}; reference = {row['reference']}" for row in rows]
+    out += [f"  {row['benchmark']}: {row['note']}" for row in rows if row.get("note")]
     return "\n".join(out)
 
 

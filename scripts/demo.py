@@ -509,11 +509,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     card = () if chinese else ("--eval-results", out["fairseq"] / "eval_results.json")  # SQuAD metric only
     demo.stage("convert", "export to Hugging Face with its model card, verified against fairseq "
                "(fairseq_to_hf.py)", [
-        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--gpt2-bpe", bpe, "--dict",
+        [py, "convert/fairseq_to_hf.py", "--checkpoint", model, "--tokenizer", bpe, "--dict",
          bpe / "dict.txt", "--out", hf_model, "--language", "zh" if chinese else "en", *card]])
     demo.stage("predict-transformers", "answer the dev questions with transformers (evaluate_hf.py)", [
         [py, "convert/evaluate_hf.py", "--model", hf_model, "--data", inputs.squad_dev, "--out",
-         out["transformers"], *(metric if chinese else ())]])
+         out["transformers"], *metric]])
     # SQuAD 2.0 data: the null odds as no-answer probabilities (best-threshold search)
     na_probs = {side: ["--na-prob-file", out[side] / "null_odds.json"] if inputs.metric == "squad" else []
                 for side in SIDES}

@@ -249,3 +249,22 @@ def test_demo_end_to_end_on_the_sample(tmp_path):
     stage_headers = re.findall(r"^# \[\d+/13\] ", (run_dir / "commands.sh").read_text(), flags=re.M)
     assert len(stage_headers) == 13
     assert "fairseq vs transformers: 76/76 questions answered identically" in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_zh_end_to_end_on_the_chinese_sample(tmp_path):
+    """`make demo-zh`, shortened: SentencePiece trained on the sample, the CMRC 2018 metric on both sides,
+    the XLM-R export; every stage runs and both sides agree."""
+    run_dir = tmp_path / "demo-zh"
+    done = run_demo("--lang", "zh", "--run-dir", run_dir, "--pretrain-updates", "10", "--continue-updates",
+                    "10", "--finetune-epochs", "5", "--finetune-updates", "20")
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["agreement"]["agree"] and summary["agreement"]["identical"] == 24
+    assert set(summary["metrics"]["fairseq"]) == {"exact", "f1", "average", "total"}
+    assert summary["metrics"]["transformers"]["total"] == 24
+    assert json.loads((run_dir / "hf-model" / "config.json").read_text())["architectures"] == \
+        ["XLMRobertaForQuestionAnswering"]
+    assert (run_dir / "bpe" / "sentencepiece.bpe.model").is_file()
+    assert len(re.findall(r"^# \[\d+/13\] ", (run_dir / "commands.sh").read_text(), flags=re.M)) == 13
+    assert "held-out dev, CMRC 2018 metric" in done.stdout

@@ -1,5 +1,6 @@
 """scripts/prepare_corpus.py against the two-step fairseq pipeline (fairseq's encoder, then
-fairseq-preprocess through scripts/preprocess.sh): identical dict.txt, .bin and .idx bytes."""
+fairseq-preprocess through scripts/preprocess.sh): identical dict.txt, .bin and .idx bytes; its
+fairseq-free dictionary and dataset writers against fairseq's own."""
 
 import os
 import subprocess
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from fairseq_ext.cli import UserInputError
-from tests.conftest import command
+from fairseq_ext.corpus.indexed import IndexedDatasetWriter, token_dtype
+from fairseq_ext.tokenizer.base import vocab_to_dictionary
+from fairseq_ext.tokenizer.dictionary import read_dictionary, read_dictionary_entries, write_dictionary
+from tests.conftest import REPO, command
 from tests.corpus_fixtures import edge_case_text, run_fairseq_encoder, run_script
 
 prepare_corpus = command("prepare_corpus")
@@ -99,3 +103,76 @@ def test_bad_input_errors(tmp_path, gpt2_bpe_dir):
             prepare_corpus.main(["--gpt2-bpe", str(gpt2_bpe_dir), "--destdir", str(tmp_path / "out"),
                                  *map(str, args)])
         assert "\n" not in str(error.value)
+
+
+def test_dataset_writer_matches_fairseq_builder_for_every_dtype(tmp_path):
+    """Our numpy writer against fairseq's MMapIndexedDatasetBuilder (as fairseq-preprocess makes it): same
+    .bin/.idx bytes for each dictionary size's dtype, sequences given in uneven blocks (empty ones too)."""
+    import torch
+    from fairseq.data import indexed_dataset
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, size=300)
+    sizes[[5, 6, 299]] = 0  # fairseq stores empty sequences too
+    cuts = [0, 0, 1, 57, 57, 200, 300]  # blocks of sequences: empty, one, many
+    for vocab_size in (None, 50, 65499, 65500, 70000, 2**32):
+        dtype = token_dtype(vocab_size)
+        assert dtype == indexed_dataset.best_fitting_int_dtype(vocab_size)
+        high = min(vocab_size or 2**32, 2**31)
+        tokens = rng.integers(0, high, size=int(sizes.sum()))
+        reference = str(tmp_path / f"fairseq-{vocab_size}")
+        builder = indexed_dataset.make_builder(f"{reference}.bin", impl="mmap", vocab_size=vocab_size)
+        for sequence in np.split(tokens, np.cumsum(sizes)[:-1]):
+            builder.add_item(torch.from_numpy(sequence))
+        builder.finalize(f"{reference}.idx")
+        ours = str(tmp_path / f"ours-{vocab_size}")
+        writer = IndexedDatasetWriter(ours, dtype)
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        for start, end in zip(cuts, cuts[1:]):
+            writer.add_block(tokens[bounds[start]:bounds[end]].astype(dtype), sizes[start:end])
+        writer.finalize()
+        for ext in (".bin", ".idx"):
+            assert Path(ours + ext).read_bytes() == Path(reference + ext).read_bytes(), (vocab_size, ext)
+
+
+def test_dictionary_read_and_saved_as_fairseq_does(tmp_path):
+    """dict.txt lines fairseq accepts in odd forms (padded or signed counts, a symbol ending in a space,
+    chars that str.splitlines but not text mode takes for line ends, #fairseq:overwrite duplicates):
+    the same symbols, indices and saved dict.txt as Dictionary.load + save; its errors are ours too."""
+    from fairseq.data import Dictionary
+
+    source = tmp_path / "dict.txt"
+    source.write_bytes("13 1000\n198 007\nhello +5\nspace  9\nform\x0cfeed\u2028sep\x85 2\n"
+                       "13 4 #fairseq:overwrite\n<unk> 1 #fairseq:overwrite\nlast -3\r\n".encode("utf-8"))
+    reference = Dictionary.load(str(source))
+    reference.save(str(tmp_path / "fairseq.txt"))
+    entries = read_dictionary_entries(source)
+    write_dictionary(entries, tmp_path / "ours.txt")
+    assert (tmp_path / "ours.txt").read_bytes() == (tmp_path / "fairseq.txt").read_bytes()
+    symbols = read_dictionary(source)
+    assert symbols == reference.symbols
+    vocab = ["13", "198", "hello", "space ", "missing", "<unk>", "last"]
+    assert vocab_to_dictionary(vocab, symbols).tolist() == [reference.index(word) for word in vocab]
+    for bad in ("word\n", "word x\n", "13 1\n13 2\n", "<s> 4\n"):
+        (tmp_path / "bad.txt").write_text(bad, encoding="utf-8")
+        with pytest.raises((ValueError, RuntimeError)):
+            Dictionary.load(str(tmp_path / "bad.txt"))
+        with pytest.raises(UserInputError, match="line "):
+            read_dictionary_entries(tmp_path / "bad.txt")
+
+
+def test_prepare_corpus_imports_neither_torch_nor_fairseq(tmp_path, gpt2_bpe_dir):
+    """A whole run (dictionary, 2 workers, dataset writer) as `python -X importtime` shows it."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "data.train.raw").write_text(edge_case_text(), encoding="utf-8")
+    (raw / "data.valid.raw").write_text("One line.\n\nAnother one.\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "scripts" / "prepare_corpus.py"),
+                           "--raw-dir", str(raw), "--gpt2-bpe", str(gpt2_bpe_dir), "--destdir",
+                           str(tmp_path / "out"), "--workers", "2", "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+               if line.startswith("import time:")]
+    assert "fairseq_ext.corpus.indexed" in modules and (tmp_path / "out" / "train.bin").stat().st_size > 0
+    assert not [module for module in modules if module.split(".")[0] in ("torch", "fairseq")]

@@ -72,10 +72,11 @@ def test_continued_pretraining_starts_from_the_checkpoint(tiny_pretrained_checkp
     records = training_records(tmp_path / "run")
     assert {r["bsz"] for r in records} == {"4"}  # the hydra override reached fairseq
     continued = losses(records)
-    assert all(math.isfinite(x) for x in continued) and continued[-1] < continued[0]
-    # it starts where the pretrained model stopped, well below a random model's loss
+    assert all(math.isfinite(x) for x in continued)
+    # it starts where the pretrained model stopped, well below a random model's loss, and stays there (10
+    # updates of 4 sequences are too few for the loss to fall reliably, only to stay near it)
     scratch = losses(training_records(tiny_pretrained_checkpoint.parent))
-    assert continued[0] < scratch[0] - 0.2
+    assert max(continued) < scratch[0] - 0.2
     info = checkpoint_info(load_checkpoint(tmp_path / "run" / "checkpoint_last.pt"))
     assert info.num_updates == 10  # the optimizer (and its update count) was reset
 

@@ -19,11 +19,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     "model directory with its model card, verified against fairseq (same token ids, logits "
                     "within --tolerance) before anything is written.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="fairseq checkpoint (.pt)")
-    add_tokenizer_argument(parser, " the model was trained with")
+    add_tokenizer_argument(parser, " the model was trained with (SentencePiece: exported as XLMRobertaFor*)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     parser.add_argument("--dict", type=Path, default=None,
                         help="the fairseq dict.txt the model was trained with (default: dict.txt of the "
-                             "checkpoint's training data directory if it exists, else GPT2_BPE/dict.txt)")
+                             "checkpoint's training data directory if it exists, else the tokenizer's)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the comparison with the fairseq model")

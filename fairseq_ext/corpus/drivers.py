@@ -6,47 +6,51 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import Callable, Iterator, Sequence
 
 from fairseq_ext.cli import UserInputError, progress_bar
-from fairseq_ext.corpus.encoders import (
-    NEWLINE_ID,
-    IdBlockEncoder,
-    SentencePieceBlockEncoder,
-    SentencePieceTextEncoder,
-    TextBlockEncoder,
+from fairseq_ext.corpus.encoders import SentencePieceTextEncoder, TextBlockEncoder
+from fairseq_ext.corpus.pool import Task, WorkerPool
+from fairseq_ext.corpus.reading import (
+    input_bytes,
+    open_input,
+    read_line_blocks,
+    read_numbered_blocks,
+    zip_line_blocks,
 )
-from fairseq_ext.corpus.pool import WorkerPool, encode_block, init_worker
-from fairseq_ext.corpus.reading import input_bytes, open_input, read_line_blocks, zip_line_blocks
 from fairseq_ext.outputs import OutputFiles
-from fairseq_ext.tokenizer import KINDS, Tokenizer, vocab_to_dictionary
+from fairseq_ext.tokenizer import KINDS, Tokenizer
+from fairseq_ext.tokenizer.dictionary import (
+    EOS_INDEX,
+    SPECIALS,
+    UNK_INDEX,
+    read_dictionary_entries,
+    write_dictionary,
+)
 from fairseq_ext.tokenizer.spm import SentencePiece
 
 
 def tokenizer_files(directory: Path) -> tuple[str, ...]:
-    """(kind, its files...): what a worker process needs to build the tokenizer of ``directory``."""
+    """(kind, its files...): what builds the tokenizer of ``directory`` (``load``)."""
     kind = next(kind for kind in KINDS if kind.recognises(directory))
     return (kind.kind, *(str(Path(directory) / name) for name in kind.files))
 
 
-def _tokenizer(kind: str, *files: str) -> Tokenizer:
+def load(kind: str, *files: str) -> Tokenizer:
     return next(k for k in KINDS if k.kind == kind)(*files)
 
 
-def make_text_encoder(kind: str, *files: str):
-    tokenizer = _tokenizer(kind, *files)
-    if isinstance(tokenizer, SentencePiece):
-        return SentencePieceTextEncoder(tokenizer)
-    return TextBlockEncoder(tokenizer)
-
-
-def make_id_encoder(kind: str, *files: str):
-    tokenizer = _tokenizer(kind, *files)
-    if isinstance(tokenizer, SentencePiece):
-        return SentencePieceBlockEncoder(tokenizer)
-    return IdBlockEncoder(tokenizer)
+def _tasks(streams: Sequence, names: Sequence[str], keep_empty: bool,
+           warn: Callable[[str], None]) -> Iterator[Task]:
+    """One input: its byte blocks, decoded by the workers. Several: the parent decodes and aligns their
+    lines (fairseq's encoder zips them)."""
+    if len(streams) == 1:
+        for block in read_numbered_blocks(streams[0], names[0]):
+            yield [block], keep_empty, len(block.data)
+        return
+    readers = [read_line_blocks(stream, name) for stream, name in zip(streams, names)]
+    for columns, nbytes in zip_line_blocks(readers, names, warn):
+        yield columns, keep_empty, nbytes
 
 
 def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[str],
@@ -58,18 +62,18 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
     targets = OutputFiles(outputs, inputs=[*inputs, *files[1:]])
+    tokenizer = load(*files)
+    encoder = (SentencePieceTextEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
+               else TextBlockEncoder(tokenizer))
     streams = [open_input(name) for name in inputs]
     stats = {"lines": 0, "encoded": 0, "filtered_empty": 0}
     try:
-        readers = [read_line_blocks(stream, name) for stream, name in zip(streams, inputs)]
-        tasks = ((columns, keep_empty, nbytes) for columns, nbytes in zip_line_blocks(readers, inputs, warn))
-        initargs = (make_text_encoder, *files)
-        with targets.open("wb") as sinks, WorkerPool(workers, init_worker, initargs) as pool, \
+        with targets.open("wb") as sinks, WorkerPool(workers, encoder) as pool, \
                 progress_bar(input_bytes(inputs), "bpe-encode", progress) as bar:
-            for encoded, kept, dropped, nbytes in pool.map(encode_block, tasks):
+            for encoded, kept, dropped, nbytes in pool.map(_tasks(streams, inputs, keep_empty, warn)):
                 for text, sink, name in zip(encoded, sinks, outputs):
                     try:
-                        sink.write(text.encode("utf-8"))
+                        sink.write(text)
                     except OSError as err:  # a device written directly (/dev/full), or stdout
                         raise UserInputError(f"cannot write {name}: {err.strerror}") from None
                 stats["encoded"] += kept
@@ -90,44 +94,55 @@ def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path,
     caller's staging directory, see fairseq_ext.outputs), byte-identical to
     multiprocessing_bpe_encoder.py (--keep-empty as given) + ``fairseq-preprocess --only-source --srcdict``
     (mmap dataset), in one streaming pass; with a SentencePiece ``tokenizer_dir`` to its pieces (spm_encode)
-    + the same fairseq-preprocess. Returns per split: sequences, tokens (eos included), unk."""
-    streams = {split: open_input(str(path)) for split, path in raw_files.items()}
-    files = tokenizer_files(tokenizer_dir)
-    # Workers start before fairseq (torch) is imported: they need only tokenizers, and the import
-    # overlaps with their first blocks.
-    with WorkerPool(workers, init_worker, (make_id_encoder, *files)) as pool:
-        import torch
-        from fairseq.data import Dictionary, indexed_dataset
+    + the same fairseq-preprocess. Returns per split: sequences, tokens (eos included), unk.
 
-        dictionary = Dictionary.load(str(dict_path))
-        dictionary.save(os.path.join(destdir, "dict.txt"))
-        tokenizer = _tokenizer(*files)
-        # vocabulary id -> dictionary index exactly as fairseq-preprocess looks up the token's text (GPT-2:
-        # the id's decimal string; SentencePiece: the piece); the line-end marker becomes eos.
-        lookup = vocab_to_dictionary(tokenizer.vocab_symbols(), dictionary.symbols, dictionary.unk())
-        marker = tokenizer.vocab_size if isinstance(tokenizer, SentencePiece) else NEWLINE_ID
-        lookup = np.append(lookup, dictionary.unk()) if marker == len(lookup) else lookup
-        lookup[marker] = dictionary.eos()
-        summary = {}
-        for split, stream in streams.items():
-            prefix = os.path.join(destdir, split)
-            builder = indexed_dataset.make_builder(indexed_dataset.data_file_path(prefix), impl="mmap",
-                                                   vocab_size=len(dictionary))
+    fairseq-preprocess loads the dictionary (``Dictionary.load``: the 4 specials, then the file's
+    entries), saves it as ``dict.txt``, and stores each line's ``Dictionary.index`` of every
+    whitespace-separated token then ``eos``, in ``best_fitting_int_dtype(len(dictionary))``: the same here,
+    without fairseq."""
+    # numpy only here: bpe-encode starts faster without it.
+    import numpy as np
+
+    from fairseq_ext.corpus.indexed import (
+        DatasetBlockEncoder,
+        IdBlockEncoder,
+        IndexedDatasetWriter,
+        SentencePieceBlockEncoder,
+        token_dtype,
+    )
+    from fairseq_ext.tokenizer.base import vocab_to_dictionary
+
+    entries = read_dictionary_entries(dict_path)
+    symbols = list(SPECIALS) + [symbol for symbol, _ in entries]
+    dtype = token_dtype(len(symbols))
+    tokenizer = load(*tokenizer_files(tokenizer_dir))
+    ids = (SentencePieceBlockEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
+           else IdBlockEncoder(tokenizer))
+    # vocabulary id -> dictionary index exactly as fairseq-preprocess looks up the token's text (GPT-2:
+    # the id's decimal string; SentencePiece: the piece); the line-end marker becomes eos.
+    lookup = vocab_to_dictionary(tokenizer.vocab_symbols(), symbols, UNK_INDEX)
+    if ids.marker == len(lookup):
+        lookup = np.append(lookup, UNK_INDEX)
+    lookup[ids.marker] = EOS_INDEX
+    write_dictionary(entries, os.path.join(destdir, "dict.txt"))
+    summary = {}
+    with WorkerPool(workers, DatasetBlockEncoder(ids, lookup.astype(dtype), UNK_INDEX)) as pool:
+        for split, path in raw_files.items():
             stats = {"sequences": 0, "tokens": 0, "unk": 0, "filtered_empty": 0}
-            blocks = read_line_blocks(stream, str(raw_files[split]))
-            tasks = (([lines], keep_empty, nbytes) for lines, nbytes in blocks)
-            with progress_bar(input_bytes([str(raw_files[split])]), f"binarize {split}", progress) as bar:
-                for ((ids, sizes),), _kept, dropped, nbytes in pool.map(encode_block, tasks):
-                    indices = lookup[ids]
-                    # int64 views (older torch has no uint16 tensors); the builder picks its dtype.
-                    for sequence in torch.from_numpy(indices).split(sizes.tolist()):
-                        builder.add_item(sequence)
-                    stats["sequences"] += len(sizes)
-                    stats["tokens"] += len(indices)
-                    stats["unk"] += int(np.count_nonzero(indices == dictionary.unk_index))
-                    stats["filtered_empty"] += dropped
-                    bar.update(nbytes)
-            builder.finalize(indexed_dataset.index_file_path(prefix))
-            stream.close()
+            with open_input(str(path)) as stream, \
+                    progress_bar(input_bytes([str(path)]), f"binarize {split}", progress) as bar:
+                writer = IndexedDatasetWriter(os.path.join(destdir, split), dtype)
+                try:
+                    for ((indices, sizes, unk),), _kept, dropped, nbytes in pool.map(
+                            _tasks([stream], [str(path)], keep_empty, print)):
+                        writer.add_block(indices, sizes)
+                        stats["sequences"] += len(sizes)
+                        stats["tokens"] += len(indices)
+                        stats["unk"] += unk
+                        stats["filtered_empty"] += dropped
+                        bar.update(nbytes)
+                    writer.finalize()
+                finally:
+                    writer.close()
             summary[split] = stats
     return summary

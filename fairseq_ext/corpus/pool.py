@@ -7,72 +7,63 @@ import signal
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Sequence, Union
 
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.corpus.encoders import BlockEncoder, filter_rows
+from fairseq_ext.corpus.encoders import filter_rows
+from fairseq_ext.corpus.reading import ByteBlock
 
-# Worker processes: each builds its encoder once (from picklable arguments) and keeps its caches.
-_worker_encoder = None
-# A worker whose start-up failed keeps the error and raises it from its first task: an initializer that
-# raises would make a multiprocessing pool start a new worker, forever.
-_worker_error: Optional[BaseException] = None
+# A block's lines of one input: undecoded (one input: the worker decodes them) or decoded (several
+# inputs: the parent aligns their lines).
+Column = Union[ByteBlock, Sequence[str]]
+Task = tuple[Sequence[Column], bool, int]  # (columns, keep_empty, bytes read)
+
+_worker_encoder = None  # the encoder of this process; it keeps its caches from block to block
 
 
-def init_worker(make_encoder: Callable[..., BlockEncoder], *args) -> None:
+def _init_worker(encoder) -> None:
     global _worker_encoder
-    _worker_encoder = make_encoder(*args)
-
-
-def _init_pool_process(initializer: Callable, *args) -> None:
-    global _worker_error
     # Ctrl-C reaches the whole process group: the parent alone stops the run (and its pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # One process per core already: no Rust thread pool inside a worker (and no fork warnings).
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    try:
-        initializer(*args)
-    except Exception as err:
-        _worker_error = err
+    _worker_encoder = encoder
 
 
-def _run_task(func: Callable, task):
-    if _worker_error is not None:
-        raise _worker_error
-    return func(task)
-
-
-def encode_block(task: tuple[list[list[str]], bool, int]):
+def encode_block(task: Task):
     """(columns, keep_empty, nbytes) -> (encoded columns, rows kept, rows dropped, nbytes)."""
     columns, keep_empty, nbytes = task
-    kept, dropped = filter_rows(columns, keep_empty, _worker_encoder.strips_lines)
+    lines = [column.lines() if isinstance(column, ByteBlock) else column for column in columns]
+    kept, dropped = filter_rows(lines, keep_empty, _worker_encoder.strips_lines)
     return [_worker_encoder.encode_lines(column) for column in kept], len(kept[0]), dropped, nbytes
 
 
 class WorkerPool:
-    """``map`` on worker processes with results in input order and at most 2 blocks per worker in flight
-    (``Pool.imap`` would read the whole input ahead). One worker runs in this process. The first error of
-    a worker, at start-up or in a task, ends the map with that error; a worker that dies ends it too."""
+    """``map(encode_block)`` on worker processes with results in input order and at most 2 blocks per
+    worker in flight (``Pool.imap`` would read the whole input ahead). With one worker, it runs in this
+    process. The encoder is built once, by the caller (so its errors are the caller's): forked workers
+    inherit it loaded (no pickling, no second load of the tokenizer files); with the spawn start method
+    it is pickled to them. The first error of a task ends the map with that error; a worker that dies
+    ends it too."""
 
-    def __init__(self, workers: int, initializer: Callable, initargs: tuple):
+    def __init__(self, workers: int, encoder):
         self.workers = max(1, workers)
-        if self.workers == 1:
-            initializer(*initargs)
-            self.pool = None
-        else:
-            self.pool = ProcessPoolExecutor(self.workers, initializer=_init_pool_process,
-                                            initargs=(initializer, *initargs))
-            self.pool.submit(int)  # starts the workers now: their set-up overlaps the caller's
+        self.encoder = encoder
+        self.pool = None
+        if self.workers > 1:
+            self.pool = ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(encoder,))
 
-    def map(self, func: Callable, tasks: Iterable) -> Iterator:
+    def map(self, tasks: Iterable[Task]) -> Iterator:
         if self.pool is None:
-            yield from map(func, tasks)
+            global _worker_encoder
+            _worker_encoder = self.encoder
+            yield from map(encode_block, tasks)
             return
         pending: deque = deque()
         try:
             for task in tasks:
-                pending.append(self.pool.submit(_run_task, func, task))
+                pending.append(self.pool.submit(encode_block, task))
                 if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()
             while pending:

@@ -8,11 +8,11 @@ import glob
 import os
 import sys
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
 
 from fairseq_ext.cli import UserInputError
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 19
 
 
 def fairseq_encoder_script() -> Path:
@@ -77,13 +77,10 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def read_line_blocks(stream: BinaryIO, name: str, errors: str = "strict", hint: str = "",
-                     counts: Optional[dict] = None, block_bytes: int = BLOCK_BYTES
-                     ) -> Iterator[tuple[list[str], int]]:
-    """Yields (lines, bytes read) for blocks of about ``block_bytes``, each cut after a ``\\n`` (so a
-    ``\\r\\n`` or a UTF-8 sequence is never split)."""
+def read_byte_blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Blocks of about ``block_bytes``, each cut after a ``\\n`` (so a ``\\r\\n`` or a UTF-8 sequence is
+    never split); the text after the last ``\\n`` comes last."""
     pending: list[bytes] = []
-    next_line = 1
     while True:
         data = stream.read(block_bytes)
         if not data:
@@ -94,12 +91,42 @@ def read_line_blocks(stream: BinaryIO, name: str, errors: str = "strict", hint: 
             continue
         block = b"".join(pending) + data[:cut]
         pending = [data[cut:]]
+        yield block
+    tail = b"".join(pending)
+    if tail:
+        yield tail
+
+
+class ByteBlock(NamedTuple):
+    """Undecoded lines, so that a worker process decodes them (bytes are cheap to send); ``first_line``
+    numbers the first one for error messages."""
+
+    data: bytes
+    name: str
+    first_line: int
+
+    def lines(self) -> list[str]:
+        return decode_lines(self.data, self.name, self.first_line)
+
+
+def read_numbered_blocks(stream: BinaryIO, name: str, block_bytes: int = BLOCK_BYTES) -> Iterator[ByteBlock]:
+    """The byte blocks of ``stream``, numbered without decoding them (every block but the last ends with
+    a line terminator, so its lines are its terminators)."""
+    next_line = 1
+    for block in read_byte_blocks(stream, block_bytes):
+        yield ByteBlock(block, name, next_line)
+        next_line += _line_breaks(block)
+
+
+def read_line_blocks(stream: BinaryIO, name: str, errors: str = "strict", hint: str = "",
+                     counts: Optional[dict] = None, block_bytes: int = BLOCK_BYTES
+                     ) -> Iterator[tuple[list[str], int]]:
+    """Yields (lines, bytes read) for the blocks of ``read_byte_blocks``."""
+    next_line = 1
+    for block in read_byte_blocks(stream, block_bytes):
         lines = decode_lines(block, name, next_line, errors, hint, counts)
         next_line += len(lines)
         yield lines, len(block)
-    tail = b"".join(pending)
-    if tail:
-        yield decode_lines(tail, name, next_line, errors, hint, counts), len(tail)
 
 
 def open_input(name: str) -> BinaryIO:

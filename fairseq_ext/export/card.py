@@ -92,7 +92,7 @@ def model_card(facts: CardFacts):
 
 def _body(facts: CardFacts) -> str:
     config = facts.config
-    architecture = HF_ARCHITECTURES[facts.kind]
+    architecture = (config.get("architectures") or [HF_ARCHITECTURES[facts.kind]])[0]
     lines = [
         f"# {facts.name}", "",
         f"A RoBERTa ({config['num_hidden_layers']} layers, hidden size {config['hidden_size']}, "

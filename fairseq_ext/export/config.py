@@ -23,15 +23,18 @@ DEFAULT_TOLERANCE = 1e-4  # largest |output difference| a verified conversion ma
 
 
 def hf_config(kind: str, model, args: argparse.Namespace, vocab_size: int,
-              squad_settings: Optional[dict] = None):
-    """The RobertaConfig of a fairseq model (built, so that every size is the module's own)."""
-    from transformers import RobertaConfig
+              squad_settings: Optional[dict] = None, family: str = "Roberta"):
+    """The RobertaConfig of a fairseq model (built, so that every size is the module's own); with
+    ``family`` "XLMRoberta" (a SentencePiece model) the XLMRobertaConfig of XLMRobertaFor* (the same
+    architecture and weights under XLM-R's name, which AutoTokenizer pairs with its tokenizer)."""
+    from transformers import RobertaConfig, XLMRobertaConfig
 
     encoder = model.encoder.sentence_encoder
     first_layer = encoder.layers[0]
     tied = kind == MASKED_LM and model.encoder.lm_head.weight is encoder.embed_tokens.weight
-    return RobertaConfig(
-        architectures=[HF_ARCHITECTURES[kind]],
+    config_class = XLMRobertaConfig if family == "XLMRoberta" else RobertaConfig
+    return config_class(
+        architectures=[family + HF_ARCHITECTURES[kind][len("Roberta"):]],
         vocab_size=vocab_size,
         hidden_size=encoder.embed_tokens.embedding_dim,
         num_hidden_layers=len(encoder.layers),

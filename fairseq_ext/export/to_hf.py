@@ -17,13 +17,13 @@ from typing import Optional, Union
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 from fairseq_ext.cli import UserInputError, existing_file
 from fairseq_ext.export import card, tokenizer_files
-from fairseq_ext.export.config import HF_ARCHITECTURES, SPAN_QA, check_fairseq_structure, hf_config
+from fairseq_ext.export.config import SPAN_QA, check_fairseq_structure, hf_config
 from fairseq_ext.export.fairseq_model import FairseqRoberta, load_dictionary, load_fairseq_roberta
 from fairseq_ext.export.state_dict import hf_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
 from fairseq_ext.outputs import OutputDirectory
-from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer, read_dictionary
+from fairseq_ext.tokenizer import check_record, find_tokenizer_dir, load_tokenizer, read_dictionary
 from fairseq_ext.tokenizer.dictionary import SPECIALS
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
@@ -51,14 +51,21 @@ class ExportReport:
     null_threshold: Optional[tuple[float, str]]
 
 
-def own_dictionary(checkpoint_state: dict, checkpoint: Path) -> Optional[Path]:
-    """The dict.txt the model was trained with, where it is still known: in the checkpoint's training data
-    directory, or beside the checkpoint (a model directory: model.pt + dict.txt)."""
+def training_data_dir(checkpoint_state: dict) -> Optional[Path]:
+    """The checkpoint's (first) training data directory, when it is still there."""
     task = (checkpoint_state.get("cfg") or {}).get("task") or {}
     data = task.get("data") if isinstance(task, dict) else None
     if data is None and checkpoint_state.get("args") is not None:
         data = getattr(checkpoint_state["args"], "data", None)
-    candidates = [Path(str(data).split(os.pathsep)[0]) / "dict.txt"] if data else []
+    directory = Path(str(data).split(os.pathsep)[0]) if data else None
+    return directory if directory is not None and directory.is_dir() else None
+
+
+def own_dictionary(checkpoint_state: dict, checkpoint: Path) -> Optional[Path]:
+    """The dict.txt the model was trained with, where it is still known: in the checkpoint's training data
+    directory, or beside the checkpoint (a model directory: model.pt + dict.txt)."""
+    data = training_data_dir(checkpoint_state)
+    candidates = [data / "dict.txt"] if data is not None else []
     return next((path for path in [*candidates, checkpoint.parent / "dict.txt"] if path.is_file()), None)
 
 
@@ -92,12 +99,12 @@ def null_threshold(option: Union[None, float, str], eval_results: Optional[dict]
         raise UserInputError(f"--null-threshold {option!r}: a number or 'best'") from None
 
 
-def build_hf_model(roberta: FairseqRoberta, vocabulary: ExportVocabulary):
-    from transformers import RobertaForMaskedLM, RobertaForQuestionAnswering
+def build_hf_model(roberta: FairseqRoberta, vocabulary: ExportVocabulary, family: str = "Roberta"):
+    import transformers
 
     settings = roberta.squad_settings.as_dict() if roberta.squad_settings else None
-    config = hf_config(roberta.kind, roberta.model, roberta.args, len(vocabulary.tokens), settings)
-    model = (RobertaForQuestionAnswering if roberta.kind == SPAN_QA else RobertaForMaskedLM)(config)
+    config = hf_config(roberta.kind, roberta.model, roberta.args, len(vocabulary.tokens), settings, family)
+    model = getattr(transformers, config.architectures[0])(config)
     model.load_state_dict(hf_state_dict(roberta.model.state_dict(), roberta.kind, vocabulary,
                                         config.tie_word_embeddings), strict=True)
     return model.eval()
@@ -123,6 +130,9 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     eval_results = card.read_eval_results(card_options.eval_results) if card_options.eval_results else None
     threshold = null_threshold(card_options.null_threshold, eval_results, card_options.eval_results)
     state = load_checkpoint(checkpoint)
+    data = training_data_dir(state)
+    if data is not None:
+        check_record(data, bpe_dir, f"{checkpoint}'s training data {data}")
     own = own_dictionary(state, checkpoint)
     given = dictionary_path is not None
     if not given:
@@ -141,7 +151,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     check_fairseq_structure(roberta.kind, roberta.model, roberta.args)
     files = tokenizer_files.for_directory(bpe_dir)
     vocabulary = files.export_vocabulary(dictionary.symbols)
-    hf_model = build_hf_model(roberta, vocabulary)
+    hf_model = build_hf_model(roberta, vocabulary, files.hf_family)
     config = hf_model.config
 
     with output.staged() as staging:
@@ -168,7 +178,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
 
 def describe(report: ExportReport) -> list[str]:
     config, vocabulary = report.config, report.vocabulary
-    model = HF_ARCHITECTURES[report.kind]
+    model = config.architectures[0]
     lines = [
         f"model: {model}, {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, ffn {config.intermediate_size}, "

@@ -182,6 +182,7 @@ class Gpt2Files:
     """GPT-2 BPE (encoder.json + vocab.bpe in ``directory``) on both sides of a conversion."""
 
     kind = "gpt2"
+    hf_family = "Roberta"  # the transformers classes: RobertaForMaskedLM, RobertaForQuestionAnswering
     fairseq_files = ("encoder.json", "vocab.bpe")
 
     def __init__(self, directory: Path):
@@ -212,6 +213,7 @@ class SentencePieceFiles:
     vocabulary is the fairseq dictionary itself (no aliases); importing XLM-R models is not supported yet."""
 
     kind = "sentencepiece"
+    hf_family = "XLMRoberta"  # XLMRobertaForMaskedLM, XLMRobertaForQuestionAnswering
 
     def __init__(self, directory: Path):
         self.directory = directory

@@ -9,6 +9,7 @@ from typing import Optional
 
 import torch
 
+from fairseq_ext.cli import UserInputError
 from fairseq_ext.export.config import DEFAULT_TOLERANCE, ENCODER, SPAN_QA
 from fairseq_ext.export.fairseq_model import FairseqRoberta
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
@@ -84,17 +85,21 @@ def hf_outputs(kind: str, model, encoded: dict, dictionary_size: int) -> list[to
 def compare(tokenizer, hf_model, roberta: FairseqRoberta, fairseq_encoder, vocabulary: ExportVocabulary,
             tolerance: float = DEFAULT_TOLERANCE) -> Verification:
     """The HF side (tokenizer, model in eval mode) against the fairseq side (model, encoder) on the
-    sample inputs of the model's kind."""
+    sample inputs of the model's kind that fit its positions (a small vocabulary, e.g. a Chinese
+    SentencePiece model's, spells English in many pieces)."""
     from fairseq.data import data_utils
 
     if roberta.kind == SPAN_QA:
         inputs = [(question.lstrip(), context) for question, context in SAMPLE_QUESTIONS]
-        encoded = tokenizer([q for q, _ in inputs], [c for _, c in inputs], padding=True, return_tensors="pt")
         expected = [fairseq_ids(fairseq_encoder, q, c) for q, c in inputs]
     else:
-        inputs = list(SAMPLE_SENTENCES)
-        encoded = tokenizer(inputs, padding=True, return_tensors="pt")
-        expected = [fairseq_ids(fairseq_encoder, text) for text in inputs]
+        inputs = [(text,) for text in SAMPLE_SENTENCES]
+        expected = [fairseq_ids(fairseq_encoder, text) for (text,) in inputs]
+    fitting = [index for index, ids in enumerate(expected) if len(ids) <= roberta.max_positions]
+    if not fitting:
+        raise UserInputError(f"no verification input fits the model's {roberta.max_positions} positions")
+    inputs, expected = [inputs[i] for i in fitting], [expected[i] for i in fitting]
+    encoded = tokenizer(*map(list, zip(*inputs)), padding=True, return_tensors="pt")
     encoded = {name: encoded[name] for name in ("input_ids", "attention_mask")}
 
     mismatches, lengths = [], []

@@ -19,7 +19,7 @@ from fairseq_ext.tokenizer.base import (
     Tokenizer,
     vocab_to_dictionary,
 )
-from fairseq_ext.tokenizer.dictionary import read_dictionary
+from fairseq_ext.tokenizer.dictionary import read_dictionary, read_dictionary_entries, write_dictionary
 from fairseq_ext.tokenizer.gpt2 import Gpt2Bpe
 from fairseq_ext.tokenizer.spm import SentencePiece
 
@@ -32,7 +32,8 @@ RECORD_FILE = "tokenizer.json"  # in a data directory: the tokenizer that made i
 
 __all__ = ["DICTIONARY_FILE", "DictionaryTokenizer", "Gpt2Bpe", "KINDS", "RECORD_FILE", "SentencePiece",
            "Tokenizer", "add_tokenizer_argument", "check_record", "find_tokenizer_dir", "load_tokenizer",
-           "read_dictionary", "tokenizer_kind", "vocab_to_dictionary", "write_record"]
+           "read_dictionary", "read_dictionary_entries", "tokenizer_kind", "vocab_to_dictionary",
+           "write_dictionary", "write_record"]
 
 
 def add_tokenizer_argument(parser: argparse.ArgumentParser, what: str = "") -> None:

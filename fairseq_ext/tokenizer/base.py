@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Sequence, Union
+from typing import TYPE_CHECKING, ClassVar, Sequence, Union
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 PathLike = Union[str, os.PathLike]
 DICTIONARY_FILE = "dict.txt"
@@ -65,6 +66,8 @@ class DictionaryTokenizer:
         self.lookup = vocab_to_dictionary(tokenizer.vocab_symbols(), symbols, unk_index)
 
     def to_indices(self, vocab_ids: Sequence[int]) -> np.ndarray:
+        import numpy as np
+
         return self.lookup[np.asarray(vocab_ids, dtype=np.int64)]
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -77,5 +80,7 @@ def vocab_to_dictionary(vocab_symbols: Sequence[str], symbols: Sequence[str],
     """For each vocabulary id, its index in a fairseq dictionary, like ``Dictionary.index(symbol)``: the
     symbol is looked up exactly (``"007"`` is not ``"7"``), and one listed twice (``#fairseq:overwrite``)
     resolves to its last index."""
+    import numpy as np  # here: the tokenizers and bpe-encode start faster without it
+
     indices = {symbol: index for index, symbol in enumerate(symbols)}
     return np.array([indices.get(symbol, unk_index) for symbol in vocab_symbols], dtype=np.int64)

@@ -1,40 +1,59 @@
-"""fairseq ``dict.txt`` read as ``fairseq.data.Dictionary.load`` reads it, without fairseq."""
+"""fairseq ``dict.txt`` read as ``fairseq.data.Dictionary.load`` reads it and written as
+``Dictionary.save`` writes it, without fairseq."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.tokenizer.base import PathLike
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # indices 0-3, before the file's symbols
 UNK_INDEX = 3
+EOS_INDEX = 2
 OVERWRITE = "#fairseq:overwrite"
 
 
-def read_dictionary(path: PathLike) -> list[str]:
-    """The symbols in index order, specials first; a malformed line or an unflagged duplicate is a
-    one-line error naming the line (fairseq raises on both)."""
+def read_dictionary_entries(path: PathLike) -> list[tuple[str, int]]:
+    """The file's (symbol, count) entries in order (the specials not included); a malformed line or an
+    unflagged duplicate is a one-line error naming the line (fairseq raises on both). Parsed as fairseq
+    does: text-mode lines (universal newlines, not ``str.splitlines``), ``rstrip``, the count after the
+    last space read by ``int`` (so ``+7`` and ``007`` are 7, and ``Dictionary.save`` writes 7)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, encoding="utf-8") as stream:
+            lines = stream.readlines()
     except (OSError, UnicodeDecodeError) as err:
         raise UserInputError(f"cannot read dictionary {path}: {err}") from None
-    symbols = list(SPECIALS)
-    seen = set(symbols)
+    entries = []
+    seen = set(SPECIALS)
     for number, line in enumerate(lines, 1):
         fields = line.rstrip().rsplit(" ", 1)
         overwrite = False
         if len(fields) == 2 and fields[1] == OVERWRITE:
             overwrite = True
             fields = fields[0].rsplit(" ", 1)
-        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+        try:
+            symbol, count = fields[0], int(fields[1])
+        except (IndexError, ValueError):
             raise UserInputError(f"{path}: line {number}: not a fairseq dictionary line "
-                                 f"('<symbol> <count>'): {line[:60]!r}")
-        symbol = fields[0]
+                                 f"('<symbol> <count>'): {line.rstrip()[:60]!r}") from None
         if symbol in seen and not overwrite:
             raise UserInputError(f"{path}: line {number}: duplicate symbol {symbol!r} "
                                  f"(add {OVERWRITE} to keep both)")
         seen.add(symbol)
-        symbols.append(symbol)
-    return symbols
+        entries.append((symbol, count))
+    return entries
+
+
+def read_dictionary(path: PathLike) -> list[str]:
+    """The symbols in index order, specials first."""
+    return list(SPECIALS) + [symbol for symbol, _ in read_dictionary_entries(path)]
+
+
+def write_dictionary(entries: Sequence[tuple[str, int]], path: PathLike) -> None:
+    """``Dictionary.save``: one ``symbol count`` line per non-special entry, flags not written (so a
+    ``#fairseq:overwrite`` line is saved as a plain duplicate, as fairseq-preprocess saves it)."""
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.writelines(f"{symbol} {count}\n" for symbol, count in entries)
