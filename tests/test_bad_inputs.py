@@ -219,13 +219,17 @@ def _(request, tmp_path):
 
 @case("prepare_corpus: interrupted over an older data-bin: the older data-bin intact, no staging left")
 def _(request, tmp_path):
-    destdir = tmp_path / "data-bin"
-    args = ["--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe",
-            request.getfixturevalue("gpt2_bpe_dir"), "--destdir", destdir, "--workers", 1, "--quiet"]
-    succeeds("prepare_corpus.py", *args)
+    destdir, raw = tmp_path / "data-bin", request.getfixturevalue("wiki_raw_dir")
+    args = ["--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--destdir", destdir, "--workers", 1,
+            "--quiet"]
+    succeeds("prepare_corpus.py", "--raw-dir", raw, *args)
     before = snapshot(destdir)
-    assert_interrupted(interrupt_when_staging_appears("prepare_corpus.py", args, destdir, signal.SIGTERM),
-                       signal.SIGTERM)
+    big = tmp_path / "big-raw"  # seconds of encoding: it is interrupted mid-write
+    big.mkdir()
+    (big / "data.train.raw").write_bytes((raw / "data.train.raw").read_bytes() * 40)
+    (big / "data.valid.raw").write_bytes((raw / "data.valid.raw").read_bytes())
+    assert_interrupted(interrupt_when_staging_appears("prepare_corpus.py", ["--raw-dir", big, *args], destdir,
+                                                      signal.SIGTERM), signal.SIGTERM)
     assert snapshot(destdir) == before
     assert_no_staging(tmp_path)
 
