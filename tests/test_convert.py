@@ -32,6 +32,7 @@ from fairseq_ext.outputs import MARKER
 from fairseq_ext.squad import load_squad
 from fairseq_ext.tokenizer import Gpt2Bpe
 from tests.conftest import REPO, shared_path
+from tests.pretrain_fixtures import make_legacy_checkpoint
 from tests.squad_fixtures import (
     TRAIN_ARTICLES,
     VALID_ARTICLES,
@@ -39,7 +40,6 @@ from tests.squad_fixtures import (
     run_squad_script,
     squad_articles,
 )
-from tests.test_pretrain import make_legacy_checkpoint
 
 TOLERANCE = 1e-4
 MAX_LENGTH = 128  # the tiny models' positions
