@@ -32,7 +32,7 @@ lint: setup  ## ruff check
 # One torch thread per process: on 2 cores, oversubscribed threads made training 10-20x slower.
 # The test data: $SHARED_DIR, else ../shared, else the user cache (fetched once); it says which.
 test: setup lint  ## the test suite (test data: SHARED_DIR, ../shared, else fetched once into a cache)
-	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  SHARED_DIR="$$shared_dir" OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-data:  ## fetch + verify the test data into TEST_DATA_DIR (default ~/.cache/roberta-squad2/test-data)
@@ -77,11 +77,11 @@ import-hf: setup  ## HF RoBERTa (directory or cached hub id) -> verified fairseq
 
 # Pre-release check (6 to 12 minutes on a loaded 2-core machine, half of it packing the environment).
 cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch scripts from the packed env (root)
-	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  OMP_NUM_THREADS=1 $(PY) .ci/cluster_test.py --shared-dir "$$shared_dir"
 
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
-	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  $(PY) scripts/gpu_check.py --shared-dir "$$shared_dir"
 
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/

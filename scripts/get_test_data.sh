@@ -7,4 +7,4 @@ usage="usage: $0 [DEST]   (default: \${XDG_CACHE_HOME:-~/.cache}/roberta-squad2/
 [[ $# -le 1 ]] || { echo "$usage"; exit 2; }
 [[ ${1:-} != -h && ${1:-} != --help ]] || { echo "$usage"; exit 0; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
-PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" exec "${PYTHON:-python3}" -m fairseq_ext.commands.test_data fetch "$@"
+PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" exec "${PYTHON:-python3}" -m tests.testdata fetch "$@"

@@ -1,5 +1,5 @@
 """Shared test fixtures. Real data comes from $SHARED_DIR, else ../shared (never copied into the repo);
-`make test` sets SHARED_DIR to ../shared or to the user cache it fetches (fairseq_ext.testdata).
+`make test` sets SHARED_DIR to ../shared or to the user cache it fetches (tests/testdata.py).
 
 Each area keeps its session fixtures in its own module, loaded here as a plugin.
 """

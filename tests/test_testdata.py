@@ -1,4 +1,4 @@
-"""fairseq_ext.testdata: the test data fetched from its official homes, here from a local HTTP server
+"""tests/testdata.py: the test data fetched from its official homes, here from a local HTTP server
 laid out like those homes (``ROBERTA_TEST_DATA_MIRROR``) and filled from ../shared."""
 
 import hashlib
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fairseq_ext import testdata
 from fairseq_ext.cli import run_cli
-from tests.conftest import REPO, command, shared_path
+from tests import testdata
+from tests.conftest import REPO, shared_path
 
 
 def lzw_compress(data: bytes, max_bits: int = 16, clear_every: int = 0) -> bytes:
@@ -323,7 +323,7 @@ def test_no_data_and_no_network_is_one_line(layout, monkeypatch, capsys):
         port = closed.getsockname()[1]
     monkeypatch.setenv(testdata.MIRROR_ENV, f"http://127.0.0.1:{port}")
     with pytest.raises(SystemExit) as done:
-        run_cli(command("test_data").main, ["resolve", "--repo", str(layout)])
+        run_cli(testdata.main, ["resolve", "--repo", str(layout)])
     assert done.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -1,8 +1,15 @@
 """The test data (the layout of ``../shared``) fetched from its official homes into a user cache.
+Test machinery, not part of the runtime package ``fairseq_ext``.
 
 ``make test`` reads ``$SHARED_DIR``, else ``../shared``, else this cache, which it fills once
-(``python -m fairseq_ext.commands.test_data resolve``); ``scripts/get_test_data.sh`` fills it explicitly.
-Standard library only: it runs before anything else is installed or imported.
+(``python -m tests.testdata resolve``); ``scripts/get_test_data.sh`` (``python -m tests.testdata fetch``)
+fills it explicitly. Standard library only (plus ``fairseq_ext.cli``, itself standard library only): it
+runs before anything else is installed or imported.
+
+  python -m tests.testdata fetch [DEST]   fetch into DEST (default: the user cache)
+  python -m tests.testdata resolve        print the directory `make test` uses: $SHARED_DIR, else
+                                          ../shared beside the repository, else the user cache, fetched
+                                          first when incomplete; it says which on stderr
 
 What is fetched, and how each file is checked before it is put in place:
   gpt2_bpe/{encoder.json,vocab.bpe,dict.txt}  fairseq's URLs, sha256 (same bytes as ../shared)
@@ -20,6 +27,7 @@ an interrupted fetch never looks complete. ``ROBERTA_TEST_DATA_MIRROR=BASE`` fet
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -38,7 +46,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, run_cli
 
 MIRROR_ENV = "ROBERTA_TEST_DATA_MIRROR"
 DATA_VERSION = "1"  # written to .complete; bump it when a rule below changes, so caches are rebuilt
@@ -399,3 +407,37 @@ def resolve_test_data(repo: Path) -> tuple[Path, str]:
     if missing := missing_files(root):
         raise UserInputError(f"test data from {why} ({root}) lacks {missing[0]}")
     return root, why
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.testdata", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("fetch", help="fetch and verify the test data into DEST")
+    fetch.add_argument("dest", nargs="?", type=Path, default=default_cache_dir(),
+                       help="where to put it (default: %(default)s)")
+    resolve = commands.add_parser("resolve", help="print the test data directory `make test` uses")
+    resolve.add_argument("--repo", type=Path, default=Path("."), help="the repository root (default: .)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.command == "fetch":
+        if is_complete(args.dest):
+            print(f"test data already complete in {args.dest}", file=sys.stderr)
+            return
+        fetch_test_data(args.dest, os.environ.get(MIRROR_ENV))
+        print(f"test data ready in {args.dest}", file=sys.stderr)
+        return
+    try:
+        root, why = resolve_test_data(args.repo)
+    except FetchError as err:
+        raise UserInputError(f"no test data: {err}. Set SHARED_DIR to a copy of it, put it at ../shared, or "
+                             "run `make test-data` once online") from None
+    print(f"test data: {root} ({why})", file=sys.stderr)
+    print(root)
+
+
+if __name__ == "__main__":
+    run_cli(main)
