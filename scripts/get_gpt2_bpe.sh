@@ -55,7 +55,7 @@ done
 if ! fetch dict.txt; then
   echo "error: could not get dict.txt from $base_url/dict.txt (offline?). Copy it from a machine" \
        "that has it ($0 --copy-from DIR $dest), or build a dictionary from your corpus:" \
-       "fairseq-preprocess --only-source without --srcdict (see README)." >&2
+       "fairseq-preprocess --only-source without --srcdict (see docs/corpus.md)." >&2
   status=1
 fi
 [[ $status -eq 0 ]] && echo "GPT-2 BPE files ready in $dest"
