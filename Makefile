@@ -73,7 +73,7 @@ evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=.
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
 
 import-hf: setup  ## HF RoBERTa (directory or cached hub id) -> verified fairseq dir: MODEL=... OUT=...
-	$(PY) convert/hf_to_fairseq.py --model $(MODEL) --gpt2-bpe $(GPT2_BPE) --out $(OUT)
+	$(PY) convert/hf_to_fairseq.py --model $(MODEL) $(BPE_FLAG) --out $(OUT)
 
 # Pre-release check (6 to 12 minutes on a loaded 2-core machine, half of it packing the environment).
 cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch scripts from the packed env (root)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import math
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
+
+PAUSE_ENV = "ROBERTA_SQUAD2_TEST_PAUSE"  # the test suite's fault injection: see pause_point
 
 
 class UserInputError(Exception):
@@ -25,6 +30,88 @@ def existing_file(path: str | Path, what: str = "file") -> Path:
     return path
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (a worker count, a batch size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def finite_number(value, what: str) -> float:
+    """``value`` (a string or a number, e.g. read from JSON) as a float; NaN, an infinity or a non-number
+    is a UserInputError naming ``what``. The one rule for thresholds: a NaN compares false with
+    everything, so a NaN "no answer" threshold would silently never answer "no answer"."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{what}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise UserInputError(f"{what}: {value!r} is not a finite number")
+    return number
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (see finite_number)."""
+    try:
+        return finite_number(text, "value")
+    except UserInputError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("value: ")) from None
+
+
+def device_of(option: Optional[str]) -> str:
+    """The torch device of ``--device`` (default: cuda when available, else cpu), checked before a model
+    is loaded: a device this machine lacks is a one-line error, not torch's AssertionError later."""
+    import torch
+
+    if option is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(option)
+    except RuntimeError as err:
+        raise UserInputError(f"--device {option}: {str(err).splitlines()[0]}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError(f"--device {option}: CUDA is not available on this machine (use --device "
+                                 "cpu, or leave --device out)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserInputError(f"--device {option}: this machine has {torch.cuda.device_count()} CUDA "
+                                 "device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserInputError(f"--device {option}: MPS is not available on this machine")
+    return option
+
+
+def pause_point(name: str) -> None:
+    """For the test suite: with ``$ROBERTA_SQUAD2_TEST_PAUSE`` set to ``NAME:FILE``, the tool creates FILE
+    on reaching the point NAME and then waits there for a signal, so that a test interrupts it at that very
+    point (no race with the tool's own pace). Points: ``staged`` (everything written into an output's
+    staging, not yet renamed into place: fairseq_ext.outputs), ``import torch`` (run_cli, as the import of
+    torch starts). Unset (always, outside tests), it does nothing."""
+    point, _, ready = os.environ.get(PAUSE_ENV, "").partition(":")
+    if point != name or not ready:
+        return
+    Path(ready).touch()
+    while True:
+        time.sleep(3600)
+
+
+class _PauseOnImport:
+    """A meta path finder that stops at pause_point("import MODULE") when MODULE's import starts."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.module:
+            sys.meta_path.remove(self)
+            pause_point(f"import {fullname}")
+        return None
+
+
 def _terminate(signum, frame):
     raise Terminated()
 
@@ -37,6 +124,9 @@ def run_cli(main: Union[str, Callable[[Optional[Sequence[str]]], Optional[int]]]
     exits 130 and SIGTERM 143, after the clean-ups of the interrupted code."""
     prog = Path(sys.argv[0]).name
     signal.signal(signal.SIGTERM, _terminate)
+    point = os.environ.get(PAUSE_ENV, "").partition(":")[0]
+    if point.startswith("import "):
+        sys.meta_path.insert(0, _PauseOnImport(point.removeprefix("import ")))
     try:
         if isinstance(main, str):
             module, function = main.split(":")

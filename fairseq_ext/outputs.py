@@ -28,7 +28,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Sequence, Union
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, pause_point
 
 PathLike = Union[str, os.PathLike]
 MARKER = ".roberta-squad2-output.json"  # in every output directory: which tool wrote which files
@@ -207,6 +207,14 @@ class OutputDirectory:
         else:
             _check_parent(self.target, path)
 
+    def relative_path(self, path: PathLike) -> Optional[Path]:
+        """``path`` relative to this directory (``.`` for the directory itself), or None when it lies
+        outside: a file meant to be inside must be written into the staging."""
+        real = _real(path)
+        if real != self.target and self.target not in real.parents:
+            return None
+        return real.relative_to(self.target)
+
     def _check_existing(self, what: str, replace: bool, force_hint: str) -> None:
         shown, tool = self.shown, self.tool
         if not self.target.is_dir():
@@ -246,6 +254,7 @@ class OutputDirectory:
             except OSError as err:
                 raise UserInputError(f"cannot write {self.shown}: {err.strerror}") from None
             yield staging
+            pause_point("staged")
             self._commit(staging)
             committed = True
         finally:
@@ -328,6 +337,7 @@ class OutputFiles:
                     staged.append(_staging_name(real))  # before it exists: removed whatever happens next
                     streams.append(_open_for_writing(staged[-1], "xb" if binary else "x", encoding, path))
             yield streams
+            pause_point("staged")
             current = None
             try:
                 for index, stream in enumerate(streams):  # every write done before any rename

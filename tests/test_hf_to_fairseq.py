@@ -34,6 +34,7 @@ from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
 from fairseq_ext.export.from_hf import OUTPUT_FILES
 from fairseq_ext.outputs import MARKER
+from fairseq_ext.tokenizer import ENV_VAR
 from tests.conftest import REPO
 from tests.corpus_fixtures import run_script
 from tests.pretrain_fixtures import run_pretrain, training_records
@@ -124,6 +125,25 @@ def test_import_equals_the_hf_model(imported_mlm, random_mlm, gpt2_bpe_dir):
     print(f"\nimported random RoBERTa, {len(texts)} paragraphs, {int(real.sum())} tokens: max |logit "
           f"difference| {difference:.2e} (without the token-type row: {unfolded:.2e})")
     assert difference <= TOLERANCE < unfolded
+
+
+def test_imports_from_the_hf_directory_alone(imported_mlm, random_mlm, tmp_path, monkeypatch):
+    """A model fresh from the Hub, no GPT-2 files at hand (no --gpt2-bpe, $GPT2_BPE_DIR or gpt2_bpe/): its
+    own vocab.json/merges.txt give GPT-2's files, the same bytes and the same model as with them."""
+    import fairseq_ext.tokenizer
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(fairseq_ext.tokenizer, "REPO_DIR", tmp_path / "no-gpt2-bpe")
+    out = tmp_path / "roberta"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert hf_to_fairseq.main(["--model", str(random_mlm), "--out", str(out)]) == 0
+    assert f"tokenizer: GPT-2 BPE files rebuilt from the merges of {random_mlm}" in printed.getvalue()
+    assert "-> OK" in printed.getvalue()  # verified against the HF model
+    for name in ("dict.txt", "encoder.json", "vocab.bpe"):
+        assert (out / name).read_bytes() == (imported_mlm.out / name).read_bytes(), name
+    ours, theirs = (load_checkpoint(path / "model.pt")["model"] for path in (out, imported_mlm.out))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
 def test_continues_masked_lm_training(imported_mlm, wiki_raw_dir, tmp_path):

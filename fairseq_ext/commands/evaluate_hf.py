@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import UserInputError, device_of, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -48,10 +48,10 @@ def show_examples(examples, predictions, count: int) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    from fairseq_ext.hf.qa import answer_questions, device_of, load_qa_model, model_settings
-    from fairseq_ext.outputs import OutputDirectory, OutputFiles
+    from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
+    from fairseq_ext.outputs import OutputDirectory
     from fairseq_ext.squad import load_squad
-    from fairseq_ext.squad.predict import write_predictions
+    from fairseq_ext.squad.predict import csv_destination, write_predictions
 
     squad = load_squad(args.data)
     print(f"{args.data}: {squad.summary()}")
@@ -61,8 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if len(examples) < len(squad.examples):
         print(f"evaluating the first {len(examples)} of {len(squad.examples)} questions (--max-samples)")
     output = OutputDirectory(args.out, "evaluate_hf", inputs=[args.model, args.data])
-    if args.csv:
-        OutputFiles([args.csv], inputs=[args.model, args.data], what="--csv")  # checked now
+    csv_path = csv_destination(args.csv, output, inputs=[args.model, args.data])
     device = device_of(args.device)
     tokenizer, model = load_qa_model(args.model, device)
     settings, described = model_settings(model, args)
@@ -71,7 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
                                        args.batch_size, device, progress=True)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
-                                    args.csv)
+                                    staging / csv_path if csv_path else None)
     if results is None:
         print(f"{args.data} has no answers: predictions written, nothing scored")
     else:

@@ -15,7 +15,7 @@ import math
 import numbers
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.cli import UserInputError, existing_file, finite_float, run_cli
 from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.metric import METRICS, evaluate
@@ -34,7 +34,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--na-prob-file", "-n", metavar="F",
                         help="question id -> no-answer probability or null odds (predict_squad2's "
                              "null_odds.json); adds the best-threshold search")
-    parser.add_argument("--na-prob-thresh", "-t", type=float, default=1.0, metavar="T",
+    parser.add_argument("--na-prob-thresh", "-t", type=finite_float, default=1.0, metavar="T",
                         help='predict "" where the no-answer probability exceeds T (default: 1.0)')
     return parser.parse_args(argv)
 

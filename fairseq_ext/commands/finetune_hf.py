@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import run_cli
+from fairseq_ext.cli import positive_int, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -37,9 +37,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="replace an earlier --out of this tool")
     training = parser.add_argument_group("training (defaults: configs/finetuning/squad2_tiny.yaml's)")
     training.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (%(default)g)")
-    training.add_argument("--batch-size", type=int, default=defaults.batch_size,
+    training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                           help="windows per update (%(default)s)")
-    training.add_argument("--updates", type=int, default=defaults.updates,
+    training.add_argument("--updates", type=positive_int, default=defaults.updates,
                           help="number of updates; the learning rate reaches 0 at the last (%(default)s)")
     training.add_argument("--warmup-updates", type=int, default=defaults.warmup_updates,
                           help="linear warm-up updates (%(default)s)")

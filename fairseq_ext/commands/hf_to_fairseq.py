@@ -24,7 +24,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="HF model directory, or a hub id (from the local Hugging Face cache; "
                              "missing files are downloaded unless HF_HUB_OFFLINE=1)")
     parser.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
-    add_tokenizer_argument(parser, ": GPT-2's files, which the model's tokenizer must be")
+    add_tokenizer_argument(parser, ": GPT-2's files, which the model's tokenizer must be; without one "
+                           "found, they are rebuilt from the model's own merges")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the comparison with the HF model")

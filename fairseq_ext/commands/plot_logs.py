@@ -157,6 +157,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.labels and len(args.labels) != len(args.logs):
         raise UserInputError(f"--labels gives {len(args.labels)} names for {len(args.logs)} logs")
     labels = args.labels or [default_label(path) for path in args.logs]
+    for label in labels:  # LABEL.png goes into --out-dir, nowhere else
+        if label in ("", ".", "..") or Path(label).name != label:
+            raise UserInputError(f"label {label!r} is not a plain file name (no directories, no '..'): "
+                                 "LABEL.png is written into --out-dir")
     if len(set(labels)) != len(labels):
         raise UserInputError(f"two logs would write the same PNG ({labels}); name them with --labels")
     logs = [parse_log(existing_file(path, "log file")) for path in args.logs]

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence, TextIO
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import UserInputError, device_of, run_cli
 
 NO_ANSWER = "no answer"
 
@@ -84,7 +84,7 @@ def interactive(answer: Answerer, lines: TextIO) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    from fairseq_ext.hf.qa import device_of, load_qa_model, model_settings
+    from fairseq_ext.hf.qa import load_qa_model, model_settings
 
     device = device_of(args.device)
     tokenizer, model = load_qa_model(args.model, device)

@@ -18,12 +18,12 @@ import argparse
 import json
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
-from fairseq_ext.outputs import OutputDirectory, OutputFiles
+from fairseq_ext.cli import UserInputError, device_of, existing_file, positive_int, run_cli
+from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.metric import METRICS
-from fairseq_ext.squad.predict import answer_questions, write_predictions
+from fairseq_ext.squad.predict import answer_questions, csv_destination, write_predictions
 from fairseq_ext.squad.settings import QASettings
 from fairseq_ext.tokenizer import add_tokenizer_argument, check_record, find_tokenizer_dir, load_tokenizer
 
@@ -39,7 +39,8 @@ def parse_args(argv=None):
                         help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "
                              "(CMRC 2018: Chinese, mixed segmentation)")
     parser.add_argument("--csv", metavar="CSV", help="also write the answers as ID,Answer rows to this file")
-    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="windows per forward pass (default: 32)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
     QASettings.add_arguments(parser, default_from="the checkpoint's task settings")
@@ -96,11 +97,8 @@ def main(argv=None):
     if not squad.examples:
         raise UserInputError(f"{args.data}: no usable questions")
     output = OutputDirectory(args.out, "predict_squad2", inputs=[checkpoint, args.data, bpe_dir])
-    if args.csv:
-        OutputFiles([args.csv], inputs=[checkpoint, args.data, bpe_dir], what="--csv")  # checked now
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    csv_path = csv_destination(args.csv, output, inputs=[checkpoint, args.data, bpe_dir])
+    device = device_of(args.device)
     model, task_cfg, task = load_model(checkpoint, bpe_dir, device, args.fp16)
     settings = QASettings.from_object(args, base=QASettings.from_object(task_cfg))
     if settings.max_seq_length > model.max_positions():
@@ -114,7 +112,7 @@ def main(argv=None):
         predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
                                        squad.version_2, args.batch_size, progress=True)
         results = write_predictions(staging, squad.examples, predictions, settings, squad.version_2,
-                                    args.metric, args.csv)
+                                    args.metric, staging / csv_path if csv_path else None)
     print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}"
           + (f", {args.csv}" if args.csv else ""))
     if results is None:

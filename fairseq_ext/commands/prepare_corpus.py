@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.cli import UserInputError, existing_file, positive_int, run_cli
 from fairseq_ext.corpus.drivers import binarize_files, tokenizer_files
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_tokenizer_argument(parser, ", with dict.txt unless --srcdict")
     parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --tokenizer)")
     parser.add_argument("--destdir", required=True, help="output data-bin directory, e.g. data-bin/wiki")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="worker processes (default: all %(default)s cores)")
     parser.add_argument("--no-keep-empty", dest="keep_empty", action="store_false",
                         help="drop empty lines, i.e. encode without --keep-empty (default: keep them as "

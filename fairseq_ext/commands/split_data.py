@@ -68,7 +68,10 @@ def split_counts(total: int, args: argparse.Namespace) -> tuple[int, int]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    files = expand_inputs(args.inputs)
+    inputs = expand_inputs(args.inputs)
+    files = inputs.files
+    if inputs.repeated:
+        print(inputs.describe_repeated(), file=sys.stderr)
     # a directory read recursively may not hold the output: a second run would read its own splits
     input_dirs = [path for path in args.inputs if Path(path).is_dir()]
     output = OutputDirectory(args.outdir, "split_data", inputs=[*input_dirs, *files])

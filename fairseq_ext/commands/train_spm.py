@@ -16,10 +16,11 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, progress_bar, run_cli
+from fairseq_ext.cli import UserInputError, positive_int, progress_bar, run_cli
 from fairseq_ext.corpus.reading import expand_inputs, read_line_blocks
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer.spm import (
+    COVERAGE_RANGE,
     MAX_SENTENCE_BYTES,
     MODEL_FILE,
     existing_model_dir,
@@ -45,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="lines sampled from the inputs for training (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1,
                         help="sampling and training seed (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                         help="training threads (default: all %(default)s cores)")
     parser.add_argument("--force", action="store_true", help="replace a model already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,10 +65,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.vocab_size < 4 or args.max_sentences < 1:
         raise UserInputError("--vocab-size must be at least 4 and --max-sentences at least 1")
+    low, high = COVERAGE_RANGE
+    if not low <= args.character_coverage <= high:  # NaN too
+        raise UserInputError(f"--character-coverage {args.character_coverage}: sentencepiece takes {low} to "
+                             f"{high} (1.0 covers every character)")
     if existing_model_dir(args.out) and not args.force:
         raise UserInputError(f"{args.out} already holds {MODEL_FILE} and dict.txt: use it as --tokenizer, or "
                              "pass --force to train a new one")
-    files = expand_inputs(args.inputs)
+    inputs = expand_inputs(args.inputs)
+    files = inputs.files
+    if inputs.repeated:
+        print(inputs.describe_repeated(), file=sys.stderr)
     input_dirs = [path for path in args.inputs if Path(path).is_dir()]
     output = OutputDirectory(args.out, "train_spm", inputs=[*input_dirs, *files])
     with progress_bar(sum(os.path.getsize(path) for path in files), "sample", not args.quiet) as bar:

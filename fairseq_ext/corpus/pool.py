@@ -21,8 +21,28 @@ Task = tuple[Sequence[Column], bool, int]  # (columns, keep_empty, bytes read)
 _worker_encoder = None  # the encoder of this process; it keeps its caches from block to block
 
 
-def _init_worker(encoder) -> None:
+def _exit_when_orphaned(parent: int, interval: float = 0.2) -> None:
+    """In a worker: exits as soon as the process that started it is gone. SIGKILL of the main process
+    runs none of its clean-ups, and a worker waiting for its next task would wait forever. A daemon thread
+    polls ``os.getppid()`` (portable; the parent's death reparents the worker). Workers started through a
+    fork server (whose parent is that server) are left without it."""
+    import threading
+    import time
+
+    if os.getppid() != parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watchdog", daemon=True).start()
+
+
+def _init_worker(encoder, parent: int) -> None:
     global _worker_encoder
+    _exit_when_orphaned(parent)
     # Ctrl-C reaches the whole process group: the parent alone stops the run (and its pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -52,7 +72,8 @@ class WorkerPool:
         self.encoder = encoder
         self.pool = None
         if self.workers > 1:
-            self.pool = ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(encoder,))
+            self.pool = ProcessPoolExecutor(self.workers, initializer=_init_worker,
+                                            initargs=(encoder, os.getpid()))
 
     def map(self, tasks: Iterable[Task]) -> Iterator:
         if self.pool is None:

@@ -26,8 +26,19 @@ def fairseq_encoder_script() -> Path:
     return Path(spec.origin).parent / "examples" / "roberta" / "multiprocessing_bpe_encoder.py"
 
 
-def expand_inputs(patterns: Sequence[str]) -> list[Path]:
-    """Files named by paths, directories (their files, recursively, sorted) or glob patterns, in order."""
+class InputFiles(NamedTuple):
+    files: list[Path]  # each file once, in order of first mention
+    repeated: int  # mentions of a file already listed (the same path again, a symlink, a glob overlap)
+
+    def describe_repeated(self) -> str:
+        """The line a command prints when it read some inputs once although they were named again."""
+        return (f"{self.repeated} input files named more than once (the same path, a link or an overlapping "
+                "pattern) were read once")
+
+
+def expand_inputs(patterns: Sequence[str]) -> InputFiles:
+    """Files named by paths, directories (their files, recursively, sorted) or glob patterns, in order,
+    each real file once (read twice, its documents would land in two splits)."""
     files: list[Path] = []
     for pattern in patterns:
         path = Path(pattern)
@@ -43,7 +54,10 @@ def expand_inputs(patterns: Sequence[str]) -> list[Path]:
             if not found:
                 raise UserInputError(f"input not found: {pattern}")
         files.extend(found)
-    return files
+    unique = {}
+    for path in files:
+        unique.setdefault(os.path.realpath(path), path)
+    return InputFiles(list(unique.values()), len(files) - len(unique))
 
 
 def _line_breaks(data: bytes) -> int:

@@ -9,7 +9,9 @@ has and fairseq has not is folded in exactly (state_dict) or refused with a one-
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -38,9 +40,11 @@ from fairseq_ext.export.fairseq_model import (
 from fairseq_ext.export.state_dict import NOT_WEIGHTS, fairseq_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
+from fairseq_ext.hf.hub import load_pretrained
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.settings import DEFAULT, QASettings
-from fairseq_ext.tokenizer import find_tokenizer_dir, load_tokenizer
+from fairseq_ext.tokenizer import default_tokenizer_dir, find_tokenizer_dir, load_tokenizer
+from fairseq_ext.tokenizer.gpt2 import write_bpe_files
 
 CHECKPOINT = "model.pt"
 OUTPUT_FILES = (CHECKPOINT, *tokenizer_files.FAIRSEQ_FILES)
@@ -54,6 +58,7 @@ class ImportReport:
     roberta: FairseqRoberta
     vocabulary: ExportVocabulary
     verification: Optional[Verification]
+    tokenizer: str  # the tokenizer directory, or where its files were rebuilt from
 
 
 def load_hf_model(model_dir: Path):
@@ -75,9 +80,9 @@ def load_hf_model(model_dir: Path):
     auto_class = {SPAN_QA: AutoModelForQuestionAnswering, ENCODER: AutoModel}.get(kind, AutoModelForMaskedLM)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = auto_class.from_pretrained(str(model_dir), dtype=torch.float32)
     except (OSError, ValueError, KeyError) as err:
         raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
+    model, _ = load_pretrained(auto_class, model_dir, dtype=torch.float32)
     if not getattr(tokenizer, "is_fast", False):
         raise UserInputError(f"{model_dir}: no fast tokenizer (tokenizer.json or vocab.json + merges.txt)")
     return kind, config, tokenizer, model.eval()
@@ -118,34 +123,41 @@ def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None,
                  verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> ImportReport:
     """Writes ``out_dir`` (model.pt, dict.txt, encoder.json, vocab.bpe) atomically from the HF model in
     ``model_dir`` (fairseq_ext.hf.hub.resolve_model_dir finds a hub id's). A failed verification raises
-    VerificationError and leaves ``out_dir`` untouched."""
-    bpe_dir = find_tokenizer_dir(bpe_dir)
+    VerificationError and leaves ``out_dir`` untouched. Without ``bpe_dir``, $GPT2_BPE_DIR or gpt2_bpe/,
+    GPT-2's files are rebuilt from the model's own merges (fairseq_ext.tokenizer.gpt2.encoder_from_merges)."""
+    bpe_dir = find_tokenizer_dir(bpe_dir) if bpe_dir is not None else default_tokenizer_dir()
     output = OutputDirectory(out_dir, "hf_to_fairseq", inputs=[model_dir, bpe_dir], replace=force)
     kind, config, tokenizer, hf_model = load_hf_model(model_dir)
-    files = tokenizer_files.for_directory(bpe_dir)
-    vocabulary = files.import_vocabulary(tokenizer)
-    if config.vocab_size != len(vocabulary.tokens):
-        raise UserInputError(f"the model has {config.vocab_size} embedding rows but its tokenizer "
-                             f"{len(vocabulary.tokens)} tokens: every row must be a dictionary symbol")
+    with contextlib.ExitStack() as stack:
+        source = str(bpe_dir)
+        if bpe_dir is None:  # no GPT-2 files at hand: the model's own merges are all they hold
+            bpe_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            write_bpe_files(tokenizer_files.tokenizer_merges(tokenizer), bpe_dir)
+            source = f"GPT-2 BPE files rebuilt from the merges of {model_dir}"
+        files = tokenizer_files.for_directory(bpe_dir)
+        vocabulary = files.import_vocabulary(tokenizer)
+        if config.vocab_size != len(vocabulary.tokens):
+            raise UserInputError(f"the model has {config.vocab_size} embedding rows but its tokenizer "
+                                 f"{len(vocabulary.tokens)} tokens: every row must be a dictionary symbol")
 
-    with output.staged() as staging:
-        symbols = files.write_fairseq(vocabulary, staging)
-        roberta = convert_model(kind, config, hf_model, vocabulary, symbols)
-        final = out_dir.resolve()
-        torch.save(checkpoint_state(roberta, final, files.fairseq_bpe_config(final), str(model_dir)),
-                   staging / CHECKPOINT)
-        verification = None
-        if verify:  # the written files, read back as fairseq reads them
-            written = load_fairseq_roberta(load_checkpoint(staging / CHECKPOINT), staging / CHECKPOINT,
-                                           load_dictionary(staging / "dict.txt"))
-            written.kind = kind
-            encoder = load_tokenizer(staging).to_dictionary(written.dictionary.symbols,
-                                                            written.dictionary.unk())
-            verification = compare(tokenizer, hf_model, written, encoder, vocabulary, tolerance)
-            if not verification.ok:
-                raise VerificationError(verification)
+        with output.staged() as staging:
+            symbols = files.write_fairseq(vocabulary, staging)
+            roberta = convert_model(kind, config, hf_model, vocabulary, symbols)
+            final = out_dir.resolve()
+            torch.save(checkpoint_state(roberta, final, files.fairseq_bpe_config(final), str(model_dir)),
+                       staging / CHECKPOINT)
+            verification = None
+            if verify:  # the written files, read back as fairseq reads them
+                written = load_fairseq_roberta(load_checkpoint(staging / CHECKPOINT), staging / CHECKPOINT,
+                                               load_dictionary(staging / "dict.txt"))
+                written.kind = kind
+                encoder = load_tokenizer(staging).to_dictionary(written.dictionary.symbols,
+                                                                written.dictionary.unk())
+                verification = compare(tokenizer, hf_model, written, encoder, vocabulary, tolerance)
+                if not verification.ok:
+                    raise VerificationError(verification)
     return ImportReport(kind=kind, source=model_dir, roberta=roberta, vocabulary=vocabulary,
-                        verification=verification)
+                        verification=verification, tokenizer=source)
 
 
 def describe(report: ImportReport) -> list[str]:
@@ -155,6 +167,7 @@ def describe(report: ImportReport) -> list[str]:
         f"model: fairseq {args._name}, {args.encoder_layers} layers, hidden {args.encoder_embed_dim}, "
         f"{args.encoder_attention_heads} heads, ffn {args.encoder_ffn_embed_dim}, max positions "
         f"{args.max_positions}, activation {args.activation_fn}",
+        f"tokenizer: {report.tokenizer}",
         f"dictionary: {vocabulary.dictionary_size} symbols with specials and <mask>",
     ]
     if vocabulary.aliases:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
-from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.cli import UserInputError, existing_file, finite_number
 from fairseq_ext.export import card, tokenizer_files
 from fairseq_ext.export.config import SPAN_QA, check_fairseq_structure, hf_config
 from fairseq_ext.export.fairseq_model import FairseqRoberta, load_dictionary, load_fairseq_roberta
@@ -92,11 +92,9 @@ def null_threshold(option: Union[None, float, str], eval_results: Optional[dict]
         if eval_results is None or "best_f1_thresh" not in eval_results:
             raise UserInputError("--null-threshold best needs --eval-results with best_f1_thresh (SQuAD 2.0 "
                                  "eval_results.json)")
-        return float(eval_results["best_f1_thresh"]), f"best_f1_thresh of {eval_path.name}"
-    try:
-        return float(option), "--null-threshold"
-    except ValueError:
-        raise UserInputError(f"--null-threshold {option!r}: a number or 'best'") from None
+        return (finite_number(eval_results["best_f1_thresh"], f"{eval_path}: best_f1_thresh"),
+                f"best_f1_thresh of {eval_path.name}")
+    return finite_number(option, "--null-threshold (a number or 'best')"), "--null-threshold"
 
 
 def build_hf_model(roberta: FairseqRoberta, vocabulary: ExportVocabulary, family: str = "Roberta"):

@@ -25,6 +25,7 @@ from typing import Sequence
 
 from fairseq_ext.cli import UserInputError
 from fairseq_ext.tokenizer import tokenizer_kind
+from fairseq_ext.tokenizer.gpt2 import read_merges
 
 SPECIAL_SYMBOLS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary indices 0-3 = HF RoBERTa's
 MASK = "<mask>"
@@ -67,11 +68,6 @@ def read_gpt2_tokens(bpe_dir: Path) -> list[str]:
     if [encoder[token] for token in tokens] != list(range(len(tokens))):
         raise UserInputError(f"{bpe_dir / 'encoder.json'}: ids are not 0..{len(tokens) - 1}")
     return tokens
-
-
-def read_merges(vocab_bpe: Path) -> list[tuple[str, str]]:
-    lines = vocab_bpe.read_text(encoding="utf-8").splitlines()
-    return [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
 
 
 # ------------------------------------------------------------------------------------- fairseq -> HF
@@ -129,17 +125,20 @@ def save_hf_tokenizer(vocabulary: ExportVocabulary, bpe_dir: Path, max_positions
 
 # ------------------------------------------------------------------------------------- HF -> fairseq
 
-def import_vocabulary(tokenizer, bpe_dir: Path) -> ExportVocabulary:
-    """The HF tokenizer's vocabulary seen as an export of GPT-2 BPE (``bpe_dir``'s encoder.json and
-    vocab.bpe) through a fairseq dictionary: ids ``0..<mask>`` are the dictionary, later ids aliases of
-    GPT-2 tokens the dictionary lacks. Anything else is a one-line UserInputError."""
+def tokenizer_merges(tokenizer) -> list[tuple[str, str]]:
+    """The BPE merges of a HF fast tokenizer (its vocab.json/merges.txt or tokenizer.json), in order."""
     backend = json.loads(tokenizer.backend_tokenizer.to_str())
     model = backend.get("model") or {}
     if model.get("type") != "BPE":
         raise UserInputError(f"the tokenizer is {model.get('type')!r}, not GPT-2's byte-level BPE")
-    merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge)
-              for merge in model["merges"]]
-    if merges != read_merges(bpe_dir / "vocab.bpe"):
+    return [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model["merges"]]
+
+
+def import_vocabulary(tokenizer, bpe_dir: Path) -> ExportVocabulary:
+    """The HF tokenizer's vocabulary seen as an export of GPT-2 BPE (``bpe_dir``'s encoder.json and
+    vocab.bpe) through a fairseq dictionary: ids ``0..<mask>`` are the dictionary, later ids aliases of
+    GPT-2 tokens the dictionary lacks. Anything else is a one-line UserInputError."""
+    if tokenizer_merges(tokenizer) != read_merges(bpe_dir / "vocab.bpe"):
         raise UserInputError(f"the tokenizer's BPE merges differ from {bpe_dir / 'vocab.bpe'}: it is not "
                              "GPT-2's byte-level BPE (pass the GPT-2 files it was made from with --gpt2-bpe)")
     vocab = tokenizer.get_vocab()

@@ -1,4 +1,5 @@
-"""Where a Hugging Face model is: a directory, or a hub id's snapshot in the local cache."""
+"""Where a Hugging Face model is (a directory, or a hub id's snapshot in the local cache), and loading its
+weights with a one-line error for what transformers reports as a traceback."""
 
 from __future__ import annotations
 
@@ -21,7 +22,35 @@ def resolve_model_dir(model: str) -> Path:
     try:
         return Path(snapshot_download(model, allow_patterns=list(HUB_FILES)))
     except Exception as err:  # invalid id, not cached offline, not on the hub, network: all one message
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = _first_line(err)
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
         where = f"the local Hugging Face cache{offline}"
         raise UserInputError(f"{model}: no such directory, and not found in {where}: {reason}") from None
+
+
+def load_pretrained(auto_class, model_dir: Path, **kwargs):
+    """``(model, loading info)`` of ``auto_class.from_pretrained(model_dir, **kwargs)``, or a one-line
+    UserInputError: a damaged or truncated weights file (safetensors' SafetensorError), weights whose sizes
+    disagree with config.json (transformers' RuntimeError after a report in its log; here the first
+    mismatch is named), anything else transformers cannot read."""
+    from safetensors import SafetensorError
+
+    try:
+        model, loading = auto_class.from_pretrained(str(model_dir), output_loading_info=True,
+                                                    ignore_mismatched_sizes=True, **kwargs)
+    except SafetensorError as err:
+        raise UserInputError(f"cannot load {model_dir}: its weights file is damaged or truncated "
+                             f"({_first_line(err)})") from None
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise UserInputError(f"cannot load {model_dir}: {_first_line(err)}") from None
+    mismatched = sorted(loading["mismatched_keys"], key=lambda item: item[0])  # (key, stored, expected)
+    if mismatched:
+        key, stored, expected = mismatched[0]
+        raise UserInputError(f"{model_dir}: {len(mismatched)} weights disagree with its config.json (e.g. "
+                             f"{key}: {tuple(stored)} in the weights, {tuple(expected)} by config.json): the "
+                             "config does not belong to these weights")
+    return model, loading
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, positive_int
+from fairseq_ext.hf.hub import load_pretrained
 from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
@@ -38,10 +39,9 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
             raise UserInputError(f"{model_dir}: model_type {config.model_type!r} is not a RoBERTa or XLM-R "
                                  f"model ({' or '.join(QA_MODEL_TYPES)}, as fairseq_to_hf.py exports them)")
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model, loading = AutoModelForQuestionAnswering.from_pretrained(str(model_dir),
-                                                                       output_loading_info=True)
     except (OSError, ValueError, KeyError) as err:
         raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
+    model, loading = load_pretrained(AutoModelForQuestionAnswering, model_dir)
     missing = sorted(loading["missing_keys"])
     head = [key for key in missing if key.startswith(QA_HEAD)]
     if trained_head and head:
@@ -99,12 +99,6 @@ def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) 
     with ``runtime`` the prediction batch size and device."""
     QASettings.add_arguments(parser, default_from="the model's stored settings, else run_qa's")
     if runtime:
-        parser.add_argument("--batch-size", type=int, default=32,
+        parser.add_argument("--batch-size", type=positive_int, default=32,
                             help="windows per forward pass (%(default)s)")
         parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-
-
-def device_of(option: Optional[str]) -> str:
-    import torch
-
-    return option or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -10,7 +10,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from fairseq_ext.outputs import OutputFiles, json_text
+from fairseq_ext.cli import UserInputError
+from fairseq_ext.outputs import OutputDirectory, OutputFiles, PathLike, json_text
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import PAD, QAFeature
 from fairseq_ext.squad.metric import evaluate
@@ -20,6 +21,7 @@ from fairseq_ext.squad.settings import QASettings
 # forward(tokens) -> (start logits, end logits): tokens int64 (batch, length) right-padded with PAD;
 # the logits float32 numpy arrays of the same shape.
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+PREDICTION_FILES = ("predictions.json", "nbest_predictions.json", "null_odds.json", "eval_results.json")
 
 
 def window_logits(features: Sequence[QAFeature], forward: Forward, batch_size: int = 32,
@@ -61,20 +63,38 @@ def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: 
     written and best_f1_thresh suggests a better threshold; or the CMRC 2018 metric). ``csv_path``: also
     ``ID,Answer`` rows in question order. Returns the scores, or None for unlabelled questions."""
     out = Path(out)
-    outputs = {"predictions.json": predictions.answers, "nbest_predictions.json": predictions.nbest}
+    outputs = {PREDICTION_FILES[0]: predictions.answers, PREDICTION_FILES[1]: predictions.nbest}
     if version_2:
-        outputs["null_odds.json"] = predictions.null_odds
+        outputs[PREDICTION_FILES[2]] = predictions.null_odds
     results = None
     if all(example.labelled for example in examples):
         results = evaluate(metric, examples, predictions.answers,
                            na_probs=predictions.null_odds if version_2 else None,
                            na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
-        outputs["eval_results.json"] = results
+        outputs[PREDICTION_FILES[3]] = results
     for name, content in outputs.items():
         (out / name).write_text(json_text(content, name), encoding="utf-8")
     if csv_path is not None:
         write_csv(csv_path, examples, predictions.answers)
     return results
+
+
+def csv_destination(csv_path: Optional[PathLike], output: OutputDirectory,
+                    inputs: Sequence[Optional[PathLike]]) -> Optional[Path]:
+    """--csv checked before any work. Inside the output directory it is written into the staging with the
+    other files (so it is there once the directory is in place): its path relative to the output
+    directory; elsewhere, its own absolute path, written staged too. Either way ``staging / result`` is
+    where write_predictions writes it."""
+    if csv_path is None:
+        return None
+    inside = output.relative_path(csv_path)
+    if inside == Path("."):
+        raise UserInputError(f"--csv {csv_path} is the output directory: give a file name")
+    if inside is not None and inside.as_posix() in PREDICTION_FILES:
+        raise UserInputError(f"--csv {csv_path} would replace the {inside} the command writes: choose "
+                             "another name")
+    OutputFiles([csv_path], inputs=inputs, what="--csv")  # checked now
+    return inside if inside is not None else Path(csv_path).resolve()
 
 
 def write_csv(path: Path, examples: Sequence[SquadExample], answers: dict[str, str]) -> None:

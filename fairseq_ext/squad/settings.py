@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from fairseq_ext.cli import finite_float, finite_number
+
 
 def _setting(default, help: str):
     return field(default=default, metadata={"help": help})
@@ -26,6 +28,11 @@ class QASettings:
         0.0, 'SQuAD 2.0: answer "" when null score - best span score exceeds this')
 
     WINDOW_FIELDS = ("max_seq_length", "doc_stride", "max_query_length")
+
+    def __post_init__(self) -> None:
+        # wherever it comes from (an option, a task config, a model's config.json): NaN would never
+        # answer "no answer"
+        finite_number(self.null_score_diff_threshold, "null_score_diff_threshold")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -70,7 +77,8 @@ class QASettings:
         group = parser.add_argument_group("windows and answers")
         for f in dataclasses.fields(cls):
             if names is None or f.name in names:
-                group.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
+                kind = finite_float if isinstance(f.default, float) else type(f.default)
+                group.add_argument("--" + f.name.replace("_", "-"), type=kind,
                                    help=f"{f.metadata['help']} (default: {default_from or f.default})")
 
 

@@ -31,9 +31,9 @@ FETCH_HINT = ("scripts/get_gpt2_bpe.sh DIR fetches the official GPT-2 BPE files;
 RECORD_FILE = "tokenizer.json"  # in a data directory: the tokenizer that made it
 
 __all__ = ["DICTIONARY_FILE", "DictionaryTokenizer", "Gpt2Bpe", "KINDS", "RECORD_FILE", "SentencePiece",
-           "Tokenizer", "add_tokenizer_argument", "check_record", "find_tokenizer_dir", "load_tokenizer",
-           "read_dictionary", "read_dictionary_entries", "tokenizer_kind", "vocab_to_dictionary",
-           "write_dictionary", "write_record"]
+           "Tokenizer", "add_tokenizer_argument", "check_record", "default_tokenizer_dir",
+           "find_tokenizer_dir", "load_tokenizer", "read_dictionary", "read_dictionary_entries",
+           "tokenizer_kind", "vocab_to_dictionary", "write_dictionary", "write_record"]
 
 
 def add_tokenizer_argument(parser: argparse.ArgumentParser, what: str = "") -> None:
@@ -97,12 +97,21 @@ def find_tokenizer_dir(explicit: Optional[PathLike] = None, need_dict: bool = Fa
         if problem:
             raise UserInputError(f"tokenizer directory {directory}: {problem} ({FETCH_HINT})")
         return directory
+    found = default_tokenizer_dir(need_dict, fallbacks)
+    if found is not None:
+        return found
     candidates = [os.environ.get(ENV_VAR), *fallbacks, REPO_DIR]
-    for candidate in filter(None, candidates):
-        if _missing(Path(candidate), need_dict) is None:
-            return Path(candidate)
     raise UserInputError(f"no tokenizer directory: pass --tokenizer DIR or set {ENV_VAR} "
                          f"(looked in {', '.join(str(c) for c in filter(None, candidates))}; {FETCH_HINT})")
+
+
+def default_tokenizer_dir(need_dict: bool = False, fallbacks: Sequence[PathLike] = ()) -> Optional[Path]:
+    """The first complete tokenizer directory of $GPT2_BPE_DIR, ``fallbacks`` and the repository's
+    gpt2_bpe/, or None."""
+    for candidate in filter(None, [os.environ.get(ENV_VAR), *fallbacks, REPO_DIR]):
+        if _missing(Path(candidate), need_dict) is None:
+            return Path(candidate)
+    return None
 
 
 def load_tokenizer(directory: PathLike) -> Tokenizer:

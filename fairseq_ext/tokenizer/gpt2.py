@@ -14,6 +14,8 @@ from fairseq_ext.cli import UserInputError
 from fairseq_ext.tokenizer.base import PathLike, Tokenizer
 
 BPE_FILES = ("encoder.json", "vocab.bpe")
+END_OF_TEXT = "<|endoftext|>"
+VOCAB_BPE_HEADER = "#version: 0.2"
 # fairseq's (= OpenAI's) pre-tokenization pattern, run by the same `regex` module fairseq uses: the
 # exact reference for how text is cut into words before BPE.
 GPT2_SPLIT = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
@@ -167,3 +169,36 @@ def trim_leading_space(text: str, offsets: Sequence[tuple[int, int]]) -> list[tu
             start += 1
         trimmed.append((start, end))
     return trimmed
+
+
+def read_merges(vocab_bpe: PathLike) -> list[tuple[str, str]]:
+    """The merges of a vocab.bpe (merges.txt), in order."""
+    lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
+
+
+def encoder_from_merges(merges: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """GPT-2's encoder.json (token -> id) from its merges alone: the 256 byte symbols in byte-to-unicode
+    order, then each merge's result in merge order, then <|endoftext|> (GPT-2's own file is exactly
+    this, on all 50,257 entries; ``json.dumps`` of it is byte-identical to the official file)."""
+    encoder = {symbol: index for index, symbol in enumerate(BYTE_TO_UNICODE.values())}
+    for left, right in merges:
+        merged = left + right
+        if merged in encoder:
+            raise UserInputError(f"merge {left!r} {right!r} makes {merged!r} a second time: not GPT-2's "
+                                 "byte-level BPE merges")
+        encoder[merged] = len(encoder)
+    encoder[END_OF_TEXT] = len(encoder)
+    return encoder
+
+
+def write_bpe_files(merges: Sequence[tuple[str, str]], directory: PathLike) -> None:
+    """encoder.json and vocab.bpe of ``merges`` into ``directory`` (byte-identical to GPT-2's for its
+    merges)."""
+    import json
+
+    directory = Path(directory)
+    encoder = encoder_from_merges(merges)
+    lines = [VOCAB_BPE_HEADER, *(f"{left} {right}" for left, right in merges)]
+    (directory / "vocab.bpe").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    (directory / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")

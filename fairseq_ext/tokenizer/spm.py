@@ -13,6 +13,7 @@ pieces the same way (``vocab_symbols``), an unknown character, whose piece is no
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -24,6 +25,7 @@ MODEL_FILE = "sentencepiece.bpe.model"
 METASPACE = "\u2581"  # "▁", SentencePiece's word-initial space
 # sentencepiece's trainer skips longer sentences (its max_sentence_length, in bytes); we count them instead
 MAX_SENTENCE_BYTES = 1 << 16
+COVERAGE_RANGE = (0.98, 1.0)  # sentencepiece's trainer refuses a character_coverage outside it
 
 
 def _processor(model_file: PathLike):
@@ -139,8 +141,7 @@ def train_sentencepiece(sentences: Sequence[str], out_dir: PathLike, vocab_size:
             # XLM-R's ids: <unk> 0, <s> 1, </s> 2, no <pad> (fairseq adds its own specials)
             unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
     except RuntimeError as err:  # e.g. a vocabulary smaller than the characters to cover
-        message = str(err).split("] ")[-1]
-        raise UserInputError(f"sentencepiece training failed: {message}") from None
+        raise UserInputError(f"sentencepiece training failed: {sentencepiece_reason(err)}") from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_FILE).write_bytes(model.getvalue())
@@ -154,6 +155,15 @@ def train_sentencepiece(sentences: Sequence[str], out_dir: PathLike, vocab_size:
     log(f"{tokenizer.vocab_size} pieces, {sum(counts)} pieces in the sample, {counts[0]} unknown "
         f"characters, {unused} pieces unused by the sample")
     return {"pieces": tokenizer.vocab_size, "tokens": sum(counts), "unknown": counts[0], "unused": unused}
+
+
+def sentencepiece_reason(err: RuntimeError) -> str:
+    """The reason in sentencepiece's ``INTERNAL: file.cc(75) [check] message``: the message, else (a
+    failed check alone) the check."""
+    match = re.search(r"\[(.*?)\](?:\s+(.*))?$", str(err).strip(), re.DOTALL)
+    if match is None:
+        return str(err).strip()
+    return (match.group(2) or "").strip() or f"its check {match.group(1)} failed"
 
 
 def write_dictionary(tokenizer: SentencePiece, counts: Sequence[int], path: PathLike) -> None:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import UserInputError, positive_int
 from fairseq_ext.training import distributed
 from fairseq_ext.training.preflight import (
     check_devices,
@@ -40,13 +40,6 @@ from fairseq_ext.training.preflight import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
 
 
 def parse_args(argv: Optional[Sequence[str]]):
@@ -67,10 +60,10 @@ def parse_args(argv: Optional[Sequence[str]]):
                         "ignored when SAVE_DIR/checkpoint_last.pt exists (the run then resumes)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="fine-tune a randomly initialised model (else fine-tuning needs --restore)")
-    parser.add_argument("--nproc-per-node", type=positive,
+    parser.add_argument("--nproc-per-node", type=positive_int,
                         help="data-parallel processes to start on this machine: one per GPU, or N on CPU "
                         "(gloo); default: every visible GPU, 1 on CPU")
-    parser.add_argument("--global-batch", type=positive, metavar="SEQUENCES",
+    parser.add_argument("--global-batch", type=positive_int, metavar="SEQUENCES",
                         help="sequences per update across all processes: the batch size per process is the "
                         "config's (or the largest smaller one that divides evenly) and update_freq follows")
     parser.add_argument("--check-only", action="store_true",
