@@ -151,7 +151,7 @@ class Cluster:
         while logged_updates(log_file) < update:
             if time.monotonic() > deadline or self.job_field(job, "JobState") in JOB_END_STATES:
                 raise RuntimeError(f"job {job} did not log update {update} ({log_file})")
-            time.sleep(1)
+            time.sleep(0.1)
         run(["scancel", "--signal=USR1", job], env=self.env)
         step(f"job {job} logged update {update}: sent SIGUSR1 to its tasks")
         while self.job_field(job, "Restarts") in ("0", "?"):

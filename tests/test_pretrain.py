@@ -236,9 +236,10 @@ def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained
 def run_signalled_after(command: list[str], update: int, signum: int, timeout: float = 600):
     """Runs COMMAND; once fairseq has logged update UPDATE (common.log_interval=1), sends SIGNUM to the
     command's own process (the launcher, which passes it on to its training processes). Returns (exit
-    status, output)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=pretrain_env(), start_new_session=True)
+    status, output). Not in a SLURM job, even if the tests run in one: SIGUSR1 would requeue it."""
+    env = {key: value for key, value in pretrain_env().items() if not key.startswith("SLURM_")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
     watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
     watchdog.start()
     lines = []

@@ -5,7 +5,9 @@ the update in progress, and a checkpoint on disk is always a complete one.
     a local launcher's stop) asks for a stop: at the end of the current update (all ranks of a
     data-parallel run agree on which, through a one-number all-reduce after every update) training saves
     ``checkpoint_last.pt`` and stops; the process then exits with status :data:`PREEMPTED` (75,
-    EX_TEMPFAIL: try again), on which scripts/slurm/*.sbatch requeue the job. Rerunning the same command
+    EX_TEMPFAIL: try again). After SIGUSR1 in a SLURM job, rank 0 requeues the job (``scontrol requeue``;
+    scripts/slurm/*.sbatch allow it); after SIGTERM it does not (a preemption is requeued by SLURM
+    itself, a scancel must not be undone). Rerunning the same command
     resumes from that checkpoint with fairseq's own mid-epoch state (the data iterator's position, the
     learning-rate schedule, the meters), so the resumed run does the updates the uninterrupted one would.
   - Every checkpoint file appears complete or not at all: fairseq writes the first file of a save through
@@ -30,6 +32,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -84,10 +87,28 @@ def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[
     if _State.stopped_at is None:
         return 0
     if _State.reports:
-            print(f"launch_train: stopped by {_State.requested or 'a signal to another rank'} after update "
-              f"{_State.stopped_at}, saved in checkpoint_last.pt: run the same command again to resume (exit "
-              f"status {PREEMPTED})", file=sys.stderr, flush=True)
+        stopped = (f"launch_train: stopped by {_State.requested or 'a signal to another rank'} after update "
+                   f"{_State.stopped_at}, saved in checkpoint_last.pt")
+        job = os.environ.get("SLURM_JOB_ID")
+        if _State.requested == "SIGUSR1" and job:  # SLURM's warning before the time limit
+            print(f"{stopped}; {requeue(job)}", file=sys.stderr, flush=True)
+        else:
+            print(f"{stopped}: run the same command again to resume (exit status {PREEMPTED})",
+                  file=sys.stderr, flush=True)
     return PREEMPTED
+
+
+def requeue(job: str) -> str:
+    """``scontrol requeue JOB`` (the job must allow it: ``--requeue``); says what happened. SLURM then stops
+    every task of the job (all of them have passed the save) and starts the job again from the queue."""
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    except OSError as err:
+        return f"cannot requeue SLURM job {job} ({err.strerror}): resubmit it to resume"
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["scontrol failed"])[-1]
+        return f"cannot requeue SLURM job {job} ({reason}): resubmit it to resume"
+    return f"requeued SLURM job {job}: it resumes from there when it starts again"
 
 
 def install() -> None:
