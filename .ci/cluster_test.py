@@ -42,7 +42,9 @@ from fairseq_ext.squad.settings import TINY  # noqa: E402  (squad2_tiny.yaml's w
 
 CPUS = 2
 PRETRAIN_UPDATES = 20
-SIGNAL_AFTER_UPDATE = 5  # tiny.yaml logs every 5 updates and saves every 10: the signal comes between saves
+# the seed checkpoint is at update 10; tiny.yaml logs every 5 updates and saves every 10: the signal comes
+# between the saves at 10 and 20
+SIGNAL_AFTER_UPDATE = 15
 SQUAD_EPOCHS = 2
 SQUAD_TRAIN_ARTICLES = slice(0, 1)  # of the shared SQuAD 2.0 dev part
 SQUAD_VALID_ARTICLES = slice(1, 2)
@@ -158,8 +160,13 @@ class Cluster:
             if time.monotonic() > deadline or self.job_field(job, "JobState") in JOB_END_STATES:
                 raise RuntimeError(f"job {job} was not requeued after SIGUSR1")
             time.sleep(1)
-        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=self.env)
         step(f"job {job} requeued itself")
+        while (state := self.job_field(job, "JobState")) not in ("PENDING", "RUNNING", *JOB_END_STATES):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"requeued job {job} still {state}")
+            time.sleep(0.5)
+        if state == "PENDING":  # back in the queue, eligible only in a minute or two
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=self.env)
 
     def wait(self, job_ids: list[str], timeout: float) -> dict[str, str]:
         """Each job's final state (JobState as scontrol reports it)."""

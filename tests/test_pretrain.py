@@ -233,11 +233,10 @@ def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained
 
 # --- interrupt and resume ------------------------------------------------------------------------------
 
-def run_signalled_after(command: list[str], update: int, signum: int, timeout: float = 600):
+def run_signalled_after(command: list[str], update: int, signum: int, env: dict, timeout: float = 600):
     """Runs COMMAND; once fairseq has logged update UPDATE (common.log_interval=1), sends SIGNUM to the
     command's own process (the launcher, which passes it on to its training processes). Returns (exit
-    status, output). Not in a SLURM job, even if the tests run in one: SIGUSR1 would requeue it."""
-    env = {key: value for key, value in pretrain_env().items() if not key.startswith("SLURM_")}
+    status, output)."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)
     watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
@@ -277,7 +276,15 @@ def test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted(
         "--restore", tiny_pretrained_checkpoint, "--nproc-per-node", nproc, *RESETS,
         f"optimization.max_update={updates}", "common.log_interval=1")
     save_dir = tmp_path / "run"
-    status, first = run_signalled_after(args(save_dir), 3, signum)
+    # not in the SLURM job the tests may run in; with SIGUSR1 in "job 4242", a stand-in scontrol
+    env = {key: value for key, value in pretrain_env().items() if not key.startswith("SLURM_")}
+    if signum == signal.SIGUSR1:
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "scontrol").write_text(
+            f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "scontrol.args"}\n')
+        (tmp_path / "bin" / "scontrol").chmod(0o755)
+        env.update(SLURM_JOB_ID="4242", PATH=f"{tmp_path / 'bin'}:{env['PATH']}")
+    status, first = run_signalled_after(args(save_dir), 3, signum, env)
     assert status == 75, first[-3000:]
     assert f"Loaded checkpoint {tiny_pretrained_checkpoint} (epoch 1 @ 0 updates)" in first
     stopped_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates
@@ -285,20 +292,23 @@ def test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted(
     assert (f"launch_train: stopped by {signal.Signals(signum).name} after update {stopped_at}, saved in "
             "checkpoint_last.pt") in first
     assert sorted(p.name for p in save_dir.glob("checkpoint*")) == ["checkpoint_last.pt"]  # no other save
+    if signum == signal.SIGUSR1:  # SLURM's warning before the time limit: the job requeued, by rank 0 once
+        assert "; requeued SLURM job 4242: it resumes from there when it starts again" in first
+        assert (tmp_path / "scontrol.args").read_text() == "requeue 4242\n"
     if nproc == 2:
         assert ("launch_train: 2 processes on CPU (this launcher): distributed_backend=gloo, "
                 "ddp_backend=legacy_ddp") in first
         assert "training on 2 devices" in first
         assert {r["bsz"] for r in training_records(save_dir)} == {"16"}  # both ranks' batches in every update
 
-    second = subprocess.run(args(save_dir), capture_output=True, text=True, env=pretrain_env(), timeout=600)
+    second = subprocess.run(args(save_dir), capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"{save_dir / 'checkpoint_last.pt'} exists: resuming the interrupted run" in second.stderr
     loaded = re.search(r"Loaded checkpoint (\S+) \(epoch \d+ @ (\d+) updates\)", second.stdout)
     assert loaded and loaded.groups() == (str(save_dir / "checkpoint_last.pt"), str(stopped_at))
 
-    reference = subprocess.run(args(tmp_path / "reference"), capture_output=True, text=True,
-                               env=pretrain_env(), timeout=600)
+    reference = subprocess.run(args(tmp_path / "reference"), capture_output=True, text=True, env=env,
+                               timeout=600)
     assert reference.returncode == 0, reference.stderr[-3000:]
     expected = curve(tmp_path / "reference")
     assert [u for u, _, _ in expected] == [str(n) for n in range(1, updates + 1)]

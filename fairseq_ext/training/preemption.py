@@ -74,6 +74,7 @@ def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[
 
     install()
     _State.requested = _State.stopped_at = _State.saved_update = None
+    _State.reports = True
     previous = {signum: signal.signal(signum, _request_stop) for signum in STOP_SIGNALS}
     sys.argv = ["fairseq-hydra-train", "--config-dir", str(config_dir), "--config-name", config_name,
                 *overrides]
