@@ -9,7 +9,11 @@
   5. submits scripts/slurm/pretrain.sbatch (continued pretraining from that checkpoint) and
      scripts/slurm/finetune_squad2.sbatch (fine-tuning from the pretraining job's checkpoint, once that job
      has succeeded) with ENV_DIR=the unpacked env: 2 tasks each, CPU, data-parallel;
-  6. waits, prints sacct's record of the jobs and the last lines of their logs, and fails unless both
+  6. submits pretrain.sbatch once more, into another save dir, sends its tasks SIGUSR1 (as SLURM's
+     --signal=USR1@120 does before the time limit) once it has logged update SIGNAL_AFTER_UPDATE: it saves,
+     exits 75 and the script requeues it; it resumes and must end with the same checkpoint (num_updates and
+     every tensor) as the undisturbed pretraining job (docs/preemption.md);
+  7. waits, prints sacct's record of the jobs and the last lines of their logs, and fails unless all
      completed and wrote their checkpoints.
 
     python .ci/cluster_test.py [--work-dir DIR] [--shared-dir ../shared]
@@ -38,6 +42,9 @@ from fairseq_ext.squad.settings import TINY  # noqa: E402  (squad2_tiny.yaml's w
 
 CPUS = 2
 PRETRAIN_UPDATES = 20
+# the seed checkpoint is at update 10; tiny.yaml logs every 5 updates and saves every 10: the signal comes
+# between the saves at 10 and 20
+SIGNAL_AFTER_UPDATE = 15
 SQUAD_EPOCHS = 2
 SQUAD_TRAIN_ARTICLES = slice(0, 1)  # of the shared SQuAD 2.0 dev part
 SQUAD_VALID_ARTICLES = slice(1, 2)
@@ -134,16 +141,40 @@ class Cluster:
                    capture_output=True, text=True, env={**self.env, **env}, cwd=REPO)
         return done.stdout.strip().split(";")[0]
 
+    def job_field(self, job: str, field: str) -> str:
+        line = subprocess.run(["scontrol", "show", "job", "--oneliner", job], capture_output=True, text=True,
+                              env=self.env).stdout
+        return dict(f.split("=", 1) for f in line.split() if "=" in f).get(field, "?")
+
+    def signal_after_update(self, job: str, log_file: Path, update: int, timeout: float) -> None:
+        """SIGUSR1 to the job's tasks once its log has a record of update ``update``; once the job has
+        requeued itself, it may start again at once (SLURM delays a requeued job's start otherwise)."""
+        deadline = time.monotonic() + timeout
+        while logged_updates(log_file) < update:
+            if time.monotonic() > deadline or self.job_field(job, "JobState") in JOB_END_STATES:
+                raise RuntimeError(f"job {job} did not log update {update} ({log_file})")
+            time.sleep(0.1)
+        run(["scancel", "--signal=USR1", job], env=self.env)
+        step(f"job {job} logged update {update}: sent SIGUSR1 to its tasks")
+        while self.job_field(job, "Restarts") in ("0", "?"):
+            if time.monotonic() > deadline or self.job_field(job, "JobState") in JOB_END_STATES:
+                raise RuntimeError(f"job {job} was not requeued after SIGUSR1")
+            time.sleep(1)
+        step(f"job {job} requeued itself")
+        while (state := self.job_field(job, "JobState")) not in ("PENDING", "RUNNING", *JOB_END_STATES):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"requeued job {job} still {state}")
+            time.sleep(0.5)
+        if state == "PENDING":  # back in the queue, eligible only in a minute or two
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=self.env)
+
     def wait(self, job_ids: list[str], timeout: float) -> dict[str, str]:
         """Each job's final state (JobState as scontrol reports it)."""
         deadline = time.monotonic() + timeout
         states = {}
         while time.monotonic() < deadline:
             for job in job_ids:
-                line = subprocess.run(["scontrol", "show", "job", "--oneliner", job], capture_output=True,
-                                      text=True, env=self.env).stdout
-                fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-                states[job] = fields.get("JobState", "?")
+                states[job] = self.job_field(job, "JobState")
             if all(state in JOB_END_STATES for state in states.values()):
                 return states
             time.sleep(2)
@@ -227,6 +258,24 @@ def prepare_data(python: Path, shared_dir: Path, shared: Path, env: dict) -> tup
     return wiki, squad_bin, seed / "checkpoint_last.pt"
 
 
+def logged_updates(log_file: Path) -> int:
+    """The last update with a record in a fairseq JSON log (0 before the first)."""
+    try:
+        lines = log_file.read_text().splitlines()
+    except OSError:
+        return 0
+    updates = [json.loads(line).get("num_updates") for line in lines if line.startswith('{"')]
+    return max((int(u) for u in updates if u is not None), default=0)
+
+
+def same_model(python: Path, a: Path, b: Path, env: dict) -> bool:
+    """Whether two checkpoints hold the same tensors, bit for bit."""
+    code = ("import sys, torch; from fairseq_ext.checkpoints import load_checkpoint; "
+            "a, b = (load_checkpoint(p)['model'] for p in sys.argv[1:]); "
+            "print(int(a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)))")
+    return run([python, "-c", code, a, b], capture_output=True, text=True, env=env).stdout.strip() == "1"
+
+
 def num_updates(python: Path, checkpoint: Path, env: dict) -> int:
     code = ("import sys; from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint; "
             "print(checkpoint_info(load_checkpoint(sys.argv[1])).num_updates)")
@@ -270,9 +319,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "finetune_squad2.sbatch", [squad_bin, squad_dir, pretrain_dir / "checkpoint_last.pt",
                                        f"optimization.max_epoch={SQUAD_EPOCHS}"],
             {**sbatch_env, "CONFIG": "squad2_tiny", "GLOBAL_BATCH": "32"}, f"--dependency=afterok:{pretrain}")
-        step(f"submitted job {pretrain} (pretrain.sbatch) and job {squad} (finetune_squad2.sbatch, after "
-             f"{pretrain}); waiting")
-        states = cluster.wait([pretrain, squad], args.timeout)
+        requeued_dir = shared / "runs" / "pretrain-requeued"
+        requeued = cluster.submit(
+            "pretrain.sbatch", [wiki, requeued_dir, seed, f"optimization.max_update={PRETRAIN_UPDATES}"],
+            {**sbatch_env, "CONFIG": "tiny", "GLOBAL_BATCH": "16"})
+        step(f"submitted job {pretrain} (pretrain.sbatch), job {squad} (finetune_squad2.sbatch, after "
+             f"{pretrain}) and job {requeued} (pretrain.sbatch, to be signalled); waiting")
+        cluster.signal_after_update(requeued, requeued_dir / "train_log.json", SIGNAL_AFTER_UPDATE,
+                                    args.timeout)
+        states = cluster.wait([pretrain, squad, requeued], args.timeout)
         print(cluster.sacct(), flush=True)
         failures = [f"job {job} ended {state}" for job, state in states.items() if state != "COMPLETED"]
         for log in sorted((work / "logs").glob("*.out")):
@@ -283,7 +338,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"--- {log}", *ours, "...", *lines[-8:], sep="\n", flush=True)
             if not any("2 processes on CPU (srun)" in line for line in ours):
                 failures.append(f"{log.name}: not 2 data-parallel processes started by srun")
-        expected = (("pretraining", pretrain_dir, PRETRAIN_UPDATES), ("SQuAD", squad_dir, None))
+            if log.name.endswith(f"-{requeued}.out") and not any(
+                    "stopped by SIGUSR1 after update" in line for line in ours):
+                failures.append(f"{log.name}: job {requeued} did not stop on SIGUSR1")
+        expected = (("pretraining", pretrain_dir, PRETRAIN_UPDATES), ("SQuAD", squad_dir, None),
+                    ("requeued pretraining", requeued_dir, PRETRAIN_UPDATES))
         for name, save_dir, wanted in expected:
             checkpoint = save_dir / "checkpoint_last.pt"
             if not checkpoint.is_file():
@@ -292,13 +351,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 failures.append(f"{name}: {checkpoint} is not at update {wanted}")
         if not (squad_dir / "checkpoint_best.pt").is_file():
             failures.append(f"SQuAD: no {squad_dir / 'checkpoint_best.pt'}")
+        if cluster.job_field(requeued, "Restarts") in ("0", "?"):
+            failures.append(f"job {requeued} was not requeued")
+        last = [d / "checkpoint_last.pt" for d in (pretrain_dir, requeued_dir)]
+        if all(p.is_file() for p in last) and not same_model(python, *last, job_env):
+            failures.append(f"{last[1]} (requeued mid-run) differs from {last[0]} (undisturbed)")
     finally:
         cluster.stop()
     elapsed = time.monotonic() - started
     if failures:
         print(f"cluster-test: FAILED after {elapsed:.0f} s: {'; '.join(failures)}", file=sys.stderr)
         return 1
-    step(f"passed in {elapsed:.0f} s: both SLURM jobs completed and wrote their checkpoints ({work})")
+    step(f"passed in {elapsed:.0f} s: the SLURM jobs completed and wrote their checkpoints, the requeued one "
+         f"the same as the undisturbed one ({work})")
     return 0
 
 

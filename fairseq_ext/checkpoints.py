@@ -16,6 +16,7 @@ that reads tensors directly (the Hugging Face converter).
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 import zipfile
@@ -109,6 +110,24 @@ def model_config(state: dict) -> dict[str, Any]:
     saved hydra config, or the flat argument Namespace of older checkpoints (where the architecture
     name is under ``arch``)."""
     return _config_section(state, "model")
+
+
+def training_data_dir(checkpoint_state: dict) -> Optional[Path]:
+    """The checkpoint's (first) training data directory, when it is still there."""
+    task = (checkpoint_state.get("cfg") or {}).get("task") or {}
+    data = task.get("data") if isinstance(task, dict) else None
+    if data is None and checkpoint_state.get("args") is not None:
+        data = getattr(checkpoint_state["args"], "data", None)
+    directory = Path(str(data).split(os.pathsep)[0]) if data else None
+    return directory if directory is not None and directory.is_dir() else None
+
+
+def own_dictionary(checkpoint_state: dict, checkpoint: Path) -> Optional[Path]:
+    """The dict.txt the model was trained with, where it is still known: in the checkpoint's training data
+    directory, or beside the checkpoint (a model directory: model.pt + dict.txt)."""
+    data = training_data_dir(checkpoint_state)
+    candidates = [data / "dict.txt"] if data is not None else []
+    return next((path for path in [*candidates, checkpoint.parent / "dict.txt"] if path.is_file()), None)
 
 
 def encoder_state_dict(state: dict) -> dict[str, torch.Tensor]:

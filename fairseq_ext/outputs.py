@@ -80,6 +80,19 @@ def _check_parent(path: Path, shown: PathLike) -> None:
             return
 
 
+def check_writable_directory(path: PathLike, shown: str) -> None:
+    """``path`` is a directory this process may write in, or one it may create: its nearest existing
+    ancestor is a writable directory (not a file, a device such as /dev/full, a read-only filesystem)."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserInputError(f"cannot write {shown}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
+        reason = "on a read-only filesystem" if read_only else "not writable"
+        raise UserInputError(f"cannot write {shown}: {existing} is {reason}")
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -2,7 +2,8 @@
 # SQuAD v2 fine-tuning of a RoBERTa checkpoint with fairseq-hydra-train (task squad2, model
 # roberta_span_qa, criterion span_qa), after the same one-line pre-flight checks as pretraining (data,
 # checkpoint, dictionary size). The best checkpoint by validation F1 is SAVE_DIR/checkpoint_best.pt.
-# Rerunning the same command after an interruption resumes from SAVE_DIR/checkpoint_last.pt.
+# SIGUSR1 or SIGTERM saves SAVE_DIR/checkpoint_last.pt after the update in progress and exits 75; rerunning
+# the same command after any interruption resumes from it (docs/preemption.md).
 #   scripts/finetune_squad2.sh --config NAME --data DIR --restore CKPT --save-dir DIR [--nproc-per-node N]
 #                              [--global-batch SEQUENCES] [KEY=VALUE ...]
 #   NAME: a config in configs/finetuning (squad2_base, squad2_tiny) or a YAML path.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Masked-LM pretraining with fairseq-hydra-train, from scratch or continued from a checkpoint, after
-# one-line pre-flight checks (data, checkpoint, dictionary size, max_update). Rerunning the same
-# command after an interruption resumes from SAVE_DIR/checkpoint_last.pt.
-#   scripts/pretrain.sh --config NAME --data DIR --save-dir DIR [--restore CKPT] [--nproc-per-node N]
-#                              [--global-batch SEQUENCES] [KEY=VALUE ...]
+# one-line pre-flight checks (data, save dir, checkpoint, dictionary, max_update). SIGUSR1 or SIGTERM saves
+# SAVE_DIR/checkpoint_last.pt after the update in progress and exits 75; rerunning the same command after
+# any interruption resumes from SAVE_DIR/checkpoint_last.pt (docs/preemption.md).
+#   scripts/pretrain.sh --config NAME --data DIR --save-dir DIR [--restore CKPT | --from-scratch]
+#                       [--nproc-per-node N] [--global-batch SEQUENCES] [KEY=VALUE ...]
 #   NAME: a config in configs/pretraining (tiny, roberta_base_continue) or a YAML path.
 #   KEY=VALUE: hydra overrides for fairseq-hydra-train, e.g. optimization.max_update=20000.
 #   --nproc-per-node N: N data-parallel processes on this machine (one per GPU; gloo on CPU); under torchrun

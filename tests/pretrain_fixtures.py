@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -31,28 +29,6 @@ def run_pretrain(*args, timeout: float = 600) -> subprocess.CompletedProcess:
     """scripts/pretrain.sh ARGS to completion, output captured (fairseq logs to stdout)."""
     return subprocess.run(pretrain_command(*args), capture_output=True, text=True, env=pretrain_env(),
                           timeout=timeout)
-
-
-def run_until_first_save(command: list[str], env: dict, timeout: float = 600) -> str:
-    """Runs COMMAND in a new session until fairseq reports its first saved checkpoint (checkpoint_last.pt is
-    then complete), then kills the session, training processes included, with SIGKILL. Returns the output
-    read until then (stdout and stderr)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
-    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
-    watchdog.start()
-    lines = []
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if "Saved checkpoint" in line:
-                break
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        watchdog.cancel()
-    assert process.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
-    return "".join(lines)
 
 
 def load_launcher():

@@ -1,8 +1,8 @@
 """Data-parallel training on fairseq's own engine, on CPU: restoring checkpoints under several processes,
 the topologies the launcher reads (torchrun, srun), the SLURM script's batch arithmetic, and SQuAD
 validation EM/F1 with 2 processes equal to single-process scoring of the same checkpoint. (Data-parallel
-continued pretraining, killed and resumed: test_killed_run_resumes_with_the_same_command in
-tests/test_pretrain.py.)"""
+continued pretraining, stopped by a signal and resumed:
+test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted in tests/test_pretrain.py.)"""
 
 from __future__ import annotations
 

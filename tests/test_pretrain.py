@@ -4,8 +4,11 @@ fairseq 0.9 format), interrupted and resumed, and the pre-flight errors."""
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
 import subprocess
+import threading
 
 import pytest
 import torch
@@ -18,7 +21,6 @@ from tests.pretrain_fixtures import (
     pretrain_command,
     pretrain_env,
     run_pretrain,
-    run_until_first_save,
     training_records,
 )
 
@@ -231,47 +233,94 @@ def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained
 
 # --- interrupt and resume ------------------------------------------------------------------------------
 
+def run_signalled_after(command: list[str], update: int, signum: int, env: dict, timeout: float = 600):
+    """Runs COMMAND; once fairseq has logged update UPDATE (common.log_interval=1), sends SIGNUM to the
+    command's own process (the launcher, which passes it on to its training processes). Returns (exit
+    status, output)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "[train_inner]" in line and f'"num_updates": "{update}"' in line:
+                process.send_signal(signum)
+                update = None  # once
+        return process.wait(), "".join(lines)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def curve(save_dir) -> list[tuple[str, str, str]]:
+    """(update, loss, lr) of every update, as logged (common.log_interval=1)."""
+    return [(r["num_updates"], r["loss"], r["lr"]) for r in training_records(save_dir)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("nproc", [1, 2])
-def test_killed_run_resumes_with_the_same_command(nproc, tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
-                                                  capsys):
-    """With 2 processes (gloo on CPU) this is also data-parallel continued pretraining: rank 0 restores the
-    checkpoint and broadcasts it to rank 1, gradients are averaged, rank 0 alone logs and saves."""
+@pytest.mark.parametrize("nproc, signum", [(1, signal.SIGTERM), (2, signal.SIGUSR1)])
+def test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted(
+        nproc, signum, tiny_pretrained_checkpoint, wiki_data_bin, tmp_path, capsys):
+    """SIGTERM (1 process) or SIGUSR1 (SLURM's warning before the time limit; 2 processes, gloo on CPU) after
+    update 3, between two saves (every 10 updates): checkpoint_last.pt is saved at the end of the update in
+    progress, the run exits 75, and running the same command again resumes from it (not from --restore) and
+    logs the same losses and learning rates as an uninterrupted run. With 2 processes this is also
+    data-parallel continued pretraining: rank 0 restores the checkpoint and broadcasts it to rank 1, rank 0
+    alone logs and saves."""
+    updates = 8
+    args = lambda save_dir: pretrain_command(  # noqa: E731
+        "--config", "tiny", "--data", wiki_data_bin, "--save-dir", save_dir,
+        "--restore", tiny_pretrained_checkpoint, "--nproc-per-node", nproc, *RESETS,
+        f"optimization.max_update={updates}", "common.log_interval=1")
     save_dir = tmp_path / "run"
-    args = ["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir", str(save_dir),
-            "--restore", str(tiny_pretrained_checkpoint), "--nproc-per-node", str(nproc), *RESETS,
-            "optimization.max_update=20"]
-    command = pretrain_command(*args)
-    first = run_until_first_save(command, pretrain_env())
+    # not in the SLURM job the tests may run in; with SIGUSR1 in "job 4242", a stand-in scontrol
+    env = {key: value for key, value in pretrain_env().items() if not key.startswith("SLURM_")}
+    if signum == signal.SIGUSR1:
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "scontrol").write_text(
+            f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "scontrol.args"}\n')
+        (tmp_path / "bin" / "scontrol").chmod(0o755)
+        env.update(SLURM_JOB_ID="4242", PATH=f"{tmp_path / 'bin'}:{env['PATH']}")
+    status, first = run_signalled_after(args(save_dir), 3, signum, env)
+    assert status == 75, first[-3000:]
     assert f"Loaded checkpoint {tiny_pretrained_checkpoint} (epoch 1 @ 0 updates)" in first
-    killed_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates
-    assert 0 < killed_at < 20
+    stopped_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates
+    assert stopped_at in (3, 4)  # the update in progress when the signal came is finished, not lost
+    assert (f"launch_train: stopped by {signal.Signals(signum).name} after update {stopped_at}, saved in "
+            "checkpoint_last.pt") in first
+    assert sorted(p.name for p in save_dir.glob("checkpoint*")) == ["checkpoint_last.pt"]  # no other save
+    if signum == signal.SIGUSR1:  # SLURM's warning before the time limit: the job requeued, by rank 0 once
+        assert "; requeued SLURM job 4242: it resumes from there when it starts again" in first
+        assert (tmp_path / "scontrol.args").read_text() == "requeue 4242\n"
     if nproc == 2:
         assert ("launch_train: 2 processes on CPU (this launcher): distributed_backend=gloo, "
                 "ddp_backend=legacy_ddp") in first
         assert "training on 2 devices" in first
-        assert "batch: 16 sequences per update = 8 per process (dataset.batch_size) x 2 processes" in first
-        records = training_records(save_dir)
-        assert {r["bsz"] for r in records} == {"16"}  # both ranks' batches in every update
-        # it starts where the pretrained model stopped, well below a random model's loss
-        scratch = losses(training_records(tiny_pretrained_checkpoint.parent))
-        assert losses(records)[0] < scratch[0] - 0.2
+        assert {r["bsz"] for r in training_records(save_dir)} == {"16"}  # both ranks' batches in every update
 
-    second = subprocess.run(command, capture_output=True, text=True, env=pretrain_env(), timeout=600)
+    second = subprocess.run(args(save_dir), capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"{save_dir / 'checkpoint_last.pt'} exists: resuming the interrupted run" in second.stderr
     loaded = re.search(r"Loaded checkpoint (\S+) \(epoch \d+ @ (\d+) updates\)", second.stdout)
-    assert loaded and loaded.groups() == (str(save_dir / "checkpoint_last.pt"), str(killed_at))
-    resumed_updates = [int(n) for n in re.findall(r'\[train_inner\].*"num_updates": "(\d+)"', second.stdout)]
-    assert resumed_updates and min(resumed_updates) > killed_at and max(resumed_updates) == 20
-    assert checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates == 20
-    # one log writer: the last update is logged once, however many processes trained it
-    assert [r["num_updates"] for r in training_records(save_dir)].count("20") == 1
+    assert loaded and loaded.groups() == (str(save_dir / "checkpoint_last.pt"), str(stopped_at))
+
+    reference = subprocess.run(args(tmp_path / "reference"), capture_output=True, text=True, env=env,
+                               timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    expected = curve(tmp_path / "reference")
+    assert [u for u, _, _ in expected] == [str(n) for n in range(1, updates + 1)]
+    assert curve(save_dir) == expected  # each update logged once (one log writer), same loss, same lr
+    if nproc == 2:  # it starts where the pretrained model stopped, well below a random model's loss
+        scratch = losses(training_records(tiny_pretrained_checkpoint.parent))
+        assert float(expected[0][1]) < scratch[0] - 0.2
 
     # once more after the end: reported, nothing trained
     finished_at = (save_dir / "checkpoint_last.pt").stat().st_mtime_ns
-    assert load_launcher().main(args) == 0
-    assert "is at 20 updates: the run has finished" in capsys.readouterr().err
+    assert load_launcher().main([str(a) for a in args(save_dir)[2:]]) == 0
+    assert f"is at {updates} updates: the run has finished" in capsys.readouterr().err
     assert (save_dir / "checkpoint_last.pt").stat().st_mtime_ns == finished_at
 
 

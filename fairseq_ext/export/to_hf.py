@@ -9,12 +9,11 @@ The written directory is loaded back as users load it and compared with the fair
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
+from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint, own_dictionary, training_data_dir
 from fairseq_ext.cli import UserInputError, existing_file, finite_number
 from fairseq_ext.export import card, tokenizer_files
 from fairseq_ext.export.config import SPAN_QA, check_fairseq_structure, hf_config
@@ -23,8 +22,8 @@ from fairseq_ext.export.state_dict import hf_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
 from fairseq_ext.outputs import OutputDirectory
-from fairseq_ext.tokenizer import check_record, find_tokenizer_dir, load_tokenizer, read_dictionary
-from fairseq_ext.tokenizer.dictionary import SPECIALS
+from fairseq_ext.tokenizer import check_record, find_tokenizer_dir, load_tokenizer
+from fairseq_ext.tokenizer.dictionary import check_same_dictionary
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
 OUTPUT_FILES = MODEL_FILES + tokenizer_files.HF_FILES
@@ -49,38 +48,6 @@ class ExportReport:
     dropped: list[str]
     verification: Optional[Verification]
     null_threshold: Optional[tuple[float, str]]
-
-
-def training_data_dir(checkpoint_state: dict) -> Optional[Path]:
-    """The checkpoint's (first) training data directory, when it is still there."""
-    task = (checkpoint_state.get("cfg") or {}).get("task") or {}
-    data = task.get("data") if isinstance(task, dict) else None
-    if data is None and checkpoint_state.get("args") is not None:
-        data = getattr(checkpoint_state["args"], "data", None)
-    directory = Path(str(data).split(os.pathsep)[0]) if data else None
-    return directory if directory is not None and directory.is_dir() else None
-
-
-def own_dictionary(checkpoint_state: dict, checkpoint: Path) -> Optional[Path]:
-    """The dict.txt the model was trained with, where it is still known: in the checkpoint's training data
-    directory, or beside the checkpoint (a model directory: model.pt + dict.txt)."""
-    data = training_data_dir(checkpoint_state)
-    candidates = [data / "dict.txt"] if data is not None else []
-    return next((path for path in [*candidates, checkpoint.parent / "dict.txt"] if path.is_file()), None)
-
-
-def check_same_dictionary(given: Path, own: Path) -> None:
-    """``--dict`` must hold the symbols, in the same order, of the model's own dictionary: a same-size
-    dictionary in another order would pass every other check and export wrong token ids."""
-    given_symbols, own_symbols = read_dictionary(given), read_dictionary(own)
-    if given_symbols == own_symbols:
-        return
-    index = next((i for i, (a, b) in enumerate(zip(given_symbols, own_symbols)) if a != b),
-                 min(len(given_symbols), len(own_symbols)))
-    line = index - len(SPECIALS) + 1
-    raise UserInputError(f"--dict {given} differs from {own}, the dictionary the model was trained with, "
-                         f"from line {line} on ({len(given_symbols)} vs {len(own_symbols)} symbols): pass "
-                         "that one, or leave --dict out")
 
 
 def null_threshold(option: Union[None, float, str], eval_results: Optional[dict],
@@ -138,7 +105,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     dictionary = load_dictionary(dictionary_path)
     roberta = load_fairseq_roberta(state, checkpoint, dictionary)  # checks the size
     if given and own is not None:
-        check_same_dictionary(dictionary_path, own)
+        check_same_dictionary(dictionary_path, own, "--dict", "pass that one, or leave --dict out")
     if threshold is not None:
         if roberta.kind != SPAN_QA:
             raise UserInputError("--null-threshold applies to span-QA checkpoints (task squad2) only")

@@ -52,6 +52,22 @@ def read_dictionary(path: PathLike) -> list[str]:
     return list(SPECIALS) + [symbol for symbol, _ in read_dictionary_entries(path)]
 
 
+def check_same_dictionary(given: PathLike, own: PathLike, what: str, remedy: str) -> None:
+    """``given`` must hold the symbols, in the same order, of ``own``, the model's own dictionary: a
+    same-size dictionary in another order passes every size check and maps the ids to the wrong tokens
+    (wrong exports, training on scrambled ids). ``what`` names ``given`` in the message; ``remedy`` ends
+    it."""
+    given_symbols, own_symbols = read_dictionary(given), read_dictionary(own)
+    if given_symbols == own_symbols:
+        return
+    index = next((i for i, (a, b) in enumerate(zip(given_symbols, own_symbols)) if a != b),
+                 min(len(given_symbols), len(own_symbols)))
+    line = index - len(SPECIALS) + 1
+    sizes = f"{len(given_symbols)} vs {len(own_symbols)} symbols"
+    raise UserInputError(f"{what} {given} differs from {own}, the dictionary the model was trained with, "
+                         f"from line {line} on ({sizes}): {remedy}")
+
+
 def write_dictionary(entries: Sequence[tuple[str, int]], path: PathLike) -> None:
     """``Dictionary.save``: one ``symbol count`` line per non-special entry, flags not written (so a
     ``#fairseq:overwrite`` line is saved as a plain duplicate, as fairseq-preprocess saves it)."""

@@ -10,7 +10,8 @@ local ones started here (--nproc-per-node N), or those torchrun or srun started,
 command (see fairseq_ext.training.distributed): rank 0 checks, writes the logs and the checkpoints.
 A run whose save dir already holds checkpoint_last.pt resumes from it (the --restore checkpoint only
 seeds a fresh run), so an interrupted job continues when the same command is run again; once the run
-has reached max_update, running it again reports that and does nothing.
+has reached max_update, running it again reports that and does nothing. SIGUSR1 or SIGTERM during training
+saves checkpoint_last.pt after the update in progress and exits 75 (fairseq_ext.training.preemption).
 Used by scripts/pretrain.sh (masked LM) and scripts/finetune_squad2.sh (SQuAD v2): the checks follow the
 config's task.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +30,9 @@ from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, positive_int
 from fairseq_ext.training import distributed
+from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq_hydra_train
 from fairseq_ext.training.preflight import (
+    FROM_SCRATCH,
     check_devices,
     compose_config,
     drop_records_after,
@@ -59,7 +63,8 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--restore", help="checkpoint to start from (checkpoint.restore_file); "
                         "ignored when SAVE_DIR/checkpoint_last.pt exists (the run then resumes)")
     parser.add_argument("--from-scratch", action="store_true",
-                        help="fine-tune a randomly initialised model (else fine-tuning needs --restore)")
+                        help="start from a random initialisation, whatever checkpoint the config names (else "
+                        "fine-tuning needs --restore); a run in SAVE_DIR still resumes")
     parser.add_argument("--nproc-per-node", type=positive_int,
                         help="data-parallel processes to start on this machine: one per GPU, or N on CPU "
                         "(gloo); default: every visible GPU, 1 on CPU")
@@ -78,6 +83,8 @@ def parse_args(argv: Optional[Sequence[str]]):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
+    if args.from_scratch and args.restore:
+        raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
     distributed.check_launcher_keys(overrides)
     config_dir, config_name = resolve_config(args.config, args.config_dir)
     overrides = [
@@ -85,6 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"task.data={':'.join(str(Path(p).resolve()) for p in args.data.split(':'))}",
         f"checkpoint.save_dir={Path(args.save_dir).resolve()}",
         *([f"checkpoint.restore_file={Path(args.restore).resolve()}"] if args.restore else []),
+        *(FROM_SCRATCH if args.from_scratch else []),
         *overrides,
     ]
     topology = distributed.detect_topology(args.nproc_per_node)
@@ -145,28 +153,37 @@ def gpu_count() -> int:
 def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: str,
                         hydra_args: list[str]) -> int:
     """topology.world_size fairseq-hydra-train processes on this machine, one per rank (as torchrun would
-    start them). The first one to fail stops the others; so does Ctrl-C or SIGTERM (a job's time limit:
-    run_cli raises it here). Returns the first non-zero exit status."""
+    start them). SIGUSR1 and SIGTERM are passed on to them: they save and stop after the same update
+    (fairseq_ext.training.preemption) and this returns PREEMPTED. The first one to fail stops the others,
+    as does Ctrl-C. Returns the first failure's exit status, else PREEMPTED if they stopped so, else 0."""
     env = {**os.environ, "MASTER_ADDR": topology.master_addr, "MASTER_PORT": str(topology.master_port),
            "WORLD_SIZE": str(topology.world_size), "LOCAL_WORLD_SIZE": str(topology.world_size)}
     processes = []
+
+    def pass_on(signum, frame):
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in STOP_SIGNALS}
     try:
         for rank in range(topology.world_size):
             rank_topology = dataclasses.replace(topology, rank=rank, local_rank=rank)
-            command = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", str(config_dir),
-                       "--config-name", config_name, *hydra_args,
-                       *distributed.fairseq_overrides(rank_topology, on_cpu)]
+            command = [sys.executable, "-m", "fairseq_ext.training.preemption", str(config_dir), config_name,
+                       *hydra_args, *distributed.fairseq_overrides(rank_topology, on_cpu)]
             rank_env = {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
             processes.append(subprocess.Popen(command, env=rank_env))
         while True:
             statuses = [process.poll() for process in processes]
-            failed = [status for status in statuses if status]
+            failed = [status for status in statuses if status not in (None, 0, PREEMPTED)]
             if failed:
                 return failed[0] if failed[0] > 0 else 128 - failed[0]  # killed by a signal: 128 + its number
-            if all(status == 0 for status in statuses):
-                return 0
+            if None not in statuses:
+                return PREEMPTED if PREEMPTED in statuses else 0
             time.sleep(0.5)
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         for process in processes:
             if process.poll() is None:
                 process.terminate()
@@ -186,14 +203,3 @@ def run_rank(topology, on_cpu: bool, config_dir: Path, config_name: str, hydra_a
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return status
-
-
-def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[str]) -> int:
-    """fairseq-hydra-train in this process: the checkpoint allow-list registered by fairseq_ext.checkpoints
-    stays in force for its torch.load."""
-    from fairseq_cli.hydra_train import cli_main
-
-    sys.argv = ["fairseq-hydra-train", "--config-dir", str(config_dir), "--config-name", config_name,
-                *overrides]
-    cli_main()
-    return 0

@@ -2,9 +2,13 @@
 
 Each pitfall is one line (UserInputError):
   - the data directory is missing, or lacks the train/valid splits the task reads;
+  - the save dir cannot be written (below a file, a device, a read-only filesystem);
   - the checkpoint to start from is missing or cannot be loaded;
+  - a fine-tuned checkpoint (task squad2) to continue pretraining from, or a save dir holding another
+    task's run;
   - the checkpoint's embedding has a different number of rows than the task's dictionary
-    (dict.txt + the symbols the task adds, e.g. <mask>);
+    (dict.txt + the symbols the task adds, e.g. <mask>), or the data's dict.txt differs from the one the
+    checkpoint was trained with (same size, another order: scrambled ids);
   - the checkpoint's num_updates already reaches optimization.max_update while the optimizer is restored
     (fairseq would stop at once);
   - a validation split too small for one batch (fewer samples than dataset.required_batch_size_multiple);
@@ -26,11 +30,15 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 from fairseq_ext.cli import UserInputError
-from fairseq_ext.outputs import write_text_file
+from fairseq_ext.outputs import check_writable_directory, write_text_file
 
 RESET_FLAGS = ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")
 DEFAULT_RESTORE = "checkpoint_last.pt"  # fairseq's default: <save_dir>/checkpoint_last.pt
 FINE_TUNING_TASKS = ("squad2",)  # tasks that start from a pretrained model
+# --from-scratch: no checkpoint but the save dir's own checkpoint_last.pt (a resumed run), whatever the
+# config names
+FROM_SCRATCH = [f"checkpoint.restore_file={DEFAULT_RESTORE}", "checkpoint.finetune_from_model=null",
+                "checkpoint.continue_once=null"]
 
 
 def report(message: str) -> None:
@@ -99,6 +107,7 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
     task = None
     if checks:
         check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
+        check_writable_directory(cfg.checkpoint.save_dir, f"checkpoints in {cfg.checkpoint.save_dir}")
         if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.cpu:
             raise UserInputError("common.fp16=true with common.cpu=true: half precision needs a CUDA GPU; "
                                  "set common.fp16=false to train on CPU (the tiny configs do)")
@@ -125,11 +134,10 @@ def starting_point(ckpt, say: Callable[[str], None] = report) -> tuple[Optional[
     if ckpt.restore_file != DEFAULT_RESTORE:
         seed = ckpt.restore_file
     if last.exists():
-        resume = []
         if seed:
             say(f"{last} exists: resuming the interrupted run (not restarting from {seed})")
-            resume = [f"checkpoint.restore_file={DEFAULT_RESTORE}", "checkpoint.finetune_from_model=null",
-                      "checkpoint.continue_once=null", *(f"checkpoint.{flag}=false" for flag in RESET_FLAGS)]
+        # the config's resets (meant for the seed) would restart the schedule and the data order
+        resume = [*FROM_SCRATCH, *(f"checkpoint.{flag}=false" for flag in RESET_FLAGS)]
         return last, {flag: False for flag in RESET_FLAGS}, resume
     if seed is None:
         return None, {}, []
@@ -191,12 +199,14 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     not read (see load_checkpoint)."""
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
-    info = checkpoint_info(load_checkpoint(path, lazy=True))
+    state = load_checkpoint(path, lazy=True)
+    info = checkpoint_info(state)
     max_update = cfg.optimization.max_update
     restores_updates = not resets["reset_optimizer"] and info.has_optimizer_state
     reached = restores_updates and 0 < max_update <= info.num_updates
     if not checks:
         return reached and resuming, info.num_updates
+    check_task(cfg, path, info, resuming)
     symbols = len(task.source_dictionary)
     if info.embedding_rows is not None and info.embedding_rows != symbols:
         raise UserInputError(
@@ -204,6 +214,7 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
             f"has {symbols} symbols ({describe_dictionary(cfg, task)}): binarize the data with the "
             f"checkpoint's dict.txt (fairseq-preprocess --srcdict)"
         )
+    check_data_dictionary(cfg, path, state)
     if reached:
         if resuming:  # the same command run again after the run finished: nothing to do
             report(f"{path} is at {info.num_updates} updates: the run has finished "
@@ -219,6 +230,33 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     report(f"{verb} {path} ({info.model_name}, {info.embedding_rows} embedding rows, "
            f"update {first} of {max_update or 'unlimited'})")
     return False, info.num_updates
+
+
+def check_task(cfg, path: Path, info, resuming: bool) -> None:
+    """A save dir holds one task's run; pretraining continues a masked-LM checkpoint, not a fine-tuned one
+    (fairseq would fail to load its parameters, after appending to the run's log)."""
+    task = cfg.task._name
+    if info.task_name is None or info.task_name == task:
+        return
+    if resuming:
+        raise UserInputError(f"{cfg.checkpoint.save_dir} holds a run of task {info.task_name} ({path.name}: "
+                             f"{info.model_name}), not of task {task}: choose another --save-dir")
+    if task not in FINE_TUNING_TASKS and info.task_name in FINE_TUNING_TASKS:
+        raise UserInputError(f"checkpoint {path} is fine-tuned (task {info.task_name}, {info.model_name}): "
+                             f"task {task} continues a pretrained masked-LM checkpoint")
+
+
+def check_data_dictionary(cfg, path: Path, state: dict) -> None:
+    """The data's dict.txt is the one the checkpoint was trained with, symbol for symbol, where that one is
+    still known (fairseq_ext.checkpoints.own_dictionary)."""
+    from fairseq_ext.checkpoints import own_dictionary
+    from fairseq_ext.tokenizer.dictionary import check_same_dictionary
+
+    data_dictionary = Path(cfg.task.data.split(":")[0]) / "dict.txt"
+    own = own_dictionary(state, path)
+    if own is not None and data_dictionary.is_file():
+        check_same_dictionary(data_dictionary, own, "the data's dictionary",
+                              "binarize the data with that one (fairseq-preprocess --srcdict)")
 
 
 def check_valid_batches(cfg, task) -> None:

@@ -1,0 +1,219 @@
+"""fairseq-hydra-train in this process, made safe to stop: a preemption or a job's time limit loses at most
+the update in progress, and a checkpoint on disk is always a complete one.
+
+  - SIGUSR1 (SLURM's ``--signal=USR1@120``, sent before the time limit) or SIGTERM (preemption, scancel,
+    a local launcher's stop) asks for a stop: at the end of the current update (all ranks of a
+    data-parallel run agree on which, through a one-number all-reduce after every update) training saves
+    ``checkpoint_last.pt`` and stops; the process then exits with status :data:`PREEMPTED` (75,
+    EX_TEMPFAIL: try again). After SIGUSR1 in a SLURM job, rank 0 requeues the job (``scontrol requeue``;
+    scripts/slurm/*.sbatch allow it); after SIGTERM it does not (a preemption is requeued by SLURM
+    itself, a scancel must not be undone). Rerunning the same command
+    resumes from that checkpoint with fairseq's own mid-epoch state (the data iterator's position, the
+    learning-rate schedule, the meters), so the resumed run does the updates the uninterrupted one would.
+  - Every checkpoint file appears complete or not at all: fairseq writes the first file of a save through
+    a ``.tmp`` rename, and copies it to the others (checkpoint_last.pt among them) in place; these copies go
+    through a ``.tmp`` rename as well.
+  - A save that fails (a full disk) leaves no ``.tmp`` file, keeps the checkpoints saved before, and is one
+    line (:class:`CheckpointNotSaved`, turned into a UserInputError) instead of fairseq's retries'
+    tracebacks.
+
+Hooked in from outside fairseq through its module attributes: ``fairseq_cli.train.validate_and_save``
+and ``fairseq.checkpoint_utils.save_checkpoint`` are wrapped, and checkpoint_utils' PathManager is a
+subclass whose ``copy`` renames into place (:func:`install`). fairseq's files are not modified.
+
+Run as ``python -m fairseq_ext.training.preemption CONFIG_DIR CONFIG_NAME HYDRA_ARGS`` it is one rank of
+the local data-parallel processes scripts/launch_train.py starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+from fairseq_ext.cli import UserInputError
+
+PREEMPTED = 75  # the exit status of a run stopped by a signal after saving (sysexits' EX_TEMPFAIL)
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+logger = logging.getLogger("fairseq_ext.training.preemption")
+
+
+class CheckpointNotSaved(BaseException):
+    """A checkpoint could not be written (a BaseException: hydra prints any Exception as a traceback)."""
+
+
+class _State:
+    requested: Optional[str] = None  # the name of the signal that asked for a stop
+    stopped_at: Optional[int] = None  # the update after which training saved and stopped
+    saved_update: Optional[int] = None  # the update of the last save
+    reports: bool = True  # rank 0 reports the stop (every rank gets the signal under srun)
+
+
+def _request_stop(signum, frame) -> None:
+    if _State.requested is None:
+        _State.requested = signal.Signals(signum).name
+        # os.write: print() is not safe in a handler that may interrupt another print
+        os.write(2, f"{_State.requested} received: saving checkpoint_last.pt at the end of this update, "
+                 "then stopping\n".encode())
+
+
+def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[str]) -> int:
+    """fairseq-hydra-train in this process, stoppable by SIGUSR1/SIGTERM: 0 when training ended, PREEMPTED
+    when a signal stopped it after saving checkpoint_last.pt. The checkpoint allow-list registered by
+    fairseq_ext.checkpoints stays in force for its torch.load."""
+    from fairseq_cli.hydra_train import cli_main
+
+    import fairseq_ext.plugin  # noqa: F401  (registered before fairseq imports --user-dir, which is then a no-op)
+
+    install()
+    _State.requested = _State.stopped_at = _State.saved_update = None
+    _State.reports = True
+    previous = {signum: signal.signal(signum, _request_stop) for signum in STOP_SIGNALS}
+    sys.argv = ["fairseq-hydra-train", "--config-dir", str(config_dir), "--config-name", config_name,
+                *overrides]
+    try:
+        cli_main()
+    except CheckpointNotSaved as err:
+        raise UserInputError(str(err)) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if _State.stopped_at is None:
+        return 0
+    if _State.reports:
+        stopped = (f"launch_train: stopped by {_State.requested or 'a signal to another rank'} after update "
+                   f"{_State.stopped_at}, saved in checkpoint_last.pt")
+        job = os.environ.get("SLURM_JOB_ID")
+        if _State.requested == "SIGUSR1" and job:  # SLURM's warning before the time limit
+            print(f"{stopped}; {requeue(job)}", file=sys.stderr, flush=True)
+        else:
+            print(f"{stopped}: run the same command again to resume (exit status {PREEMPTED})",
+                  file=sys.stderr, flush=True)
+    return PREEMPTED
+
+
+def requeue(job: str) -> str:
+    """``scontrol requeue JOB`` (the job must allow it: ``--requeue``); says what happened. SLURM then stops
+    every task of the job (all of them have passed the save) and starts the job again from the queue."""
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    except OSError as err:
+        return f"cannot requeue SLURM job {job} ({err.strerror}): resubmit it to resume"
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["scontrol failed"])[-1]
+        return f"cannot requeue SLURM job {job} ({reason}): resubmit it to resume"
+    return f"requeued SLURM job {job}: it resumes from there when it starts again"
+
+
+def install() -> None:
+    """Wraps fairseq's validate_and_save and save_checkpoint (once per process)."""
+    import fairseq_cli.train
+    from fairseq import checkpoint_utils
+
+    if getattr(fairseq_cli.train.validate_and_save, "__wrapped__", None) is None:
+        fairseq_cli.train.validate_and_save = _stopping(fairseq_cli.train.validate_and_save)
+    if getattr(checkpoint_utils.save_checkpoint, "__wrapped__", None) is None:
+        # fairseq keeps the best score as an attribute of the function it finds under this name
+        checkpoint_utils.save_checkpoint = _atomic(checkpoint_utils.save_checkpoint)
+        checkpoint_utils.PathManager = _atomic_copies(checkpoint_utils.PathManager)
+        logging.getLogger(checkpoint_utils.__name__).addFilter(_without_retry_tracebacks)
+
+
+def _stopping(validate_and_save):
+    """After each update: fairseq's validate_and_save, then, if a stop was asked for on any rank, a save
+    of checkpoint_last.pt (unless this update was just saved) and the stop."""
+    @functools.wraps(validate_and_save)
+    def wrapper(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch):
+        valid_losses, should_stop = validate_and_save(cfg, trainer, task, epoch_itr, valid_subsets,
+                                                      end_of_epoch)
+        if not _stop_agreed(trainer) or should_stop:  # a collective: every rank calls it every update
+            return valid_losses, should_stop
+        from fairseq import checkpoint_utils
+
+        updates = trainer.get_num_updates()
+        if _State.saved_update != updates:
+            checkpoint_utils.save_checkpoint(cfg.checkpoint, trainer, epoch_itr, None)
+        # no rank exits before rank 0 has saved: srun --kill-on-bad-exit stops every task once one exits 75
+        _largest(trainer, 0.0)
+        _State.stopped_at, _State.reports = updates, trainer.data_parallel_rank == 0
+        logger.info(f"stopping after update {updates} ({_State.requested or 'another rank'} received)")
+        return valid_losses, True
+    return wrapper
+
+
+def _stop_agreed(trainer) -> bool:
+    """Whether any rank was asked to stop: all ranks then stop after the same update."""
+    return _largest(trainer, float(_State.requested is not None)) > 0
+
+
+def _largest(trainer, value: float) -> float:
+    """The largest of the ranks' values (a collective: every rank must call it)."""
+    if trainer.data_parallel_world_size == 1:
+        return value
+    import torch
+    from fairseq.distributed import utils as distributed_utils
+
+    tensor = torch.tensor([value], device=trainer.device)
+    distributed_utils.all_reduce(tensor, group=trainer.data_parallel_process_group, op="max")
+    return float(tensor.item())
+
+
+def _atomic(save_checkpoint):
+    """fairseq's save_checkpoint; on a failure to write, the partial files removed and one line."""
+    @functools.wraps(save_checkpoint)
+    def wrapper(cfg, trainer, epoch_itr, val_loss):
+        try:
+            saved = save_checkpoint(cfg, trainer, epoch_itr, val_loss)
+        except OSError as err:
+            for partial in Path(cfg.save_dir).glob("checkpoint*.pt.tmp"):
+                partial.unlink(missing_ok=True)
+            reason = err.strerror or str(err)
+            raise CheckpointNotSaved(f"cannot save the checkpoint of update {trainer.get_num_updates()} in "
+                                     f"{cfg.save_dir}: {reason} (the checkpoints saved before are "
+                                     "intact)") from None
+        _State.saved_update = trainer.get_num_updates()
+        return saved
+    return wrapper
+
+
+def _atomic_copies(path_manager):
+    """fairseq's PathManager whose copy of a local file writes DST.tmp and renames it into place."""
+    class AtomicCopies(path_manager):
+        @staticmethod
+        def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+            if path_manager.path_requires_pathmanager(dst_path) or not overwrite:
+                return path_manager.copy(src_path, dst_path, overwrite=overwrite)
+            partial = f"{dst_path}.tmp"
+            try:
+                shutil.copyfile(src_path, partial)
+                os.replace(partial, dst_path)
+            finally:
+                if os.path.lexists(partial):
+                    os.unlink(partial)
+            return True
+    return AtomicCopies
+
+
+def _without_retry_tracebacks(record: logging.LogRecord) -> bool:
+    """fairseq logs the traceback of its last failed write before raising: the error is reported once,
+    as one line, by the wrapper above."""
+    return not (record.levelno >= logging.ERROR and record.funcName == "_torch_persistent_save")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """One rank of the local processes of scripts/launch_train.py: ``CONFIG_DIR CONFIG_NAME HYDRA_ARGS``."""
+    config_dir, config_name, *overrides = sys.argv[1:] if argv is None else argv
+    return run_fairseq_hydra_train(Path(config_dir), config_name, overrides)
+
+
+if __name__ == "__main__":
+    from fairseq_ext.cli import run_cli
+
+    run_cli(main)
