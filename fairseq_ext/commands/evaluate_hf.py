@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.squad.predict import check_batching
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -48,6 +49,7 @@ def show_examples(examples, predictions, count: int) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    check_batching(args)
     from fairseq_ext.hf.qa import answer_questions, device_of, load_qa_model, model_settings
     from fairseq_ext.outputs import OutputDirectory, OutputFiles
     from fairseq_ext.squad import load_squad
@@ -69,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"settings: {described}")
     with output.staged() as staging:
         predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
-                                       args.batch_size, device, progress=True)
+                                       args.batch_size, device, progress=True, max_tokens=args.max_tokens)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
                                     args.csv)
     if results is None:
