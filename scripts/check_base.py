@@ -309,14 +309,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "cores": os.cpu_count(),
     }
     (work / "check_base.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'stage':20} {'s':>7} {'words/s':>9} {'peak MB':>8}  checkpoints (MB)")
+    print(f"\n{'stage':20} {'s':>7} {'words/s':>9} {'questions/s':>11} {'peak MB':>8}  checkpoints (MB)")
     for s in stages:
-        wps = s.get("words_per_s")
-        print(
-            f"{s['stage']:20} {s['seconds']:7.1f} {'-' if wps is None else f'{wps:.0f}':>9} "
-            f"{s['peak_mb']:8d}  "
-            + (", ".join(f"{k} {v}" for k, v in s.get("checkpoints_mb", {}).items()) or "-")
-        )
+        rates = [s.get("words_per_s"), s.get("questions_per_s")]
+        wps, qps = ("-" if rate is None else f"{rate:.3g}" for rate in rates)
+        sizes = ", ".join(f"{k} {v}" for k, v in s.get("checkpoints_mb", {}).items()) or "-"
+        print(f"{s['stage']:20} {s['seconds']:7.1f} {wps:>9} {qps:>11} {s['peak_mb']:8d}  {sizes}")
     print(
         f"\n{eval_questions} questions: fairseq and HF answers "
         + ("agree" if not differing else f"differ on {len(differing)}: {differing[:5]}")
