@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, run_cli
-from fairseq_ext.squad.predict import check_batching
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -49,12 +48,12 @@ def show_examples(examples, predictions, count: int) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    check_batching(args)
     from fairseq_ext.hf.qa import answer_questions, device_of, load_qa_model, model_settings
     from fairseq_ext.outputs import OutputDirectory, OutputFiles
     from fairseq_ext.squad import load_squad
-    from fairseq_ext.squad.predict import write_predictions
+    from fairseq_ext.squad.predict import check_batching, write_predictions
 
+    check_batching(args)
     squad = load_squad(args.data)
     print(f"{args.data}: {squad.summary()}")
     examples = squad.examples[:args.max_samples] if args.max_samples is not None else squad.examples

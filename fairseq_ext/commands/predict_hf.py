@@ -13,7 +13,6 @@ import sys
 from typing import Optional, Sequence, TextIO
 
 from fairseq_ext.cli import UserInputError, run_cli
-from fairseq_ext.squad.predict import check_batching
 
 NO_ANSWER = "no answer"
 
@@ -87,8 +86,10 @@ def interactive(answer: Answerer, lines: TextIO) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    check_batching(args)
     from fairseq_ext.hf.qa import device_of, load_qa_model, model_settings
+    from fairseq_ext.squad.predict import check_batching
+
+    check_batching(args)
 
     device = device_of(args.device)
     tokenizer, model = load_qa_model(args.model, device)
