@@ -130,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logs.mkdir(parents=True)
     py = sys.executable
     started = time.perf_counter()
-    load_at_start = os.getloadavg()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     stages = []
     training = ["optimization.max_update=" + str(args.updates), *CPU_OVERRIDES]
 
@@ -305,7 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "questions": eval_questions,
         "updates": args.updates,
         "seconds": round(time.perf_counter() - started),
-        "load_average": [load_at_start, os.getloadavg()],
+        "load_average": [load_at_start, [round(x, 2) for x in os.getloadavg()]],
         "cores": os.cpu_count(),
     }
     (work / "check_base.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -320,7 +320,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         + ("agree" if not differing else f"differ on {len(differing)}: {differing[:5]}")
     )
     print(
-        f"{report['seconds']} s in all; load average {load_at_start} -> {os.getloadavg()}; "
+        f"{report['seconds']} s in all; load average {' -> '.join(map(str, report['load_average']))}; "
         f"{work / 'check_base.json'}"
     )
     return 0 if not differing else 1
