@@ -8,7 +8,11 @@ articles); the features are the validation windows of the next article. Same bat
 length, 32 per batch), fp32, no gradients, on CPU with one thread, each side in its own subprocess (its
 own peak memory). Timing starts after two untimed warm-up batches.
 
-Also run as ``python -m scripts.benchmarks.inference {fairseq,hf} ...``: one side, results as JSON.
+A second row, ``qa-inference vs run_qa``: questions/s of scripts/predict_squad2.py --max-tokens (from
+loading to files) vs run_qa's evaluation (windows padded to 384, batches of 8, its post-processing), on
+a model trained at run_qa's windows; ``identical`` says whether the answers are the same.
+
+Also run as ``python -m scripts.benchmarks.inference SIDE ...``: one side, results as JSON.
 """
 
 from __future__ import annotations

@@ -12,7 +12,13 @@ batches (the same windows, right-padded to the batch's longest), on CPU with one
 subprocess so that its peak resident memory (ru_maxrss) is its own. Timing starts after a few warm-up
 updates.
 
-Also run as ``python -m scripts.benchmarks.training {fairseq,hf} ...``: one side, results as JSON.
+Two more rows against the recipes users run (transformers' examples, written out with transformers +
+torch, since they need ``datasets``): ``qa-training vs run_qa``, windows/s of the squad2 task batched by
+tokens (``dataset.max_tokens``) vs run_qa's training (every window padded to 384), at run_qa's windows;
+``mlm-training vs run_mlm``, tokens/s of scripts/pretrain.sh --config tiny vs run_mlm's training
+(group_texts blocks, DataCollatorForLanguageModeling) of the same size, block and batch.
+
+Also run as ``python -m scripts.benchmarks.training SIDE ...``: one side, results as JSON.
 """
 
 from __future__ import annotations
