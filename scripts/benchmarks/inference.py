@@ -183,6 +183,8 @@ def qa_inference_vs_run_qa(work_dir: pathlib.Path, shared_dir: pathlib.Path, qui
         "reference_s": 1 / reference_rate,
         "ratio": ours_rate / reference_rate,
         "unit": "seconds per question",
+        "note": f"s = seconds per question: {ours_rate:.1f} vs {reference_rate:.1f} questions/s, "
+                f"{len(differing)} answers differ",
         "ours_questions_per_s": ours_rate,
         "reference_questions_per_s": reference_rate,
         "questions": ours["questions"],
