@@ -17,7 +17,7 @@ fails unless every command succeeds and fairseq and HF give the same answers. A 
 minutes on 2 cores), not part of the test suite; on a GPU, scripts/gpu_check.sh measures the same
 size with fp16.
 
-    python scripts/check_base.py [--work-dir DIR] [--shared-dir ../shared] [--updates 3]
+    python scripts/check_base.py [--work-dir DIR] [--shared-dir ../shared] [--updates 3] [--keep-models]
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument(
         "--updates", type=int, default=3, help="updates per training stage (default: 3, at least 2)"
+    )
+    parser.add_argument(
+        "--keep-models", action="store_true", help="keep the checkpoints and exports (9 GB) after a pass"
     )
     args = parser.parse_args(argv)
     if args.updates < 2:
@@ -323,6 +326,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{report['seconds']} s in all; load average {' -> '.join(map(str, report['load_average']))}; "
         f"{work / 'check_base.json'}"
     )
+    if not differing and not args.keep_models:  # logs, predictions and check_base.json stay
+        for model_file in [*work.rglob("*.pt"), *work.rglob("*.safetensors")]:
+            model_file.unlink()
     return 0 if not differing else 1
 
 
