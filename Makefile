@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 TEST_DATA_DIR ?=
 
 .PHONY: help setup test lint test-data demo demo-zh bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
-	export-hf evaluate-hf import-hf pack-env cluster-test gpu-check gpt2-bpe clean
+	export-hf evaluate-hf import-hf pack-env cluster-test check-base gpu-check gpt2-bpe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -79,6 +79,11 @@ import-hf: setup  ## HF RoBERTa (directory or cached hub id) -> verified fairseq
 cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch scripts from the packed env (root)
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  OMP_NUM_THREADS=1 $(PY) .ci/cluster_test.py --shared-dir "$$shared_dir"
+
+# Pre-release check (about 10-15 minutes on 2 cores): roberta-base size, random init, every stage on CPU.
+check-base: setup  ## base configs, random 125M model, CPU: every stage a few updates; words/s, memory, sizes
+	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	  OMP_NUM_THREADS=1 $(PY) scripts/check_base.py --shared-dir "$$shared_dir"
 
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \

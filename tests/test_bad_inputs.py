@@ -652,6 +652,14 @@ def _(request, tmp_path):
             pattern="a-file exists and is not a directory")
 
 
+@case("predict_squad2, evaluate_hf: --max-tokens 0 or --batch-size 0: refused before any file is read")
+def _(request, tmp_path):
+    for module, model in (("predict_squad2", ["--checkpoint"]), ("evaluate_hf", ["--model"])):
+        for option in ("--max-tokens", "--batch-size"):
+            refuses(f"commands.{module}", *model, tmp_path / "missing", "--data", tmp_path / "missing.json",
+                    "--out", tmp_path / "out", option, "0", pattern=f"{option} must be at least 1, not 0")
+
+
 @case("evaluate_squad2: -o a directory")
 def _(request, tmp_path):
     data, predictions, _ = squad_and_predictions(tmp_path, 0.5)

@@ -140,8 +140,9 @@ def test_validation_em_f1_are_whole_question_metrics_on_any_number_of_workers(sq
                                           version_2_with_negative=True)
     reference = squad_evaluate(squad, predictions.answers)
 
-    for workers in (1, 2):
-        shards = [list(task.get_batch_iterator(dataset, max_sentences=7, num_shards=workers, shard_id=shard)
+    by_tokens = {"max_tokens": 1024}
+    for workers, batching in ((1, {"max_sentences": 7}), (2, {"max_sentences": 7}), (1, by_tokens)):
+        shards = [list(task.get_batch_iterator(dataset, num_shards=workers, shard_id=shard, **batching)
                        .next_epoch_itr(shuffle=False)) for shard in range(workers)]
         assert len({len(batches) for batches in shards}) == 1  # fairseq pads shards with dummy batches
         with metrics.aggregate(new_root=True) as agg:
@@ -167,6 +168,46 @@ def test_validation_em_f1_are_whole_question_metrics_on_any_number_of_workers(sq
     assert v1["squad_em_sum"] == pytest.approx(v1_reference["exact_match"] * 112 / 100)
     assert v1["squad_f1_sum"] == pytest.approx(v1_reference["f1"] * 112 / 100)
     print(f"validation EM {logged['em']:.2f} F1 {logged['f1']:.2f} over {len(squad.examples)} questions")
+
+
+def test_batches_by_tokens_hold_every_window_once_within_max_tokens(squad2_data_bin):
+    """dataset.max_tokens: length-grouped batches, windows padded to the longest of their batch; training
+    items are windows, validation items whole questions."""
+    task = squad_task(squad2_data_bin)
+    for split in ("train", "valid"):
+        task.load_dataset(split)
+        dataset = task.dataset(split)
+        batches = list(task.get_batch_iterator(dataset, max_tokens=1024, seed=1).next_epoch_itr(shuffle=True))
+        shapes = [tuple(batch["net_input"]["src_tokens"].shape) for batch in batches]
+        assert all(rows * length <= 1024 for rows, length in shapes)
+        assert len({rows for rows, _ in shapes}) > 2  # short windows make bigger batches
+        windows = sorted(w for batch in batches for w in batch["id"].tolist())
+        assert windows == list(range(len(dataset)))  # every item once
+        assert sum(rows for rows, _ in shapes) == len(dataset.arrays)
+
+
+def test_predictions_do_not_depend_on_batching(tiny_squad_checkpoint, squad2_data_bin, gpt2_bpe_dir):
+    """The shared prediction loop (predict_squad2.py and the HF commands): windows one by one, 32 a batch
+    or by tokens give the same logits (1e-5) and the same answers."""
+    from fairseq_ext.commands.predict_squad2 import fairseq_forward, load_model
+    from fairseq_ext.squad.predict import length_batches, window_logits
+
+    model, task_cfg, task = load_model(tiny_squad_checkpoint, gpt2_bpe_dir, "cpu", fp16=False)
+    examples = load_squad(squad2_data_bin / "valid.json").examples[:100]
+    tokenizer = Gpt2Bpe.from_dir(gpt2_bpe_dir).to_dictionary(task.source_dictionary.symbols)
+    features = build_features(examples, tokenizer, **TINY.windows())
+    forward = fairseq_forward(model, "cpu")
+    lengths = np.array([len(f.input_ids) for f in features])
+    batches = length_batches(lengths, None, 2048)
+    assert all(len(b) * lengths[b].max() <= 2048 for b in batches) and max(len(b) for b in batches) > 16
+    one_by_one = window_logits(features, forward, batch_size=1)
+    answers = postprocess_predictions(examples, features, *one_by_one, version_2_with_negative=True).answers
+    for batching in ({"batch_size": 32}, {"batch_size": None, "max_tokens": 2048}):
+        batched = window_logits(features, forward, **batching)
+        for side in (0, 1):
+            assert max(np.abs(a - b).max() for a, b in zip(one_by_one[side], batched[side])) < 1e-5
+        assert postprocess_predictions(examples, features, *batched,
+                                       version_2_with_negative=True).answers == answers
 
 
 def test_prepared_features_are_the_squad_modules(squad2_data_bin, gpt2_bpe_dir):

@@ -51,8 +51,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
     from fairseq_ext.outputs import OutputDirectory
     from fairseq_ext.squad import load_squad
-    from fairseq_ext.squad.predict import csv_destination, write_predictions
+    from fairseq_ext.squad.predict import check_batching, csv_destination, write_predictions
 
+    check_batching(args)
     squad = load_squad(args.data)
     print(f"{args.data}: {squad.summary()}")
     examples = squad.examples[:args.max_samples] if args.max_samples is not None else squad.examples
@@ -68,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"settings: {described}")
     with output.staged() as staging:
         predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
-                                       args.batch_size, device, progress=True)
+                                       args.batch_size, device, progress=True, max_tokens=args.max_tokens)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
                                     staging / csv_path if csv_path else None)
     if results is None:

@@ -38,9 +38,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 class Answerer:
     """One model, its settings, one question at a time."""
 
-    def __init__(self, tokenizer, model, settings, batch_size: int, device: str):
+    def __init__(self, tokenizer, model, settings, batch_size: int, device: str,
+                 max_tokens: Optional[int] = None):
         self.tokenizer, self.model, self.settings = tokenizer, model, settings
-        self.batch_size, self.device = batch_size, device
+        self.batch_size, self.device, self.max_tokens = batch_size, device, max_tokens
 
     def __call__(self, question: str, context: str) -> tuple[str, float]:
         """(answer text, or "" for no answer; confidence in [0, 1])."""
@@ -52,7 +53,8 @@ class Answerer:
         example = SquadExample(qid="question", title="", context=context, question=question, answers=[],
                                is_impossible=False)
         predictions = answer_questions([example], self.tokenizer, self.model, self.settings, version_2=True,
-                                       batch_size=self.batch_size, device=self.device)
+                                       batch_size=self.batch_size, device=self.device,
+                                       max_tokens=self.max_tokens)
         text = predictions.answers[example.qid]
         confidence = next(candidate["probability"] for candidate in predictions.nbest[example.qid]
                           if candidate["text"] == text)
@@ -85,12 +87,15 @@ def interactive(answer: Answerer, lines: TextIO) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from fairseq_ext.hf.qa import load_qa_model, model_settings
+    from fairseq_ext.squad.predict import check_batching
+
+    check_batching(args)
 
     device = device_of(args.device)
     tokenizer, model = load_qa_model(args.model, device)
     settings, described = model_settings(model, args)
     print(f"settings: {described}", file=sys.stderr)
-    answer = Answerer(tokenizer, model, settings, args.batch_size, device)
+    answer = Answerer(tokenizer, model, settings, args.batch_size, device, args.max_tokens)
     if args.question is None:
         interactive(answer, sys.stdin)
     else:

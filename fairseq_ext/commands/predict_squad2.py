@@ -23,7 +23,7 @@ from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.metric import METRICS
-from fairseq_ext.squad.predict import answer_questions, csv_destination, write_predictions
+from fairseq_ext.squad.predict import answer_questions, check_batching, csv_destination, write_predictions
 from fairseq_ext.squad.settings import QASettings
 from fairseq_ext.tokenizer import add_tokenizer_argument, check_record, find_tokenizer_dir, load_tokenizer
 
@@ -39,8 +39,11 @@ def parse_args(argv=None):
                         help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "
                              "(CMRC 2018: Chinese, mixed segmentation)")
     parser.add_argument("--csv", metavar="CSV", help="also write the answers as ID,Answer rows to this file")
-    parser.add_argument("--batch-size", type=positive_int, default=32,
-                        help="windows per forward pass (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int,
+                        help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
+    parser.add_argument("--max-tokens", type=positive_int, metavar="N",
+                        help="at most N tokens per forward pass, counted with the padding to the batch's "
+                             "longest window (windows are grouped by length)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
     QASettings.add_arguments(parser, default_from="the checkpoint's task settings")
@@ -90,6 +93,7 @@ def fairseq_forward(model, device: str):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_batching(args)
     checkpoint = existing_file(args.checkpoint, "checkpoint")
     bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
     squad = load_squad(args.data)
@@ -110,7 +114,8 @@ def main(argv=None):
     with output.staged() as staging:
         features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
         predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,
-                                       squad.version_2, args.batch_size, progress=True)
+                                       squad.version_2, args.batch_size, progress=True,
+                                       max_tokens=args.max_tokens)
         results = write_predictions(staging, squad.examples, predictions, settings, squad.version_2,
                                     args.metric, staging / csv_path if csv_path else None)
     print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}"

@@ -86,12 +86,12 @@ def hf_forward(model, device: str):
 
 def answer_questions(examples: Sequence[SquadExample], tokenizer, model, settings: QASettings,
                      version_2: bool, batch_size: int = 32, device: str = "cpu",
-                     progress: bool = False) -> Predictions:
+                     progress: bool = False, max_tokens: Optional[int] = None) -> Predictions:
     """The shared SQuAD pipeline (windows -> logits -> run_qa post-processing) with a HF model."""
     features = build_features(examples, HFTokenizerAdapter(tokenizer), **settings.windows(),
                               progress=progress)
     return shared.answer_questions(examples, features, hf_forward(model, device), settings, version_2,
-                                   batch_size, progress)
+                                   batch_size, progress, max_tokens)
 
 
 def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
@@ -99,6 +99,9 @@ def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) 
     with ``runtime`` the prediction batch size and device."""
     QASettings.add_arguments(parser, default_from="the model's stored settings, else run_qa's")
     if runtime:
-        parser.add_argument("--batch-size", type=positive_int, default=32,
-                            help="windows per forward pass (%(default)s)")
+        parser.add_argument("--batch-size", type=positive_int,
+                            help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
+        parser.add_argument("--max-tokens", type=positive_int, metavar="N",
+                            help="at most N tokens per forward pass, counted with the padding to the batch's "
+                             "longest window (windows are grouped by length)")
         parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")

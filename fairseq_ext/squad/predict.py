@@ -24,16 +24,48 @@ Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 PREDICTION_FILES = ("predictions.json", "nbest_predictions.json", "null_odds.json", "eval_results.json")
 
 
-def window_logits(features: Sequence[QAFeature], forward: Forward, batch_size: int = 32,
-                  progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Start and end logits of every window (one float32 array per window, its own length)."""
+def length_batches(lengths: np.ndarray, batch_size: Optional[int] = 32,
+                   max_tokens: Optional[int] = None) -> list[np.ndarray]:
+    """Window indices grouped by length (sorted, stable) into batches of at most ``batch_size`` windows
+    and, with ``max_tokens``, at most that many tokens once padded to the batch's longest window (a
+    window longer than ``max_tokens`` gets a batch of its own), as fairseq's ``dataset.max_tokens``."""
+    if batch_size is None and max_tokens is None:
+        raise ValueError("length_batches: give batch_size, max_tokens or both")
+    order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (batch_size is None or end - start < batch_size) and \
+                (max_tokens is None or (end - start + 1) * lengths[order[end]] <= max_tokens):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def check_batching(args) -> None:
+    """--batch-size and --max-tokens (None: not given) must be positive; neither given: 32 windows a batch."""
+    from fairseq_ext.cli import UserInputError
+
+    for option in ("batch_size", "max_tokens"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise UserInputError(f"--{option.replace('_', '-')} must be at least 1, not {value}")
+    if args.batch_size is None and args.max_tokens is None:
+        args.batch_size = 32
+
+
+def window_logits(features: Sequence[QAFeature], forward: Forward, batch_size: Optional[int] = 32,
+                  progress: bool = False, max_tokens: Optional[int] = None,
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Start and end logits of every window (one float32 array per window, its own length), in batches
+    of ``length_batches``."""
     from tqdm import tqdm
 
     lengths = np.array([len(feature.input_ids) for feature in features])
-    order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
     starts: list = [None] * len(features)
     ends: list = [None] * len(features)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = length_batches(lengths, batch_size, max_tokens)
     for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress):
         tokens = np.full((len(batch), lengths[batch].max()), PAD, dtype=np.int64)
         for row, window in enumerate(batch):
@@ -46,9 +78,9 @@ def window_logits(features: Sequence[QAFeature], forward: Forward, batch_size: i
 
 
 def answer_questions(examples: Sequence[SquadExample], features: Sequence[QAFeature], forward: Forward,
-                     settings: QASettings, version_2: bool, batch_size: int = 32,
-                     progress: bool = False) -> Predictions:
-    starts, ends = window_logits(features, forward, batch_size, progress)
+                     settings: QASettings, version_2: bool, batch_size: Optional[int] = 32,
+                     progress: bool = False, max_tokens: Optional[int] = None) -> Predictions:
+    starts, ends = window_logits(features, forward, batch_size, progress, max_tokens)
     return postprocess_predictions(examples, features, starts, ends, version_2_with_negative=version_2,
                                    **settings.answers())
 

@@ -43,24 +43,27 @@ def reference_to_fairseq_ids(tokenizer, dictionary_bpe: DictionaryTokenizer) -> 
 
 
 def run_qa_train_features(tokenizer, examples: Sequence[SquadExample], max_seq_length: int = MAX_SEQ_LENGTH,
-                          doc_stride: int = DOC_STRIDE) -> list[dict]:
+                          doc_stride: int = DOC_STRIDE, padding=False, labels: bool = True) -> list[dict]:
     """transformers examples/pytorch/question-answering/run_qa.py ``prepare_train_features`` (right padding
-    side, no max-length padding): one dict per window with example_index, input_ids, offsets,
-    sequence_ids, start_position, end_position."""
+    side; ``padding``: False, or "max_length" as run_qa pads by default): one dict per window with
+    example_index, input_ids, offsets, sequence_ids, start_position, end_position. ``labels=False``:
+    ``prepare_validation_features`` (no positions; offsets outside the context are None)."""
     features = []
     for batch_start in range(0, len(examples), RUN_QA_BATCH_SIZE):
         batch = examples[batch_start:batch_start + RUN_QA_BATCH_SIZE]
         tokenized = tokenizer([example.question.lstrip() for example in batch],
                               [example.context for example in batch], truncation="only_second",
                               max_length=max_seq_length, stride=doc_stride, return_overflowing_tokens=True,
-                              return_offsets_mapping=True, padding=False)
+                              return_offsets_mapping=True, padding=padding)
         for i, offsets in enumerate(tokenized["offset_mapping"]):
             input_ids = tokenized["input_ids"][i]
             cls_index = input_ids.index(tokenizer.cls_token_id)
             sequence_ids = tokenized.sequence_ids(i)
             example = batch[tokenized["overflow_to_sample_mapping"][i]]
             start_position = end_position = cls_index
-            if example.answers:
+            if not labels:
+                offsets = [o if sequence_ids[k] == 1 else None for k, o in enumerate(offsets)]
+            elif example.answers:
                 start_char = example.answers[0].start
                 end_char = start_char + len(example.answers[0].text)
                 token_start_index = 0

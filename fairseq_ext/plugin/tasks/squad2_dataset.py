@@ -60,7 +60,8 @@ class SquadFeatureDataset(FairseqDataset):
         return int(self.sizes[index])
 
     def ordered_indices(self):
-        # random order (fairseq seeds numpy per epoch), then by length to limit padding
+        # random order (fairseq seeds numpy per epoch), then by length: batches (dataset.batch_size or
+        # dataset.max_tokens, counted with the padding) hold similar lengths; fairseq shuffles the batches
         indices = np.random.permutation(len(self))
         return indices[np.argsort(self.sizes[indices], kind="mergesort")]
 
