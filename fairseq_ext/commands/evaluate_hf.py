@@ -53,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fairseq_ext.squad import load_squad
     from fairseq_ext.squad.predict import write_predictions
 
-    squad = load_squad(args.data)
+    squad = load_squad(args.data, training=False)
     print(f"{args.data}: {squad.summary()}")
     examples = squad.examples[:args.max_samples] if args.max_samples is not None else squad.examples
     if not examples:

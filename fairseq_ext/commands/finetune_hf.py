@@ -69,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hf_logging.set_verbosity_error()
     train = load_squad(args.train)
     print(f"{args.train}: {train.summary()}")
-    valid = load_squad(args.valid) if args.valid else None
+    valid = load_squad(args.valid, training=False) if args.valid else None
     if valid is not None:
         print(f"{args.valid}: {valid.summary()}")
     output = OutputDirectory(args.out, "finetune_hf", inputs=[args.model, args.train, args.valid],

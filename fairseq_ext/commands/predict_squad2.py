@@ -91,7 +91,7 @@ def main(argv=None):
     args = parse_args(argv)
     checkpoint = existing_file(args.checkpoint, "checkpoint")
     bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
-    squad = load_squad(args.data)
+    squad = load_squad(args.data, training=False)
     print(f"{args.data}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{args.data}: no usable questions")
