@@ -194,11 +194,11 @@ def make_paragraph(
     attributes = ENGLISH if language == "en" else CHINESE
     separator = " " if language == "en" else ""
     persons = [next(names) for _ in range(people)]
-    # the same attributes for every person: the name, not the attribute, tells which sentence answers
-    stated = rng.sample(range(len(attributes)), facts)
+    # attributes drawn per person: when two persons share one, only the name tells which sentence answers
+    stated = {person: rng.sample(range(len(attributes)), facts) for person in persons}
     sentences = []  # (person, attribute, value, value offset, sentence)
     for person in persons:
-        for index in stated:
+        for index in stated[person]:
             attribute = attributes[index]
             value = rng.choice(attribute.values)
             template = rng.choice(attribute.statements)
@@ -221,12 +221,13 @@ def make_paragraph(
                 "is_impossible": False,
             }
         )
-    unstated = [index for index in range(len(attributes)) if index not in stated]
+    in_context = sorted({index for indices in stated.values() for index in indices})
     for _ in range(max(1, len(qas) // 2)):
-        if rng.random() < 0.5:
-            person, index = absent, rng.choice(stated)
-        else:
-            person, index = rng.choice(persons), rng.choice(unstated)
+        if rng.random() < 0.5:  # the absent person, about an attribute the context states for someone else
+            person, index = absent, rng.choice(in_context)
+        else:  # a present person, about an attribute not stated for them
+            person = rng.choice(persons)
+            index = rng.choice([index for index in range(len(attributes)) if index not in stated[person]])
         qas.append(
             {
                 "question": rng.choice(attributes[index].questions).format(name=person),
