@@ -27,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="language (default: en)")
     parser.add_argument(
-        "--train-questions", type=int, default=4000, help="at least this many (default: 4000)"
+        "--train-questions", type=int, default=12000, help="at least this many (default: 12000)"
     )
     parser.add_argument("--dev-questions", type=int, default=600, help="at least this many (default: 600)")
     parser.add_argument("--people", type=int, default=2, help="persons per context (default: 2)")
