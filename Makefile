@@ -17,7 +17,7 @@ ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
 TEST_DATA_DIR ?=
 
-.PHONY: help setup test lint test-data demo demo-zh bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
+.PHONY: help setup test lint test-data demo demo-zh learn-check bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
 	export-hf evaluate-hf import-hf pack-env cluster-test check-base gpu-check gpt2-bpe clean
 
 help:  ## list the targets
@@ -38,10 +38,13 @@ test: setup lint  ## the test suite (test data: SHARED_DIR, ../shared, else fetc
 test-data:  ## fetch + verify the test data into TEST_DATA_DIR (default ~/.cache/roberta-squad2/test-data)
 	bash scripts/get_test_data.sh $(TEST_DATA_DIR)
 
-demo: setup  ## whole workflow on the embedded sample, tiny model, minutes on 2 cores (REAL=1: real data)
+demo: setup  ## whole workflow on the learnable QA set, tiny model, minutes on 2 cores (REAL=1: real data)
 	$(PY) scripts/demo.py --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
 
-demo-zh: setup  ## the Chinese path (SentencePiece, CMRC 2018 metric) on our Chinese sample (REAL=1: CMRC trial)
+learn-check: setup  ## learnable QA set: pretrained vs scratch, fairseq vs transformers (3 seeds each), one table
+	$(PY) scripts/demo.py --seeds 3 --shared-dir $(SHARED) $(DEMO_ARGS)
+
+demo-zh: setup  ## the Chinese path (SentencePiece, CMRC 2018 metric) on the Chinese learnable set (REAL=1: CMRC trial)
 	$(PY) scripts/demo.py --lang zh --shared-dir $(SHARED) $(if $(REAL),--real) $(DEMO_ARGS)
 
 bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TIMESTAMP/bench.json

@@ -6,11 +6,15 @@
   -> transformers prediction + evaluation -> plots -> summary (EM/F1 on both sides, their agreement,
   where every artefact is)
 
-By default on the embedded sample (scripts/sample/: a small corpus and SQuAD v2-format questions written
-for this project), offline, in minutes on 2 CPU cores. Its numbers are a smoke run of a 2-layer, 64-wide
-model trained for a minute, not a benchmark: it learns the fine-tuning questions, not enough to answer
-unseen ones. The sample's dictionary is built from the sample itself (fairseq-preprocess --dict-only), so
-nothing beyond the GPT-2 BPE files is needed.
+By default on the learnable QA set (scripts/learnable_qa.py: made-up contexts about invented people, a
+third of the questions unanswerable, no name shared between train and dev), offline, in minutes on 2 CPU
+cores: masked-LM pretraining on its contexts (tiny.yaml), fine-tuning (squad2_tiny.yaml) from that
+checkpoint and, side by side, from scratch; the table shows dev EM/F1 on unseen questions against the
+"no answer" baseline. --seeds N (make learn-check) also fine-tunes N seeds on each side, fairseq and
+transformers' Trainer (finetune_hf.py) from the same exported checkpoint, and compares their mean dev F1.
+--sample uses the embedded encyclopedic sample instead (scripts/sample/: a smoke run, the tiny model does
+not answer its unseen questions). The dictionary is built from the data itself (fairseq-preprocess
+--dict-only), so nothing beyond the GPT-2 BPE files is needed.
 
 With --real the same pipeline runs on real data with the official GPT-2 dictionary: SHARED's wiki
 paragraphs and SQuAD 2.0 articles (the last articles held out as dev), or the files given with --corpus,
@@ -57,9 +61,6 @@ DOWNLOADS = """Real data without a shared directory: the official downloads
 then: scripts/demo.py --real --corpus FILE --squad-train train-v2.0.json --squad-dev dev-v2.0.json"""
 # the windows of configs/finetuning/squad2_tiny.yaml: prepare_squad2.py must use the same
 SQUAD_WINDOWS = TINY.window_arguments()
-# a few hundred questions: a higher learning rate without dropout lets the tiny model fit its fine-tuning
-# questions within a minute or two (squad2_tiny.yaml's settings barely move it off "no answer")
-QUICK_FIT = ("optimization.lr=[0.003]", "model.dropout=0.0", "model.attention_dropout=0.0")
 RESETS = [f"checkpoint.{flag}=true"
           for flag in ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")]
 SIDES = ("fairseq", "transformers")
@@ -84,6 +85,7 @@ class Inputs:
     metric: str = "squad"  # "cmrc" for Chinese
     spm_vocab_size: int = 0  # > 0: a SentencePiece model of this size is trained on the data (--lang zh)
     corpus_from_contexts: bool = False  # the SQuAD file's contexts are the raw corpus (the CMRC trial)
+    learnable: bool = False  # the learnable set is generated first (its contexts are the raw corpus)
 
 
 @dataclass
@@ -179,11 +181,20 @@ def find_bpe_source(explicit: Optional[Path], shared_dir: Path, need_dict: bool)
         return None
 
 
+def learnable_inputs(lang: str, bpe_source: Optional[Path]) -> Inputs:
+    """The learnable set, generated into the run directory by its first stage (paths set there)."""
+    return Inputs(f"learnable QA set ({lang})", [], Path(), Path(), bpe_source, build_dictionary=True,
+                  valid_docs=20, metric="cmrc" if lang == "zh" else "squad",
+                  spm_vocab_size=2000 if lang == "zh" else 0, learnable=True)
+
+
 def choose_chinese_inputs(args) -> Inputs:
     """The embedded Chinese sample, or real CMRC-style data; the tokenizer is trained on it."""
     if not args.real:
         if args.corpus or args.squad_train or args.squad_dev:
             raise UserInputError("--corpus, --squad-train and --squad-dev go with --real")
+        if not args.sample:
+            return learnable_inputs("zh", None)
         return Inputs("embedded Chinese sample", [SAMPLE / "zh-corpus.txt"], SAMPLE / "zh-sample-train.json",
                       SAMPLE / "zh-sample-dev.json", None, build_dictionary=True, valid_docs=3,
                       metric="cmrc", spm_vocab_size=1000)
@@ -213,6 +224,8 @@ def choose_inputs(args) -> Inputs:
         if args.corpus or args.squad_train or args.squad_dev:
             raise UserInputError("--corpus, --squad-train and --squad-dev go with --real")
         bpe_source = find_bpe_source(args.gpt2_bpe, args.shared_dir, need_dict=False)
+        if not args.sample:
+            return learnable_inputs("en", bpe_source)
         return Inputs("embedded sample", [SAMPLE / "corpus.txt"], SAMPLE / "squad2-sample-train.json",
                       SAMPLE / "squad2-sample-dev.json", bpe_source, build_dictionary=True, valid_docs=6)
     bpe_source = find_bpe_source(args.gpt2_bpe, args.shared_dir, need_dict=True)
@@ -281,6 +294,22 @@ def write_dictionary_source(inputs: Inputs, out: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ summary
 
+def override(key: str, value: Optional[int]) -> tuple[str, ...]:
+    """``key=value`` for fairseq-hydra-train, or nothing (the config's own value) when ``value`` is None."""
+    return () if value is None else (f"{key}={value}",)
+
+
+def config_value(config: str, *keys: str):
+    """A value of configs/CONFIG (a YAML file), e.g. config_value("pretraining/tiny.yaml", "optimization",
+    "max_update")."""
+    import yaml
+
+    value = yaml.safe_load((REPO / "configs" / config).read_text(encoding="utf-8"))
+    for key in keys:
+        value = value[key]
+    return value
+
+
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -306,7 +335,7 @@ def demo_scores(metric: str, result: dict) -> dict:
 
 def metric_rows(metrics: dict[str, dict]) -> list[str]:
     rows = [("exact match", "exact"), ("F1", "f1"), ("average of EM and F1", "average"),
-            ("F1, best null threshold", "best_f1"),
+            ("F1, best null threshold", "best_f1"), ("  that threshold", "best_f1_thresh"),
             ("  answerable: exact / F1", ("HasAns_exact", "HasAns_f1")),
             ("  unanswerable: exact", "NoAns_exact")]
     lines = []
@@ -319,10 +348,28 @@ def metric_rows(metrics: dict[str, dict]) -> list[str]:
     return lines
 
 
-def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: float) -> bool:
-    """Prints the results table and writes summary.json; True when both sides agree."""
+PARITY_F1 = 1.5  # --seeds: the largest gap between the two sides' mean dev F1 that passes
+
+
+def parity(demo: Demo, metric: str, seeds: int) -> dict:
+    """Dev F1 of every seed on each side (fairseq's seed 1 is the main fine-tuning), their means and gap."""
+    fairseq = ["fairseq" if seed == 1 else f"fairseq-seed{seed}" for seed in range(1, seeds + 1)]
+    runs = {"fairseq": fairseq, "transformers": [f"hf-seed{seed}" for seed in range(1, seeds + 1)]}
+    f1 = {side: [demo_scores(metric, read_json(demo.path("predictions", name, "eval_results.json")))["f1"]
+                 for name in names] for side, names in runs.items()}
+    means = {side: sum(values) / len(values) for side, values in f1.items()}
+    gap = abs(means["fairseq"] - means["transformers"])
+    return {"f1": f1, "mean_f1": means, "gap": gap, "limit": PARITY_F1, "pass": gap <= PARITY_F1}
+
+
+def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: float, seeds: int = 1) -> bool:
+    """Prints the results table and writes summary.json; True when both sides agree (and, with several
+    seeds, their mean dev F1 are within PARITY_F1)."""
     metrics = {side: demo_scores(inputs.metric, read_json(demo.path("predictions", side,
                                                                    "official_eval.json"))) for side in SIDES}
+    scratch_results = demo.path("predictions", "scratch", "eval_results.json")
+    if scratch_results.is_file():
+        metrics["from scratch"] = demo_scores(inputs.metric, read_json(scratch_results))
     answers = {side: read_json(demo.path("predictions", side, "predictions.json")) for side in SIDES}
     fit = demo_scores(inputs.metric,
                       read_json(demo.path("predictions", "fairseq-train", "eval_results.json")))
@@ -334,15 +381,27 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
     baseline = 100.0 * sum(not qa.get("answers") for qa in dev_questions) / len(dev_questions)
 
     print(f"\nDemo on the {inputs.label} done in {time.perf_counter() - started:.0f} s -> {demo.run_dir}")
-    print("A 2-layer, 64-wide model trained for a minute: a smoke run of the workflow, not a benchmark.\n")
+    if inputs.learnable:
+        print("Unseen questions about unseen names: the fine-tuned model must find the right sentence.\n")
+    else:
+        print("A tiny model trained for minutes: a smoke run of the workflow, not a benchmark.\n")
     metric_name = "CMRC 2018 metric" if inputs.metric == "cmrc" else "official metric"
-    print(f"  {'held-out dev, ' + metric_name:<30}{'fairseq':>15}{'transformers':>15}")
+    print(f"  {'held-out dev, ' + metric_name:<30}" + "".join(f"{side:>15}" for side in metrics))
+    print(f"  {'':<30}{'(pretrained)':>15}{'(same model)':>15}" + ("" if len(metrics) == 2 else f"{'':>15}"))
     print("\n".join(metric_rows(metrics)))
     print(f"  {'answering nothing at all':<30}{baseline:>15.1f}   (exact match of that trivial baseline)")
     print(f"  {'fine-tuning questions (seen)':<30}{fit['exact']:>15.1f}   (exact match; answering nothing: "
           f"{fit.get('NoAns_total', 0) * 100 / fit['total']:.1f})")
     print(f"\n  fairseq vs transformers: {same}/{total} questions answered identically, exact match gap "
           f"{gaps['exact']:.2f}, F1 gap {gaps['f1']:.2f} -> {'agree' if agree else 'DISAGREE'}")
+    compared = parity(demo, inputs.metric, seeds) if seeds > 1 else None
+    if compared is not None:
+        print(f"\n  fine-tuning, {seeds} seeds each, from the same pretrained checkpoint (dev F1):")
+        for side, values in compared["f1"].items():
+            print(f"    {side:<14}" + "".join(f"{value:8.2f}" for value in values)
+                  + f"   mean {compared['mean_f1'][side]:.2f}")
+        print(f"    gap of the means {compared['gap']:.2f} (at most {PARITY_F1}) -> "
+              f"{'pass' if compared['pass'] else 'FAIL'}")
     fit_answers = read_json(demo.path("predictions", "fairseq-train", "predictions.json"))
     learnt = [qa for qa in questions(inputs.squad_train)
               if qa.get("answers") and fit_answers.get(qa["id"]) == qa["answers"][0]["text"]]
@@ -368,6 +427,7 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
         "fine_tuning_questions": fit,
         "agreement": {"identical": same, "questions": total, "differing_ids": differing, "gaps": gaps,
                       "agree": agree},
+        "parity": compared,
         "stages": [vars(r) for r in demo.results],
         "artefacts": {label: str(path) for label, path in artefacts.items()},
     }
@@ -376,7 +436,10 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
     if not agree:
         print(f"demo: fairseq and transformers disagree on {len(differing)} questions "
               f"(e.g. {differing[:5]}); see the two predictions.json", file=sys.stderr)
-    return agree
+    if compared is not None and not compared["pass"]:
+        print(f"demo: mean dev F1 of fairseq and transformers fine-tuning differ by {compared['gap']:.2f}",
+              file=sys.stderr)
+    return agree and (compared is None or compared["pass"])
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -387,6 +450,8 @@ def parse_args(argv):
     parser.add_argument("--lang", choices=("en", "zh"), default="en",
                         help="en: GPT-2 BPE, SQuAD 2.0 metric (default); zh: SentencePiece trained on the "
                              "data, CMRC 2018 metric, XLM-R-style export")
+    parser.add_argument("--sample", action="store_true", help="the embedded encyclopedic sample instead of "
+                        "the learnable QA set (a smoke run: too small to learn unseen questions)")
     parser.add_argument("--real", action="store_true", help="real data: SHARED's wiki paragraphs and SQuAD "
                         "2.0 articles (zh: SHARED's CMRC 2018 trial file), or --corpus, --squad-train and "
                         "--squad-dev")
@@ -401,15 +466,24 @@ def parse_args(argv):
                         "fetched into gpt2_bpe/ by scripts/get_gpt2_bpe.sh")
     parser.add_argument("--run-dir", type=Path, help="output directory, must not exist (default: "
                         "runs/demo-TIMESTAMP)")
-    parser.add_argument("--pretrain-updates", type=int, default=40,
-                        help="updates of the tiny pretraining from random init (default: 40)")
+    parser.add_argument("--pretrain-updates", type=int,
+                        help="updates of the tiny pretraining from random init (default: tiny.yaml's)")
     parser.add_argument("--continue-updates", type=int, default=40,
                         help="updates of continued masked-LM training (default: 40)")
-    parser.add_argument("--finetune-epochs", type=int, default=20,
-                        help="SQuAD fine-tuning epochs (default: 20)")
-    parser.add_argument("--finetune-updates", type=int, default=600,
-                        help="at most this many fine-tuning updates (default: 600)")
-    return parser.parse_args(argv)
+    parser.add_argument("--finetune-epochs", type=int,
+                        help="at most this many SQuAD fine-tuning epochs (default: squad2_tiny.yaml's)")
+    parser.add_argument("--finetune-updates", type=int,
+                        help="fine-tuning updates (default: squad2_tiny.yaml's)")
+    parser.add_argument("--no-scratch", action="store_true",
+                        help="skip the fine-tuning from scratch shown beside the pretrained one")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="fine-tune this many seeds on each side, fairseq and transformers "
+                             "(finetune_hf.py, from the exported pretrained checkpoint), and compare mean "
+                             "dev F1 (default: 1: fairseq only; make learn-check: 3)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        raise UserInputError("--seeds must be at least 1")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -418,7 +492,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     inputs = choose_inputs(args)
     chinese = inputs.spm_vocab_size > 0
     optional_stages = ((inputs.bpe_source is None and not chinese) + (inputs.squad_to_split is not None)
-                       + inputs.corpus_from_contexts)
+                       + inputs.corpus_from_contexts + inputs.learnable + 2 * (not args.no_scratch)
+                       + 3 * (args.seeds > 1))
     demo = Demo(new_run_dir(args.run_dir), 13 + optional_stages)
     for sub in ("logs", "corpus", "bpe", "data", "checkpoints", "predictions", "plots"):
         demo.path(sub).mkdir(parents=True)
@@ -437,6 +512,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         inputs.bpe_source = fetched
     for name in () if chinese else BPE_FILES + (() if inputs.build_dictionary else ("dict.txt",)):
         shutil.copyfile(inputs.bpe_source / name, bpe / name)
+    if inputs.learnable:
+        learnable = demo.path("data", "learnable")
+        lang = "zh" if chinese else "en"
+        inputs.squad_train, inputs.squad_dev = learnable / "train.json", learnable / "dev.json"
+        inputs.corpus = [learnable / "corpus" / "contexts.txt"]
+        demo.stage("learnable-set", "made-up contexts and questions, unseen names in dev (learnable_qa.py)", [
+            [py, "scripts/learnable_qa.py", "--out", learnable, "--lang", lang]])
     if inputs.squad_to_split is not None:
         source = inputs.squad_to_split
         train, dev = demo.path("data", "squad-train.json"), demo.path("data", "squad-dev.json")
@@ -477,7 +559,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pretrained, continued = demo.path("checkpoints", "pretrained"), demo.path("checkpoints", "continued")
     demo.stage("pretrain", "a tiny 'pretrained' RoBERTa from random init (pretrain.sh, tiny.yaml)", [
         ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", pretrained,
-         f"optimization.max_update={args.pretrain_updates}"]], updates=args.pretrain_updates)
+         *override("optimization.max_update", args.pretrain_updates)]],
+        updates=args.pretrain_updates or config_value("pretraining/tiny.yaml", "optimization", "max_update"))
     demo.stage("continue-mlm", "continued masked-LM training from that checkpoint (pretrain.sh --restore)", [
         ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", continued,
          "--restore", pretrained / "checkpoint_last.pt", f"optimization.max_update={args.continue_updates}",
@@ -487,12 +570,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo.stage("prepare-squad", "SQuAD features, built once (prepare_squad2.py)", [
         [py, "scripts/prepare_squad2.py", "--train", inputs.squad_train, "--valid", inputs.squad_dev,
          "--tokenizer", bpe, "--destdir", squad_bin, *SQUAD_WINDOWS]])
-    limits = (f"optimization.max_epoch={args.finetune_epochs}",
-              f"optimization.max_update={args.finetune_updates}", f"task.metric={inputs.metric}")
-    demo.stage("finetune", "SQuAD fine-tuning in fairseq (finetune_squad2.sh, squad2_tiny.yaml)", [
-        ["bash", "scripts/finetune_squad2.sh", "--config", "squad2_tiny", "--data", squad_bin, "--restore",
-         continued / "checkpoint_last.pt", "--save-dir", finetuned, *limits, *QUICK_FIT]],
-        updates=args.finetune_updates)
+    limits = (*override("optimization.max_epoch", args.finetune_epochs),
+              *override("optimization.max_update", args.finetune_updates), f"task.metric={inputs.metric}")
+    finetune_updates = args.finetune_updates or config_value("finetuning/squad2_tiny.yaml", "optimization",
+                                                             "max_update")
+
+    def finetune(save_dir: Path, start: Sequence, seed: int = 1) -> list:
+        return ["bash", "scripts/finetune_squad2.sh", "--config", "squad2_tiny", "--data", squad_bin, *start,
+                "--save-dir", save_dir, *limits, *(() if seed == 1 else (f"common.seed={seed}",))]
+
+    demo.stage("finetune", "SQuAD fine-tuning in fairseq (finetune_squad2.sh, squad2_tiny.yaml)",
+               [finetune(finetuned, ("--restore", continued / "checkpoint_last.pt"))],
+               updates=finetune_updates)
     # the final model, not checkpoint_best.pt: the dev set also served as validation while fine-tuning
     model = finetuned / "checkpoint_last.pt"
 
@@ -520,10 +609,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo.stage("evaluate", "the official metric on both sides' answers (evaluate_squad2.py)", [
         [py, "scripts/evaluate_squad2.py", inputs.squad_dev, out[side] / "predictions.json", *metric,
          *na_probs[side], "--out-file", out[side] / "official_eval.json"] for side in SIDES])
+    scratch = demo.path("checkpoints", "squad2-scratch")
+    if not args.no_scratch:
+        demo.stage("finetune-scratch", "the same fine-tuning from random init, to compare (--from-scratch)",
+                   [finetune(scratch, ("--from-scratch",))], updates=finetune_updates)
+        demo.stage("predict-scratch", "answer the dev questions with the model fine-tuned from scratch", [
+            [py, "scripts/predict_squad2.py", "--checkpoint", scratch / "checkpoint_last.pt", "--data",
+             inputs.squad_dev, "--tokenizer", bpe, "--out", demo.path("predictions", "scratch"), *metric]])
+    if args.seeds > 1:
+        seeds = range(2, args.seeds + 1)
+        demo.stage("finetune-seeds", f"fairseq fine-tuning with seeds {', '.join(map(str, seeds))}", [
+            command for seed in seeds for command in (
+                finetune(demo.path("checkpoints", f"squad2-seed{seed}"),
+                         ("--restore", continued / "checkpoint_last.pt"), seed),
+                [py, "scripts/predict_squad2.py", "--checkpoint",
+                 demo.path("checkpoints", f"squad2-seed{seed}", "checkpoint_last.pt"), "--data",
+                 inputs.squad_dev, "--tokenizer", bpe, "--out",
+                 demo.path("predictions", f"fairseq-seed{seed}"), *metric])],
+                   updates=finetune_updates)
+        hf_mlm = demo.path("hf-mlm")
+        demo.stage("export-mlm", "the pretrained masked LM to Hugging Face (fairseq_to_hf.py)", [
+            [py, "convert/fairseq_to_hf.py", "--checkpoint", continued / "checkpoint_last.pt", "--tokenizer",
+             bpe, "--dict", bpe / "dict.txt", "--out", hf_mlm]])
+        demo.stage("finetune-hf", f"transformers' Trainer, seeds 1-{args.seeds}, squad2_tiny.yaml's recipe "
+                   "(finetune_hf.py)", [
+            [py, "scripts/finetune_hf.py", "--model", hf_mlm, "--train", inputs.squad_train, "--valid",
+             inputs.squad_dev, "--out", demo.path("predictions", f"hf-seed{seed}"), "--seed", seed,
+             *SQUAD_WINDOWS, *(("--updates", args.finetune_updates) if args.finetune_updates else ())]
+            for seed in range(1, args.seeds + 1)])
     plots = demo.path("plots")
+    curves = (pretrained, continued, finetuned) + (() if args.no_scratch else (scratch,))
     demo.stage("plots", "training curves (plot_logs.py)", [
-        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in (pretrained, continued, finetuned)),
-         "--out-dir", plots]])
+        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots]])
 
     artefacts = {
         "corpus splits": corpus,
@@ -541,7 +658,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "commands": demo.path("commands.sh"),
         "summary": demo.path("summary.json"),
     }
-    return 0 if summarize(demo, inputs, artefacts, started) else 1
+    return 0 if summarize(demo, inputs, artefacts, started, args.seeds) else 1
 
 
 if __name__ == "__main__":

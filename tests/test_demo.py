@@ -234,9 +234,11 @@ def test_demo_holds_out_whole_articles_of_a_real_squad_file(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_the_sample(tmp_path):
-    """`make demo` itself (about 2-3 minutes): every stage runs, both sides agree, the model learns."""
+    """`make demo --sample` with its former lengths (about 2-3 minutes): every stage runs, both sides agree,
+    the model learns its fine-tuning questions."""
     run_dir = tmp_path / "demo"
-    done = run_demo("--run-dir", run_dir)
+    done = run_demo("--sample", "--run-dir", run_dir, "--pretrain-updates", "40", "--finetune-epochs", "20",
+                    "--finetune-updates", "600", "--no-scratch")
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["agreement"]["agree"] and summary["agreement"]["identical"] == 76
@@ -256,7 +258,8 @@ def test_demo_zh_end_to_end_on_the_chinese_sample(tmp_path):
     """`make demo-zh`, shortened: SentencePiece trained on the sample, the CMRC 2018 metric on both sides,
     the XLM-R export; every stage runs and both sides agree."""
     run_dir = tmp_path / "demo-zh"
-    done = run_demo("--lang", "zh", "--run-dir", run_dir, "--pretrain-updates", "10", "--continue-updates",
+    done = run_demo("--lang", "zh", "--sample", "--no-scratch", "--run-dir", run_dir,
+                    "--pretrain-updates", "10", "--continue-updates",
                     "10", "--finetune-epochs", "5", "--finetune-updates", "20")
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))

@@ -54,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fairseq_ext.squad.predict import check_batching, csv_destination, write_predictions
 
     check_batching(args)
-    squad = load_squad(args.data)
+    squad = load_squad(args.data, training=False)
     print(f"{args.data}: {squad.summary()}")
     examples = squad.examples[:args.max_samples] if args.max_samples is not None else squad.examples
     if not examples:

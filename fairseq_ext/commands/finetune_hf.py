@@ -23,10 +23,14 @@ from fairseq_ext.cli import positive_int, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from fairseq_ext.hf.finetune import TrainingSettings
+    from fairseq_ext.hf.finetune import DEFAULT_CONFIG, TrainingSettings
     from fairseq_ext.hf.qa import add_answer_arguments
 
-    defaults = TrainingSettings()
+    # --config first: the other defaults are read from it
+    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    config = config_parser.parse_known_args(argv)[0].config
+    defaults = TrainingSettings.from_config(config)
     parser = argparse.ArgumentParser(prog="finetune_hf.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, type=Path,
@@ -35,7 +39,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--valid", help="SQuAD JSON to evaluate the fine-tuned model on")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--force", action="store_true", help="replace an earlier --out of this tool")
-    training = parser.add_argument_group("training (defaults: configs/finetuning/squad2_tiny.yaml's)")
+    training = parser.add_argument_group(f"training (defaults: --config's, here {config})")
+    training.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                          help="fairseq fine-tuning YAML whose hyper-parameters are the defaults below "
+                               "(default: configs/finetuning/squad2_tiny.yaml)")
     training.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (%(default)g)")
     training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                           help="windows per update (%(default)s)")
@@ -49,8 +56,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     training.add_argument("--adam-eps", type=float, default=defaults.adam_eps, help="(%(default)g)")
     training.add_argument("--clip-norm", type=float, default=defaults.clip_norm,
                           help="gradient norm clipping, 0 for none (%(default)g)")
-    training.add_argument("--dropout", type=float,
-                          help="dropout and attention dropout (default: the model's)")
+    training.add_argument("--dropout", type=float, default=defaults.dropout,
+                          help="dropout and attention dropout (%(default)s; none: the model's)")
     training.add_argument("--seed", type=int, default=defaults.seed, help="(%(default)s)")
     add_answer_arguments(parser, runtime=False)
     return parser.parse_args(argv)
@@ -69,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hf_logging.set_verbosity_error()
     train = load_squad(args.train)
     print(f"{args.train}: {train.summary()}")
-    valid = load_squad(args.valid) if args.valid else None
+    valid = load_squad(args.valid, training=False) if args.valid else None
     if valid is not None:
         print(f"{args.valid}: {valid.summary()}")
     output = OutputDirectory(args.out, "finetune_hf", inputs=[args.model, args.train, args.valid],

@@ -96,7 +96,7 @@ def main(argv=None):
     check_batching(args)
     checkpoint = existing_file(args.checkpoint, "checkpoint")
     bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
-    squad = load_squad(args.data)
+    squad = load_squad(args.data, training=False)
     print(f"{args.data}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{args.data}: no usable questions")

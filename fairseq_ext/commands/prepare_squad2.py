@@ -60,7 +60,9 @@ def parse_args(argv=None):
 
 
 def load_split(split: str, source: Path) -> SquadData:
-    squad = load_squad(source)
+    """A training split drops questions whose answer cannot be located; a validation split keeps them
+    (scored by their answers' text, as the official scripts do; their windows are labelled no answer)."""
+    squad = load_squad(source, training=split == "train")
     print(f"{split}: {source}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{source}: no usable questions")
@@ -90,6 +92,7 @@ def prepare_split(split: str, source: Path, squad: SquadData, tokenizer: Diction
         "repaired": squad.repaired,
         "skipped": len(squad.skipped),
         "skipped_questions": [{"id": qid, "reason": reason} for qid, reason in squad.skipped],
+        "unlocated_answers": [{"id": qid, "reason": reason} for qid, reason in squad.unlocated],
     }
     print(f"{split}: {counts['windows']} windows; {counts['answers_in_no_window']} answerable questions "
           f"have no window holding the whole answer (trained as no answer); {counts['unknown_tokens']} <unk> "

@@ -19,21 +19,54 @@ from fairseq_ext.squad import SquadExample, build_features
 from fairseq_ext.squad.features import PAD, HFTokenizerAdapter
 from fairseq_ext.squad.settings import QASettings
 
+# the fairseq fine-tuning config whose hyper-parameters finetune_hf.py uses unless told otherwise
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "finetuning" / "squad2_tiny.yaml"
+
 
 @dataclass
 class TrainingSettings:
-    """One fine-tuning run; defaults are configs/finetuning/squad2_tiny.yaml's."""
+    """One fine-tuning run: fairseq's squad2 recipe (see from_config) in Trainer terms."""
 
-    lr: float = 1e-3
-    batch_size: int = 16  # windows per update
-    updates: int = 100
-    warmup_updates: int = 6
-    weight_decay: float = 0.01
-    adam_betas: tuple[float, float] = (0.9, 0.98)
-    adam_eps: float = 1e-6
-    clip_norm: float = 1.0
+    lr: float
+    batch_size: int  # windows per update
+    updates: int
+    warmup_updates: int
+    weight_decay: float
+    adam_betas: tuple[float, float]
+    adam_eps: float
+    clip_norm: float
     dropout: Optional[float] = None  # None: the model's
     seed: int = 1
+
+    @classmethod
+    def from_config(cls, path: Path = DEFAULT_CONFIG) -> TrainingSettings:
+        """The hyper-parameters of a fairseq fine-tuning YAML (configs/finetuning/*.yaml): optimizer,
+        learning rate and schedule, windows per update (batch_size x update_freq), max_update, clip_norm,
+        dropout, seed; read, not restated, so that both sides train with the same recipe."""
+        import yaml
+
+        from fairseq_ext.cli import UserInputError
+
+        try:
+            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            optimization, optimizer = config["optimization"], config["optimizer"]
+            lr = optimization["lr"]
+            betas = optimizer.get("adam_betas", "(0.9,0.999)")
+            model = config.get("model", {})
+            update_freq = optimization.get("update_freq", [1])
+            return cls(lr=float(lr[0] if isinstance(lr, list) else lr),
+                       batch_size=int(config["dataset"]["batch_size"]) * int(update_freq[0]),
+                       updates=int(optimization["max_update"]),
+                       warmup_updates=int(config["lr_scheduler"].get("warmup_updates", 0)),
+                       weight_decay=float(optimizer.get("weight_decay", 0.0)),
+                       adam_betas=tuple(float(b) for b in str(betas).strip("()[]").split(",")),
+                       adam_eps=float(optimizer.get("adam_eps", 1e-8)),
+                       clip_norm=float(optimization.get("clip_norm", 0.0)),
+                       dropout=float(model["dropout"]) if "dropout" in model else None,
+                       seed=int(config.get("common", {}).get("seed", 1)))
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+            raise UserInputError(f"{path}: not a fairseq fine-tuning config with optimization, optimizer, "
+                                 f"dataset and lr_scheduler settings ({type(err).__name__}: {err})") from None
 
 
 class FeatureDataset(torch.utils.data.Dataset):

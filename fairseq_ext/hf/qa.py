@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from fairseq_ext.cli import UserInputError, positive_int
 from fairseq_ext.hf.hub import load_pretrained

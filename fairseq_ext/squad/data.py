@@ -20,6 +20,7 @@ ANSWER_SEARCH_RADIUS = 50
 class Answer:
     text: str
     start: int  # character offset of the answer in the context
+    located: bool = True  # False: the text is not at or near ``start`` (scored by its text, never a label)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class SquadData:
     version_2: bool  # the file says v2.x or has unanswerable questions
     repaired: int = 0  # answers whose answer_start was moved onto the answer text
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (qid, reason) of dropped questions
+    unlocated: list[tuple[str, str]] = field(default_factory=list)  # (qid, reason): kept, scored by text
     labelled: bool = True  # False: no question has answers (a test file): predictions cannot be scored
 
     def summary(self) -> str:
@@ -51,15 +53,22 @@ class SquadData:
         if self.skipped:
             qid, reason = self.skipped[0]
             line += f" (e.g. {qid}: {reason})"
+        if self.unlocated:
+            qid, reason = self.unlocated[0]
+            line += (f", {len(self.unlocated)} answers not located (predicted and scored by their text; e.g. "
+                     f"{qid}: {reason})")
         return line
 
 
-def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
+def load_squad(path: PathLike, align_answers: bool = True, training: bool = True) -> SquadData:
     """Reads a SQuAD JSON file.
 
-    With ``align_answers`` (needed for training labels), an answer whose ``answer_start`` does not point
-    at its text is repaired when the text occurs within ANSWER_SEARCH_RADIUS characters, else its
-    question is skipped; both are counted. Without it (metric-only use) positions are not checked.
+    With ``align_answers`` (needed for labels), an answer whose ``answer_start`` does not point at its
+    text is repaired when the text occurs within ANSWER_SEARCH_RADIUS characters; one that cannot be is
+    counted and, for ``training``, its question skipped; otherwise (prediction, evaluation) the question
+    is kept, the answer marked not ``located`` (no window label; the metric reads texts only), as the
+    official SQuAD and CMRC 2018 scripts score every question. Without ``align_answers`` (metric-only
+    use) positions are not checked.
     """
     path = existing_file(path, "SQuAD file")
     try:
@@ -69,13 +78,15 @@ def load_squad(path: PathLike, align_answers: bool = True) -> SquadData:
         raise UserInputError(f"{path}: not valid JSON: {err}") from err
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise UserInputError(f"{path}: not a SQuAD file (expected an object with a 'data' list)")
-    data = parse_articles(dataset["data"], align_answers=align_answers, source=str(path))
+    data = parse_articles(dataset["data"], align_answers=align_answers, source=str(path), training=training)
     data.version_2 = data.version_2 or str(dataset.get("version", "")).startswith("v2")
     return data
 
 
-def parse_articles(articles: list, align_answers: bool = True, source: str = "SQuAD data") -> SquadData:
-    """The ``data`` list of a SQuAD file (articles of paragraphs of questions) as a SquadData."""
+def parse_articles(articles: list, align_answers: bool = True, source: str = "SQuAD data",
+                   training: bool = True) -> SquadData:
+    """The ``data`` list of a SQuAD file (articles of paragraphs of questions) as a SquadData
+    (``align_answers``, ``training``: see load_squad)."""
     data = SquadData(examples=[], version_2=False)
     seen_qids = set()
     for article_index, article in enumerate(articles):
@@ -92,7 +103,7 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
                     raise UserInputError(f"{where_qa}: duplicate question id")
                 seen_qids.add(qid)
                 example = _parse_question(qa, qid, title, context, where_qa)
-                if align_answers and not _align_answers(example, data):
+                if align_answers and not _align_answers(example, data, training):
                     continue
                 data.examples.append(example)
                 data.version_2 = data.version_2 or example.is_impossible
@@ -122,17 +133,22 @@ def _parse_question(qa: dict, qid: str, title: str, context: str, where: str) ->
                         is_impossible=is_impossible)
 
 
-def _align_answers(example: SquadExample, data: SquadData) -> bool:
-    """Repairs misaligned answers in place (counted); False, with the reason recorded, if one cannot be."""
+def _align_answers(example: SquadExample, data: SquadData, training: bool) -> bool:
+    """Repairs misaligned answers in place (counted). One that cannot be is recorded: for ``training``
+    the question is then dropped (False), else the answer is marked not located and the question kept."""
     context = example.context
     for answer in example.answers:
         if answer.text and answer.start >= 0 and context.startswith(answer.text, answer.start):
             continue
         nearest = _nearest_occurrence(context, answer.text, answer.start) if answer.text.strip() else None
         if nearest is None:
-            data.skipped.append((example.qid, f"answer {answer.text!r} not found near answer_start "
-                                              f"{answer.start} in its context"))
-            return False
+            reason = f"answer {answer.text!r} not found near answer_start {answer.start} in its context"
+            if training:
+                data.skipped.append((example.qid, reason))
+                return False
+            data.unlocated.append((example.qid, reason))
+            answer.located = False
+            continue
         answer.start = nearest
         data.repaired += 1
     return True

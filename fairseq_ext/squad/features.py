@@ -95,10 +95,11 @@ def _encode_all(tokenizer, texts: list[str]) -> list[tuple[list[int], list[tuple
 
 
 def _answer_token_span(example: SquadExample, context: _TokenizedContext) -> Optional[tuple[int, int]]:
-    """Context token indices (first, last) covering the first gold answer, whitespace around it excluded."""
-    if example.is_impossible or not example.answers:
+    """Context token indices (first, last) covering the first located gold answer, whitespace around it
+    excluded; None without one (unanswerable, unlabelled, or no answer found in the context)."""
+    answer = next((answer for answer in example.answers if answer.located), None)
+    if example.is_impossible or answer is None:
         return None
-    answer = example.answers[0]
     start_char, end_char = answer.start, answer.start + len(answer.text)
     while start_char < end_char and example.context[start_char].isspace():
         start_char += 1

@@ -102,7 +102,7 @@ class SquadV2Task(FairseqTask):
         arrays = FeatureArrays.load(path)
         examples, version_2 = None, True
         if examples_file(self.cfg.data, split).is_file():
-            squad = load_squad(examples_file(self.cfg.data, split))
+            squad = load_squad(examples_file(self.cfg.data, split), training=False)
             examples, version_2 = squad.examples, squad.version_2
         self.datasets[split] = SquadFeatureDataset(arrays, self.dictionary.pad(), examples, version_2)
         logger.info("%s: %d windows%s", split, len(arrays), f" of {len(examples)} questions, scored with the "

@@ -1,0 +1,278 @@
+"""A learnable SQuAD v2 set: short made-up contexts stating attributes of invented people, questions about
+one attribute (answer: its span) and about a third unanswerable (an attribute the context does not state,
+or a person it does not mention). Names never repeat between train and dev, so a model must find the right
+sentence instead of memorising answers; questions are phrased differently from the statements.
+
+Deterministic given the seed. English (GPT-2 BPE path) and Chinese (SentencePiece path) variants.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+LANGUAGES = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    statements: tuple[str, ...]  # "{name}" and "{value}" placeholders
+    questions: tuple[str, ...]  # "{name}" placeholder; worded unlike the statements
+    values: tuple[str, ...]
+
+
+ENGLISH = (
+    Attribute(
+        ("{name} lives in {value}.", "{name} has a house in {value}.", "The home of {name} is in {value}."),
+        ("Where does {name} live?", "In which town does {name} reside?", "What city is {name}'s home?"),
+        (
+            "Orvan",
+            "Telmark",
+            "Brisso",
+            "Quellan",
+            "Dunmere",
+            "Astrov",
+            "Pelling",
+            "Varnholt",
+            "Ilsby",
+            "Corvath",
+            "Miraval",
+            "Stennick",
+        ),
+    ),
+    Attribute(
+        ("{name} works as a {value}.", "{name} is a {value} by trade.", "By profession {name} is a {value}."),
+        ("What is {name}'s job?", "What does {name} do for a living?", "What is the occupation of {name}?"),
+        (
+            "baker",
+            "pilot",
+            "carpenter",
+            "nurse",
+            "teacher",
+            "plumber",
+            "painter",
+            "fisher",
+            "lawyer",
+            "tailor",
+            "chemist",
+            "gardener",
+        ),
+    ),
+    Attribute(
+        ("{name} owns a {value}.", "{name} keeps a {value} as a pet.", "A {value} lives with {name}."),
+        (
+            "What pet does {name} have?",
+            "Which animal does {name} look after?",
+            "What kind of animal is {name}'s pet?",
+        ),
+        ("parrot", "tortoise", "hamster", "goat", "ferret", "rabbit", "canary", "lizard", "pony", "goldfish"),
+    ),
+    Attribute(
+        (
+            "{name} was born in {value}.",
+            "{name} came into the world in {value}.",
+            "The birth year of {name} is {value}.",
+        ),
+        ("In what year was {name} born?", "When was {name} born?", "What year is {name}'s birth year?"),
+        tuple(str(year) for year in range(1931, 2011, 7)),
+    ),
+    Attribute(
+        (
+            "{name} plays the {value}.",
+            "{name} is good at the {value}.",
+            "{name} practises the {value} daily.",
+        ),
+        (
+            "Which instrument does {name} play?",
+            "What musical instrument can {name} play?",
+            "On what instrument does {name} perform?",
+        ),
+        ("violin", "cello", "flute", "harp", "trumpet", "piano", "drums", "oboe", "banjo", "clarinet"),
+    ),
+    Attribute(
+        (
+            "{name}'s favourite colour is {value}.",
+            "{name} likes the colour {value} best.",
+            "Of all colours, {name} prefers {value}.",
+        ),
+        (
+            "What colour does {name} like most?",
+            "Which colour is {name}'s favourite?",
+            "What is the preferred colour of {name}?",
+        ),
+        ("red", "green", "blue", "yellow", "purple", "orange", "grey", "pink", "brown", "black"),
+    ),
+)
+
+CHINESE = (
+    Attribute(
+        ("{name}住在{value}。", "{name}的家在{value}。", "{name}一直生活在{value}。"),
+        ("{name}住在哪里？", "{name}的家在哪个城市？", "{name}生活在什么地方？"),
+        ("南川", "青州", "白河", "云港", "石城", "北岭", "东湾", "西平", "金陵", "长沙"),
+    ),
+    Attribute(
+        ("{name}是一名{value}。", "{name}的职业是{value}。", "{name}以做{value}为生。"),
+        ("{name}做什么工作？", "{name}的工作是什么？", "{name}从事哪种职业？"),
+        ("医生", "教师", "厨师", "司机", "画家", "律师", "农民", "记者", "护士", "木匠"),
+    ),
+    Attribute(
+        ("{name}养了一只{value}。", "{name}家里有一只{value}。", "一只{value}和{name}住在一起。"),
+        ("{name}养的是什么动物？", "{name}有什么宠物？", "{name}家的宠物是什么？"),
+        ("小猫", "小狗", "鹦鹉", "兔子", "乌龟", "金鱼", "仓鼠", "山羊"),
+    ),
+    Attribute(
+        ("{name}出生于{value}。", "{name}是{value}出生的。", "{name}生在{value}。"),
+        ("{name}哪一年出生？", "{name}的出生年份是哪年？", "{name}是什么时候出生的？"),
+        tuple(f"{year}年" for year in range(1931, 2011, 7)),
+    ),
+    Attribute(
+        ("{name}最喜欢的颜色是{value}。", "{name}特别喜欢{value}。", "在所有颜色中{name}偏爱{value}。"),
+        ("{name}喜欢什么颜色？", "{name}最爱哪种颜色？", "哪种颜色是{name}的最爱？"),
+        ("红色", "绿色", "蓝色", "黄色", "紫色", "白色", "黑色", "灰色"),
+    ),
+)
+
+EN_SYLLABLES = (
+    "ka",
+    "lo",
+    "ren",
+    "mi",
+    "tor",
+    "sa",
+    "vel",
+    "dun",
+    "ri",
+    "bel",
+    "no",
+    "gar",
+    "fen",
+    "ta",
+    "lis",
+    "mor",
+    "pe",
+    "quin",
+    "za",
+    "hol",
+    "bri",
+    "dex",
+    "ul",
+    "wen",
+)
+ZH_SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高"
+ZH_GIVEN = "明华伟芳军丽强敏静磊洋勇艳杰娟涛超霞平刚桂英秀兰玉晨浩宇欣怡"
+
+
+def invented_names(language: str, rng: random.Random) -> Iterator[str]:
+    """Distinct invented names, endlessly (English: two syllable-built words; Chinese: surname + 2 chars)."""
+    seen = set()
+    while True:
+        if language == "en":
+            name = " ".join(
+                "".join(rng.choice(EN_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+                for _ in range(2)
+            )
+        else:
+            name = rng.choice(ZH_SURNAMES) + "".join(rng.choice(ZH_GIVEN) for _ in range(2))
+        if name not in seen:
+            seen.add(name)
+            yield name
+
+
+def make_paragraph(
+    language: str,
+    names: Iterator[str],
+    absent: str,
+    rng: random.Random,
+    qid_prefix: str,
+    people: int = 2,
+    facts: int = 2,
+) -> dict:
+    """One SQuAD paragraph: ``people`` persons with ``facts`` attributes each, and one question per person
+    and stated fact (answerable), plus about half as many unanswerable ones (an unstated attribute of a
+    person present, or the ``absent`` person)."""
+    attributes = ENGLISH if language == "en" else CHINESE
+    separator = " " if language == "en" else ""
+    persons = [next(names) for _ in range(people)]
+    # attributes drawn per person: when two persons share one, only the name tells which sentence answers
+    stated = {person: rng.sample(range(len(attributes)), facts) for person in persons}
+    sentences = []  # (person, attribute, value, value offset, sentence)
+    for person in persons:
+        for index in stated[person]:
+            attribute = attributes[index]
+            value = rng.choice(attribute.values)
+            template = rng.choice(attribute.statements)
+            # where the value starts in its sentence: the formatted text before its placeholder
+            value_at = len(template[: template.index("{value}")].format(name=person))
+            sentences.append((person, index, value, value_at, template.format(name=person, value=value)))
+    rng.shuffle(sentences)
+    context, starts = "", []
+    for *_, sentence in sentences:
+        context += separator if context else ""
+        starts.append(len(context))
+        context += sentence
+    qas = []
+    for (person, index, value, value_at, _), start in zip(sentences, starts):
+        question = rng.choice(attributes[index].questions).format(name=person)
+        qas.append(
+            {
+                "question": question,
+                "answers": [{"text": value, "answer_start": start + value_at}],
+                "is_impossible": False,
+            }
+        )
+    in_context = sorted({index for indices in stated.values() for index in indices})
+    for _ in range(max(1, len(qas) // 2)):
+        if rng.random() < 0.5:  # the absent person, about an attribute the context states for someone else
+            person, index = absent, rng.choice(in_context)
+        else:  # a present person, about an attribute not stated for them
+            person = rng.choice(persons)
+            index = rng.choice([index for index in range(len(attributes)) if index not in stated[person]])
+        qas.append(
+            {
+                "question": rng.choice(attributes[index].questions).format(name=person),
+                "answers": [],
+                "is_impossible": True,
+            }
+        )
+    rng.shuffle(qas)
+    for number, qa in enumerate(qas):
+        qa["id"] = f"{qid_prefix}-{number}"
+    return {"context": context, "qas": [{"id": qa.pop("id"), **qa} for qa in qas]}
+
+
+def make_split(
+    language: str,
+    questions: int,
+    names: Iterator[str],
+    rng: random.Random,
+    split: str,
+    people: int = 2,
+    facts: int = 2,
+) -> dict:
+    """A SQuAD v2.0 file of at least ``questions`` questions; every name in it comes from ``names``."""
+    paragraphs, count = [], 0
+    while count < questions:
+        absent = next(names)  # mentioned by no context: questions about them have no answer
+        paragraph = make_paragraph(language, names, absent, rng, f"{split}-{len(paragraphs)}", people, facts)
+        paragraphs.append(paragraph)
+        count += len(paragraph["qas"])
+    return {"version": "v2.0", "data": [{"title": f"learnable-{language}-{split}", "paragraphs": paragraphs}]}
+
+
+def make_dataset(
+    language: str, train_questions: int, dev_questions: int, seed: int = 1, people: int = 2, facts: int = 2
+) -> tuple[dict, dict]:
+    """(train, dev) SQuAD v2.0 files; the two share no name, since both draw from one stream of distinct
+    names."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language {language!r}: one of {', '.join(LANGUAGES)}")
+    rng = random.Random(seed)
+    names = invented_names(language, rng)
+    train = make_split(language, train_questions, names, rng, "train", people, facts)
+    dev = make_split(language, dev_questions, names, rng, "dev", people, facts)
+    return train, dev
+
+
+def contexts(squad: dict) -> list[str]:
+    return [paragraph["context"] for article in squad["data"] for paragraph in article["paragraphs"]]

@@ -1,0 +1,78 @@
+"""scripts/learnable_qa.py: the learnable SQuAD v2 set (English and Chinese), deterministic, with exact
+answer spans, a third unanswerable and no name shared between train and dev."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from fairseq_ext.commands import learnable_qa
+from fairseq_ext.squad import load_squad
+from fairseq_ext.squad.learnable import CHINESE, ENGLISH
+from tests.conftest import REPO
+
+
+def names_in(squad_file, lang: str) -> set[str]:
+    """The persons of every context, read back from the sentences (each starts or ends with a name)."""
+    attributes = ENGLISH if lang == "en" else CHINESE
+    patterns = [re.compile(re.escape(template).replace(r"\{name\}", "(?P<name>.+?)")
+                           .replace(r"\{value\}", ".+?") + "$")
+                for attribute in attributes for template in attribute.statements]
+    separator = ". " if lang == "en" else "。"
+    names = set()
+    for example in load_squad(squad_file).examples:
+        for sentence in filter(None, example.context.split(separator)):
+            sentence = sentence if sentence.endswith(separator.strip()) else sentence + separator.strip()
+            match = next(m for m in (p.match(sentence) for p in patterns) if m)
+            names.add(match["name"])
+    return names
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_writes_a_learnable_set(lang, tmp_path, capsys):
+    out = tmp_path / "set"
+    assert learnable_qa.main(["--out", str(out), "--lang", lang, "--train-questions", "300",
+                              "--dev-questions", "90", "--seed", "3"]) == 0
+    assert "train: " in capsys.readouterr().out
+    for split, least in (("train", 300), ("dev", 90)):
+        data = load_squad(out / f"{split}.json")
+        assert data.version_2 and data.repaired == 0 and data.skipped == []
+        assert least <= len(data.examples) < least + 12
+        assert 0.25 <= sum(e.is_impossible for e in data.examples) / len(data.examples) <= 0.4
+        for example in data.examples:
+            for answer in example.answers:
+                assert example.context[answer.start:answer.start + len(answer.text)] == answer.text
+    # no name shared: dev questions cannot be answered from memorised training answers
+    assert not names_in(out / "train.json", lang) & names_in(out / "dev.json", lang)
+    contexts = (out / "corpus" / "contexts.txt").read_text(encoding="utf-8").split("\n\n")
+    # the pretraining corpus: every training context, a document each
+    assert contexts == [*dict.fromkeys(e.context for e in load_squad(out / "train.json").examples), ""]
+
+    again = tmp_path / "again"
+    learnable_qa.main(["--out", str(again), "--lang", lang, "--train-questions", "300",
+                       "--dev-questions", "90", "--seed", "3"])
+    for name in ("train.json", "dev.json", "corpus/contexts.txt"):
+        assert (again / name).read_bytes() == (out / name).read_bytes()
+    learnable_qa.main(["--out", str(again), "--lang", lang, "--train-questions", "300", "--seed", "4"])
+    assert (again / "train.json").read_bytes() != (out / "train.json").read_bytes()
+
+
+def test_questions_are_worded_unlike_the_statements(tmp_path):
+    learnable_qa.main(["--out", str(tmp_path / "set"), "--train-questions", "200"])
+    squad = json.loads((tmp_path / "set" / "train.json").read_text())
+    for paragraph in squad["data"][0]["paragraphs"]:
+        for qa in paragraph["qas"]:
+            body = qa["question"].rstrip("?")
+            assert body not in paragraph["context"]
+
+
+def test_bad_sizes_are_one_line_errors(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "learnable_qa.py"), "--out",
+                           str(tmp_path / "x"), "--facts", "5"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--facts must be at most 4" in done.stderr
+    assert not (tmp_path / "x").exists()
