@@ -55,6 +55,18 @@ MLM_WARMUP_UPDATES = 5  # tiny.yaml's lr warmup; fairseq's first logged interval
 SIDE_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+
+def trainer_step(loss, model, optimizer, scheduler) -> float:
+    """One optimiser step as transformers' Trainer takes it (clip at 1.0, then step, schedule, zero)."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return loss.item()
+
 def slice_squad(source: pathlib.Path, articles: slice, out: pathlib.Path) -> pathlib.Path:
     data = json.loads(source.read_text(encoding="utf-8"))
     data["data"] = data["data"][articles]
@@ -163,12 +175,7 @@ def hf_side(data_dir: pathlib.Path, hf_model: pathlib.Path, updates: int) -> dic
         loss = model(input_ids=input_ids, attention_mask=input_ids.ne(PAD).long(),
                      start_positions=torch.from_numpy(arrays.start_positions[windows].astype(np.int64)),
                      end_positions=torch.from_numpy(arrays.end_positions[windows].astype(np.int64))).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+        losses.append(trainer_step(loss, model, optimizer, scheduler))
     return side_result(time.perf_counter() - start, updates, model, losses)
 
 
@@ -254,12 +261,7 @@ def run_qa_side(train_json: pathlib.Path, bpe_dir: pathlib.Path, hf_model: pathl
             start = time.perf_counter()
         loss = model(input_ids=input_ids[rows], attention_mask=attention_mask[rows],
                      start_positions=starts[rows], end_positions=ends[rows]).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+        losses.append(trainer_step(loss, model, optimizer, scheduler))
     elapsed = time.perf_counter() - start
     return {**side_result(elapsed, updates, model, losses), "windows": updates * RUN_QA_BATCH,
             "epoch_windows": len(features)}
@@ -299,12 +301,7 @@ def run_mlm_side(raw_train: pathlib.Path, hf_model: pathlib.Path, updates: int) 
             start, tokens = time.perf_counter(), 0
         inputs = collator([blocks[r] for r in rows])  # the Trainer's collate_fn, timed
         loss = model(**inputs).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+        losses.append(trainer_step(loss, model, optimizer, scheduler))
         tokens += int(inputs["attention_mask"].sum())
     elapsed = time.perf_counter() - start
     return {**side_result(elapsed, updates, model, losses), "tokens": tokens, "block": block, "batch": batch}
