@@ -439,6 +439,23 @@ def _(request, tmp_path):
                 pattern=rf"^cannot write checkpoints in {save_dir}: {culprit} is not a directory$")
 
 
+@case("pretrain.sh --save-dir on a read-only filesystem: refused before training")
+def _(request, tmp_path):
+    """A read-only tmpfs mounted in a private user + mount namespace (no privileges needed, gone with it)."""
+    wiki = request.getfixturevalue("wiki_data_bin")
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    mount_then_run = 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && shift && exec "$@"'
+    pretrain = command("pretrain.sh", "--config", "tiny", "--data", wiki, "--save-dir", read_only / "run",
+                       "--check-only")
+    result = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", mount_then_run, "sh",
+                             read_only, *pretrain],
+                            capture_output=True, text=True, env=environment(), timeout=TIMEOUT, cwd=REPO)
+    assert_one_line_error(result, rf"cannot write checkpoints in {read_only}/run: {read_only} is on a "
+                                  "read-only filesystem$")
+    assert not any(read_only.iterdir())
+
+
 @case("pretrain.sh: disk full while saving a checkpoint: one line, no .tmp left, the last checkpoint intact")
 def _(request, tmp_path):
     """The resumed run's save at update 21 writes its .tmp files into /dev/full (a real ENOSPC)."""
@@ -475,8 +492,8 @@ def _(request, tmp_path):
     # rerun after an interruption: resumed, the config's resets (meant for a seed checkpoint) not reapplied
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint_last.pt").symlink_to(checkpoint)
-    assert launch.main(["--config", "tiny", *common, *(f"checkpoint.reset_{what}=true" for what in (
-        "optimizer", "lr_scheduler", "meters", "dataloader"))]) == 0
+    resets = [f"checkpoint.reset_{x}=true" for x in ("optimizer", "lr_scheduler", "meters", "dataloader")]
+    assert launch.main(["--config", "tiny", *common, "optimization.max_update=40", *resets]) == 0
     assert "update 20 of 40" in capsys.readouterr().err
 
 
@@ -656,8 +673,9 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     for module, model in (("predict_squad2", ["--checkpoint"]), ("evaluate_hf", ["--model"])):
         for option in ("--max-tokens", "--batch-size"):
-            refuses(f"commands.{module}", *model, tmp_path / "missing", "--data", tmp_path / "missing.json",
-                    "--out", tmp_path / "out", option, "0", pattern=f"{option} must be at least 1, not 0")
+            rejects(f"commands.{module}", *model, tmp_path / "missing", "--data", tmp_path / "missing.json",
+                    "--out", tmp_path / "out", option, "0", capsys=request.getfixturevalue("capsys"),
+                    pattern=f"argument {option}: must be at least 1: 0")
 
 
 @case("evaluate_squad2: -o a directory")
@@ -1092,8 +1110,9 @@ def _(request, tmp_path):
 @case("make import-hf without GPT2_BPE: no empty --gpt2-bpe (with it: passed on)")
 def _(request, tmp_path):
     def recipe(*variables: str) -> str:
-        result = subprocess.run(["make", "-n", "import-hf", "MODEL=m", "OUT=o", *variables], cwd=REPO,
-                                capture_output=True, text=True, timeout=TIMEOUT, check=True)
+        result = subprocess.run(["make", "-n", "--no-print-directory", "import-hf", "MODEL=m", "OUT=o",
+                                 *variables], cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT,
+                                check=True)
         return result.stdout.strip().splitlines()[-1]
 
     assert "--gpt2-bpe" not in recipe("GPT2_BPE=") and "hf_to_fairseq.py --model m" in recipe("GPT2_BPE=")

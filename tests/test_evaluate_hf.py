@@ -118,14 +118,17 @@ def test_one_line_errors(case, message, squad_export, evaluation_json, tmp_path)
         evaluate_hf.main(["--model", str(model), "--data", str(data), "--out", str(tmp_path / "out"), *extra])
 
 
-def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export, evaluation_json,
+def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export, squad2_data_bin,
                                              gpt2_bpe_dir, tmp_path, capsys):
     """eval_results.json -> --eval-results + --null-threshold best: the card (valid for huggingface_hub,
     offline) carries the model-index, config.json the threshold, and evaluate_hf uses and names it."""
     from huggingface_hub import ModelCard
 
+    # the questions the tiny model was fine-tuned on: its most confident answers there are right, so the
+    # best null threshold beats answering nothing (on unseen questions this tiny model never does)
+    trained_on = squad2_data_bin.parent / "train.json"
     first = tmp_path / "first-eval"  # always answering: best_f1_thresh then says where null should win
-    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(evaluation_json), "--out",
+    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(trained_on), "--out",
                              str(first), "--max-samples", "120", "--null-score-diff-threshold=1e9"]) == 0
     results = read(first, "eval_results.json")
     out = tmp_path / "published"
@@ -154,11 +157,11 @@ def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export
 
     capsys.readouterr()
     stored, flagged = tmp_path / "stored", tmp_path / "flagged"
-    assert evaluate_hf.main(["--model", str(out), "--data", str(evaluation_json), "--out", str(stored),
+    assert evaluate_hf.main(["--model", str(out), "--data", str(trained_on), "--out", str(stored),
                              "--max-samples", "120"]) == 0
     assert f"null_score_diff_threshold={threshold} (null threshold: stored in the model)" \
         in capsys.readouterr().out
-    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(evaluation_json), "--out",
+    assert evaluate_hf.main(["--model", str(squad_export), "--data", str(trained_on), "--out",
                              str(flagged), "--max-samples", "120",
                              f"--null-score-diff-threshold={threshold}"]) == 0
     assert "(null threshold: --null-score-diff-threshold)" in capsys.readouterr().out

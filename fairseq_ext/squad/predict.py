@@ -44,13 +44,8 @@ def length_batches(lengths: np.ndarray, batch_size: Optional[int] = 32,
 
 
 def check_batching(args) -> None:
-    """--batch-size and --max-tokens (None: not given) must be positive; neither given: 32 windows a batch."""
-    from fairseq_ext.cli import UserInputError
-
-    for option in ("batch_size", "max_tokens"):
-        value = getattr(args, option, None)
-        if value is not None and value < 1:
-            raise UserInputError(f"--{option.replace('_', '-')} must be at least 1, not {value}")
+    """Neither --batch-size nor --max-tokens given (their parsers refuse values below 1): 32 windows a
+    batch."""
     if args.batch_size is None and args.max_tokens is None:
         args.batch_size = 32
 
