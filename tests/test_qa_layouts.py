@@ -36,20 +36,29 @@ def test_cmrc_original_layout(tmp_path, trial):
                           "answers": [a["text"] for a in qa["answers"]]} for qa in p["qas"]]}
                 for p in paragraphs_of(trial)]
     first = original[0]["qas"]
-    first[0]["answers"].append("不在文中的答案")  # dropped, the question kept
-    first[1]["answers"] = ["也不在文中"]  # the question dropped
+    first[0]["answers"].append("不在文中的答案")  # kept with answer_start -1
+    first[1]["answers"] = ["也不在文中"]  # kept: scored by its text, skipped for training
+    first[2]["answers"] = []  # nothing to score against: dropped
     done, target = to_squad(tmp_path, "cmrc", original)
     assert done.returncode == 0, done.stderr
-    assert ("1001 questions written (0 without answers: predicted, not scored), 2 answers not found in "
-            "their context dropped, 1 questions left without answers dropped") in done.stderr
-    data = load_squad(target)
-    assert data.repaired == 0 and not data.skipped and len(data.examples) == 1001
+    assert (f"1001 questions written (0 without answers: predicted, not scored), 2 answers not found in "
+            f"their context (kept with answer_start -1: scored by their text, their questions skipped for "
+            f"training; e.g. {first[0]['query_id']}: '不在文中的答案'), 1 questions with an empty answer "
+            "list dropped") in done.stderr
     by_id = {qa["id"]: qa for p in paragraphs_of(trial) for qa in p["qas"]}
-    for example in data.examples:
-        golds = [a["text"] for a in by_id[example.qid]["answers"]]
-        assert [a.text for a in example.answers] == golds
-        for answer in example.answers:  # each located at its first occurrence
-            assert answer.start == example.context.index(answer.text)
+    golds = {qid: [a["text"] for a in qa["answers"]] for qid, qa in by_id.items()}
+    golds[first[0]["query_id"]].append("不在文中的答案")
+    golds[first[1]["query_id"]] = ["也不在文中"]
+    del golds[first[2]["query_id"]]
+    evaluated = load_squad(target, training=False)  # what prediction and the metric read
+    assert evaluated.repaired == 0 and len(evaluated.unlocated) == 2 and len(evaluated.examples) == 1001
+    assert {example.qid: [a.text for a in example.answers] for example in evaluated.examples} == golds
+    for example in evaluated.examples:  # each located at its first occurrence
+        for answer in example.answers:
+            assert answer.start == example.context.find(answer.text) or not answer.located
+    trained = load_squad(target)  # a training file: the questions with an unlocated answer skipped
+    assert [qid for qid, _ in trained.skipped] == [first[0]["query_id"], first[1]["query_id"]]
+    assert len(trained.examples) == 999
 
 
 def test_hw7_layout_keeps_question_order_and_reads_test_files(tmp_path, trial):

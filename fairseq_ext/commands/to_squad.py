@@ -5,8 +5,9 @@
 
 Formats: squad (SQuAD v1.1/v2.0, DRCD, CMRC 2018's squad-style files: checked, written back), cmrc (CMRC
 2018's original layout: answers as strings, located at their first occurrence in the context), hw7
-({"questions": [...], "paragraphs": [...]}, answer_end inclusive). Answers not found in their context are
-dropped and counted; questions left without answers are dropped and counted. A file without answers
+({"questions": [...], "paragraphs": [...]}, answer_end inclusive). CMRC answers not found in their context
+are kept with answer_start -1 and counted: evaluation scores them by their text, as the official script
+does, and a training file skips their questions (prepare_squad2.py says how many). A file without answers
 (a test set) becomes SQuAD without "answers" fields: predict_squad2.py answers it (--csv writes ID,Answer).
 """
 

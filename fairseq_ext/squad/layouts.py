@@ -4,8 +4,9 @@
   back unchanged in content.
 - ``cmrc``: CMRC 2018's original layout: a list of ``{"context_id", "context_text", "title", "qas":
   [{"query_id", "query_text", "answers": [str, ...]}]}``. Answers carry no position: each is located at its
-  first occurrence in the context; an answer that does not occur is dropped, a question left without
-  answers is dropped, and both are counted.
+  first occurrence in the context; one that does not occur is kept with ``answer_start`` -1 and counted
+  (evaluation scores it by its text, as the official script does; a training file skips its question); a
+  question with an empty answer list is dropped and counted.
 - ``hw7``: ``{"questions": [{"id", "paragraph_id", "question_text", "answer_text", "answer_start",
   "answer_end"}], "paragraphs": [str, ...]}`` (``answer_end`` inclusive; a test file has null answers).
 
@@ -29,17 +30,17 @@ class Conversion:
     squad: dict  # the SQuAD file's content
     questions: int = 0
     unlabelled: int = 0
-    dropped_answers: list[tuple[str, str]] = field(default_factory=list)  # (qid, answer) not in the context
-    dropped_questions: list[str] = field(default_factory=list)  # qids left without any answer
+    unlocated_answers: list[tuple[str, str]] = field(default_factory=list)  # (qid, answer) not in the context
+    dropped_questions: list[str] = field(default_factory=list)  # qids whose answer list is empty
 
     def summary(self) -> str:
         line = (f"{self.questions} questions written ({self.unlabelled} without answers: predicted, not "
-                f"scored), {len(self.dropped_answers)} answers not found in their context dropped, "
-                f"{len(self.dropped_questions)} questions left without answers dropped")
-        if self.dropped_answers:
-            qid, answer = self.dropped_answers[0]
-            line += f" (e.g. {qid}: {answer!r})"
-        return line
+                f"scored), {len(self.unlocated_answers)} answers not found in their context (kept with "
+                "answer_start -1: scored by their text, their questions skipped for training")
+        if self.unlocated_answers:
+            qid, answer = self.unlocated_answers[0]
+            line += f"; e.g. {qid}: {answer!r}"
+        return line + f"), {len(self.dropped_questions)} questions with an empty answer list dropped"
 
 
 def read_json(path: PathLike) -> Any:
@@ -92,20 +93,20 @@ def _from_cmrc(dataset: Any, source: str) -> Conversion:
                 paragraph["qas"].append(question)
                 continue
             question["answers"] = []
-            for answer in _field(qa, "answers", list, f"{where} question {qid}"):
+            answers = _field(qa, "answers", list, f"{where} question {qid}")
+            if not answers:  # CMRC has no unanswerable questions: nothing to score it against
+                conversion.questions -= 1
+                conversion.dropped_questions.append(qid)
+                continue
+            for answer in answers:
                 if not isinstance(answer, str):
                     raise UserInputError(f"{where} question {qid}: answers should be strings, got "
                                          f"{type(answer).__name__}")
                 start = context.find(answer) if answer.strip() else -1
                 if start < 0:
-                    conversion.dropped_answers.append((qid, answer))
-                else:
-                    question["answers"].append({"text": answer, "answer_start": start})
-            if question["answers"]:
-                paragraph["qas"].append(question)
-            else:
-                conversion.questions -= 1
-                conversion.dropped_questions.append(qid)
+                    conversion.unlocated_answers.append((qid, answer))
+                question["answers"].append({"text": answer, "answer_start": start})
+            paragraph["qas"].append(question)
         conversion.squad["data"].append({"title": str(_field(item, "title", str, where, default=context_id)),
                                          "paragraphs": [paragraph]})
     return conversion
