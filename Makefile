@@ -15,6 +15,8 @@ SQUAD_TRAIN ?= train-v2.0.json
 SQUAD_DEV ?= dev-v2.0.json
 ROBERTA ?= roberta.base/model.pt
 PYTEST_ARGS ?=
+# pytest processes (pytest-xdist): the tests are single-threaded, one per core; 0 = in this process
+TEST_WORKERS ?= 2
 TEST_DATA_DIR ?=
 
 .PHONY: help setup test lint test-data demo demo-zh learn-check bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
@@ -33,7 +35,7 @@ lint: setup  ## ruff check
 # The test data: $SHARED_DIR, else ../shared, else the user cache (fetched once); it says which.
 test: setup lint  ## the test suite (test data: SHARED_DIR, ../shared, else fetched once into a cache)
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
-	  SHARED_DIR="$$shared_dir" OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+	  SHARED_DIR="$$shared_dir" OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-data:  ## fetch + verify the test data into TEST_DATA_DIR (default ~/.cache/roberta-squad2/test-data)
 	bash scripts/get_test_data.sh $(TEST_DATA_DIR)
