@@ -2,8 +2,8 @@
 
 A run has one of these topologies (:func:`detect_topology`):
   - one process;
-  - ``--nproc-per-node N`` with no launcher around: scripts/launch_train.py starts N local processes itself,
-    after the pre-flight checks;
+  - ``--nproc-per-node N`` with no launcher around: our launcher (fairseq_ext.training.launch) starts N local
+    processes itself, after the pre-flight checks;
   - torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``): this process is
     one rank;
   - srun with several tasks (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, the step's node list):

@@ -22,7 +22,7 @@ and ``fairseq.checkpoint_utils.save_checkpoint`` are wrapped, and checkpoint_uti
 subclass whose ``copy`` renames into place (:func:`install`). fairseq's files are not modified.
 
 Run as ``python -m fairseq_ext.training.preemption CONFIG_DIR CONFIG_NAME HYDRA_ARGS`` it is one rank of
-the local data-parallel processes scripts/launch_train.py starts.
+the local data-parallel processes the launcher (fairseq_ext.training.launch) starts.
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ def _without_retry_tracebacks(record: logging.LogRecord) -> bool:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """One rank of the local processes of scripts/launch_train.py: ``CONFIG_DIR CONFIG_NAME HYDRA_ARGS``."""
+    """One rank of the local processes the launcher (fairseq_ext.training.launch) starts: ``CONFIG_DIR
+    CONFIG_NAME HYDRA_ARGS``."""
     config_dir, config_name, *overrides = sys.argv[1:] if argv is None else argv
     return run_fairseq_hydra_train(Path(config_dir), config_name, overrides)
 
