@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
+from fairseq_ext.errors import UserInputError  # also importable from here, for scripts written against it
+
 PAUSE_ENV = "ROBERTA_SQUAD2_TEST_PAUSE"  # the test suite's fault injection: see pause_point
-
-
-class UserInputError(Exception):
-    """A problem with the user's files or arguments: reported as one line, exit status 2."""
 
 
 class Terminated(BaseException):

@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.settings import TINY
 from fairseq_ext.tokenizer import find_tokenizer_dir
 

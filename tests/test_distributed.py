@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from fairseq_ext.checkpoints import load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed
 from tests.pretrain_fixtures import REPO, pretrain_env, training_records
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script

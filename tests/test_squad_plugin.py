@@ -15,7 +15,7 @@ from fairseq import checkpoint_utils, metrics, tasks
 from omegaconf import OmegaConf
 
 from fairseq_ext.checkpoints import load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.plugin.tasks.squad2 import SquadV2Config
 from fairseq_ext.squad import build_features, load_squad, postprocess_predictions, squad_evaluate
 from fairseq_ext.squad.format import METADATA_FILE, FeatureArrays

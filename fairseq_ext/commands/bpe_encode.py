@@ -12,8 +12,9 @@ import argparse
 import os
 import sys
 
-from fairseq_ext.cli import UserInputError, positive_int, run_cli
+from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.corpus.drivers import encode_files, tokenizer_files
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer import Gpt2Bpe, find_tokenizer_dir
 
 

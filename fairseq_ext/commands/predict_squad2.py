@@ -18,7 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, device_of, existing_file, positive_int, run_cli
+from fairseq_ext.cli import device_of, existing_file, positive_int, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE

@@ -24,8 +24,9 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, existing_file, positive_int, run_cli
+from fairseq_ext.cli import existing_file, positive_int, run_cli
 from fairseq_ext.corpus.drivers import binarize_files, tokenizer_files
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.cli import existing_file, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import SquadData, build_features, load_squad
 from fairseq_ext.squad.format import (

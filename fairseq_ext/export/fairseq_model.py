@@ -14,7 +14,8 @@ from fairseq.data import Dictionary
 from fairseq.models.roberta import RobertaModel
 
 from fairseq_ext.checkpoints import encoder_state_dict, model_config
-from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.cli import existing_file
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.config import ENCODER, MASKED_LM, PAD_INDEX, SPAN_QA
 from fairseq_ext.export.tokenizer_files import MASK
 from fairseq_ext.plugin.models.roberta_span_qa import RobertaSpanQAModel

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 
 from fairseq_ext.checkpoints import load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export import tokenizer_files
 from fairseq_ext.export.config import (
     ENCODER,

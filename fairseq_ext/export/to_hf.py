@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint, own_dictionary, training_data_dir
-from fairseq_ext.cli import UserInputError, existing_file, finite_number
+from fairseq_ext.cli import existing_file, finite_number
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export import card, tokenizer_files
 from fairseq_ext.export.config import SPAN_QA, check_fairseq_structure, hf_config
 from fairseq_ext.export.fairseq_model import FairseqRoberta, load_dictionary, load_fairseq_roberta

@@ -45,7 +45,7 @@ class TrainingSettings:
         dropout, seed; read, not restated, so that both sides train with the same recipe."""
         import yaml
 
-        from fairseq_ext.cli import UserInputError
+        from fairseq_ext.errors import UserInputError
 
         try:
             config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))

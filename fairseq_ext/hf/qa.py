@@ -8,7 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, positive_int
+from fairseq_ext.cli import positive_int
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.hf.hub import load_pretrained
 from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared

@@ -16,7 +16,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.tokenizer.gpt2 import trim_leading_space
 from fairseq_ext.tokenizer.spm import METASPACE, place_lone_metaspace

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory, OutputFiles, PathLike, json_text
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import PAD, QAFeature
@@ -45,7 +45,7 @@ def length_batches(lengths: np.ndarray, batch_size: Optional[int] = 32,
 
 def check_batching(args) -> None:
     """--batch-size and --max-tokens (None: not given) must be positive; neither given: 32 windows a batch."""
-    from fairseq_ext.cli import UserInputError
+    from fairseq_ext.errors import UserInputError
 
     for option in ("batch_size", "max_tokens"):
         value = getattr(args, option, None)

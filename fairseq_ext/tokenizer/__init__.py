@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import (
     DICTIONARY_FILE,
     DictionaryTokenizer,

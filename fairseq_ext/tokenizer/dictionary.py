@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import PathLike
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # indices 0-3, before the file's symbols

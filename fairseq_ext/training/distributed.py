@@ -28,7 +28,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 # the distributed_training.* settings the launcher derives from the topology
 LAUNCHER_KEYS = ("distributed_world_size", "distributed_rank", "device_id", "distributed_init_method",

@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, positive_int, run_cli
+from fairseq_ext.cli import positive_int, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed
 from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq_hydra_train
 from fairseq_ext.training.preflight import (

@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 PREEMPTED = 75  # the exit status of a run stopped by a signal after saving (sysexits' EX_TEMPFAIL)
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
