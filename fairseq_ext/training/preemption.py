@@ -66,12 +66,15 @@ def _request_stop(signum, frame) -> None:
 
 def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[str]) -> int:
     """fairseq-hydra-train in this process, stoppable by SIGUSR1/SIGTERM: 0 when training ended, PREEMPTED
-    when a signal stopped it after saving checkpoint_last.pt. The checkpoint allow-list registered by
-    fairseq_ext.checkpoints stays in force for its torch.load."""
+    when a signal stopped it after saving checkpoint_last.pt. Every training process of the launcher comes
+    here, so this is where the compatibility patches are applied (distributed.apply_compat_patches: the
+    checkpoint allow-list for fairseq's torch.load, trusted rank-0 broadcasts)."""
     from fairseq_cli.hydra_train import cli_main
 
     import fairseq_ext.plugin  # noqa: F401  (registered before fairseq imports --user-dir, which is then a no-op)
+    from fairseq_ext.training.distributed import apply_compat_patches
 
+    apply_compat_patches()
     install()
     _State.requested = _State.stopped_at = _State.saved_update = None
     _State.reports = True
