@@ -106,9 +106,7 @@ def main(argv=None):
     device = device_of(args.device)
     model, task_cfg, task = load_model(checkpoint, bpe_dir, device, args.fp16)
     settings = QASettings.from_object(args, base=QASettings.from_object(task_cfg))
-    if settings.max_seq_length > model.max_positions():
-        raise UserInputError(f"--max-seq-length {settings.max_seq_length} exceeds the model's "
-                             f"{model.max_positions()} positions")
+    settings.check_fits(model.max_positions(), name="--max-seq-length")
 
     dictionary = task.source_dictionary
     tokenizer = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())

@@ -66,9 +66,7 @@ def model_settings(model, options) -> tuple[QASettings, str]:
     source = "option" if given("null_score_diff_threshold") is not None else \
         "model" if "null_score_diff_threshold" in recorded else "default"
     limit = model.config.max_position_embeddings - model.config.pad_token_id - 1
-    if settings.max_seq_length > limit:
-        raise UserInputError(f"max_seq_length {settings.max_seq_length} exceeds the model's {limit} "
-                             "positions (--max-seq-length)")
+    settings.check_fits(limit, hint=" (--max-seq-length)")
     return settings, f"{settings.describe()} (null threshold: {SOURCES[source]})"
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.data import SquadExample
+from fairseq_ext.squad.settings import DEFAULT
 from fairseq_ext.tokenizer.gpt2 import trim_leading_space
 from fairseq_ext.tokenizer.spm import METASPACE, place_lone_metaspace
 
@@ -53,8 +54,8 @@ class _TokenizedContext:
                    ends=np.array([o[1] for o in offsets], dtype=np.int64))
 
 
-def build_features(examples: Sequence[SquadExample], tokenizer, max_seq_length: int = 384,
-                   doc_stride: int = 128, max_query_length: int = 64,
+def build_features(examples: Sequence[SquadExample], tokenizer, max_seq_length: int = DEFAULT.max_seq_length,
+                   doc_stride: int = DEFAULT.doc_stride, max_query_length: int = DEFAULT.max_query_length,
                    progress: bool = False) -> list[QAFeature]:
     """Features of all examples in order; every example gets at least one window.
 
