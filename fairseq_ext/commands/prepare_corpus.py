@@ -52,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=args.srcdict is None)
-    srcdict = existing_file(args.srcdict or bpe_dir / "dict.txt", "dictionary")
+    tokenizer_dir = find_tokenizer_dir(args.tokenizer, need_dict=args.srcdict is None)
+    srcdict = existing_file(args.srcdict or tokenizer_dir / "dict.txt", "dictionary")
     raw_dir = Path(args.raw_dir)
     if not raw_dir.is_dir():
         raise UserInputError(f"raw directory not found: {raw_dir}")
@@ -64,11 +64,11 @@ def main(argv=None) -> int:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
     read_dictionary(srcdict)  # a malformed line is reported before any work
     output = OutputDirectory(args.destdir, "prepare_corpus",
-                             inputs=[*raw_files.values(), srcdict, *tokenizer_files(bpe_dir)[1:]])
+                             inputs=[*raw_files.values(), srcdict, *tokenizer_files(tokenizer_dir)[1:]])
     with output.staged() as staging:
-        summary = binarize_files(raw_files, staging, bpe_dir, srcdict, keep_empty=args.keep_empty,
+        summary = binarize_files(raw_files, staging, tokenizer_dir, srcdict, keep_empty=args.keep_empty,
                                  workers=args.workers, progress=not args.quiet)
-        write_record(staging, bpe_dir)
+        write_record(staging, tokenizer_dir)
     for split, stats in summary.items():
         percent = 100 * stats["unk"] / max(1, stats["tokens"])
         dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""

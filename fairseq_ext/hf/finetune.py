@@ -15,12 +15,13 @@ from typing import Optional, Sequence
 
 import torch
 
+from fairseq_ext.checkout import checkout_path
 from fairseq_ext.squad import SquadExample, build_features
 from fairseq_ext.squad.features import PAD, HFTokenizerAdapter
 from fairseq_ext.squad.settings import QASettings
 
 # the fairseq fine-tuning config whose hyper-parameters finetune_hf.py uses unless told otherwise
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "finetuning" / "squad2_tiny.yaml"
+DEFAULT_CONFIG = checkout_path("configs", "finetuning", "squad2_tiny.yaml")
 
 
 @dataclass

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed
@@ -46,7 +47,6 @@ from fairseq_ext.training.preflight import (
     resolve_config,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 PROG = "launch_train.py"  # the name in the launcher's error lines, whichever way it was started
 
 
@@ -60,7 +60,7 @@ def parse_args(argv: Optional[Sequence[str]]):
     )
     parser.add_argument("--config", required=True,
                         help="config name in --config-dir (without .yaml), or the path of a YAML file")
-    parser.add_argument("--config-dir", default=str(REPO / "configs" / "pretraining"),
+    parser.add_argument("--config-dir", default=str(checkout_path("configs", "pretraining")),
                         help="directory of the hydra configs (default: configs/pretraining)")
     parser.add_argument("--data", required=True, help="binarized data directory (task.data)")
     parser.add_argument("--save-dir", required=True, help="checkpoint directory (checkpoint.save_dir)")
