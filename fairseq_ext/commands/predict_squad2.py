@@ -18,13 +18,19 @@ import argparse
 import json
 from pathlib import Path
 
-from fairseq_ext.cli import device_of, existing_file, positive_int, run_cli
+from fairseq_ext.cli import device_of, existing_file, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.metric import METRICS
-from fairseq_ext.squad.predict import answer_questions, check_batching, csv_destination, write_predictions
+from fairseq_ext.squad.predict import (
+    add_runtime_arguments,
+    answer_questions,
+    check_batching,
+    csv_destination,
+    write_predictions,
+)
 from fairseq_ext.squad.settings import QASettings
 from fairseq_ext.tokenizer import add_tokenizer_argument, check_record, find_tokenizer_dir, load_tokenizer
 
@@ -40,12 +46,7 @@ def parse_args(argv=None):
                         help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "
                              "(CMRC 2018: Chinese, mixed segmentation)")
     parser.add_argument("--csv", metavar="CSV", help="also write the answers as ID,Answer rows to this file")
-    parser.add_argument("--batch-size", type=positive_int,
-                        help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
-    parser.add_argument("--max-tokens", type=positive_int, metavar="N",
-                        help="at most N tokens per forward pass, counted with the padding to the batch's "
-                             "longest window (windows are grouped by length)")
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_runtime_arguments(parser)
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
     QASettings.add_arguments(parser, default_from="the checkpoint's task settings")
     return parser.parse_args(argv)

@@ -8,7 +8,6 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import positive_int
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.hf.hub import load_pretrained
 from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, build_features
@@ -98,9 +97,4 @@ def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) 
     with ``runtime`` the prediction batch size and device."""
     QASettings.add_arguments(parser, default_from="the model's stored settings, else run_qa's")
     if runtime:
-        parser.add_argument("--batch-size", type=positive_int,
-                            help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
-        parser.add_argument("--max-tokens", type=positive_int, metavar="N",
-                            help="at most N tokens per forward pass, counted with the padding to the batch's "
-                             "longest window (windows are grouped by length)")
-        parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+        shared.add_runtime_arguments(parser)
