@@ -17,8 +17,9 @@ import torch
 
 from fairseq_ext.checkout import checkout_path
 from fairseq_ext.squad import SquadExample, build_features
-from fairseq_ext.squad.features import PAD, HFTokenizerAdapter
+from fairseq_ext.squad.features import PAD
 from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer.hf_adapter import HFTokenizerAdapter
 
 # the fairseq fine-tuning config whose hyper-parameters finetune_hf.py uses unless told otherwise
 DEFAULT_CONFIG = checkout_path("configs", "finetuning", "squad2_tiny.yaml")

@@ -10,9 +10,10 @@ from typing import Optional, Sequence
 
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.hf.hub import load_pretrained
-from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, build_features
+from fairseq_ext.squad import Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer.hf_adapter import HFTokenizerAdapter
 
 QA_MODEL_TYPES = ("roberta", "xlm-roberta")
 QA_HEAD = "qa_outputs."  # RobertaForQuestionAnswering's span head
