@@ -20,4 +20,6 @@ if [[ -z "${PYTHON:-}" ]]; then
   if [[ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" || ! -x "$repo/.venv/bin/python" ]]; then PYTHON=python
   else PYTHON=$repo/.venv/bin/python; fi
 fi
-exec "$PYTHON" -m fairseq_ext.training.launch --config-dir "$repo/configs/pretraining" "$@"
+# PYTHONSAFEPATH: the current directory stays off sys.path (as for a script file), so that a fairseq/ or
+# other checkout there does not shadow the installed packages (Python >= 3.11; ignored before).
+PYTHONSAFEPATH=1 exec "$PYTHON" -m fairseq_ext.training.launch --config-dir "$repo/configs/pretraining" "$@"
