@@ -27,7 +27,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.cli import existing_file
+from fairseq_ext.errors import UserInputError
 
 
 def _allowed_checkpoint_globals() -> list:

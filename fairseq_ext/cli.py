@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
+from fairseq_ext.errors import UserInputError  # also importable from here, for scripts written against it
+
 PAUSE_ENV = "ROBERTA_SQUAD2_TEST_PAUSE"  # the test suite's fault injection: see pause_point
-
-
-class UserInputError(Exception):
-    """A problem with the user's files or arguments: reported as one line, exit status 2."""
 
 
 class Terminated(BaseException):
@@ -117,12 +115,13 @@ def _terminate(signum, frame):
 
 
 def run_cli(main: Union[str, Callable[[Optional[Sequence[str]]], Optional[int]]],
-            argv: Optional[Sequence[str]] = None):
+            argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
     """Runs ``main(argv)``: a function, or ``"package.module:function"`` imported here, so that Ctrl-C
     during a slow import (torch, fairseq) is handled too. A UserInputError becomes ``prog: error:
     message`` on stderr and exit 2, as does an OSError (a file that cannot be read or written); Ctrl-C
-    exits 130 and SIGTERM 143, after the clean-ups of the interrupted code."""
-    prog = Path(sys.argv[0]).name
+    exits 130 and SIGTERM 143, after the clean-ups of the interrupted code. ``prog``: the name in those
+    lines (default: the name of the command that was run)."""
+    prog = prog or Path(sys.argv[0]).name
     signal.signal(signal.SIGTERM, _terminate)
     point = os.environ.get(PAUSE_ENV, "").partition(":")[0]
     if point.startswith("import "):

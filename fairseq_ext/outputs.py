@@ -28,7 +28,8 @@ import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Sequence, Union
 
-from fairseq_ext.cli import UserInputError, pause_point
+from fairseq_ext.cli import pause_point
+from fairseq_ext.errors import UserInputError
 
 PathLike = Union[str, os.PathLike]
 MARKER = ".roberta-squad2-output.json"  # in every output directory: which tool wrote which files

@@ -35,7 +35,8 @@ REQUIRED_KEYS = ("benchmark", "ours", "reference", "ours_s", "reference_s", "rat
 if str(REPO) not in sys.path:  # the modules are imported as scripts.benchmarks.NAME
     sys.path.insert(0, str(REPO))
 
-from fairseq_ext.cli import UserInputError, run_cli  # noqa: E402
+from fairseq_ext.cli import run_cli  # noqa: E402
+from fairseq_ext.errors import UserInputError  # noqa: E402
 
 
 def available_benchmarks() -> list[str]:

@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from fairseq_ext.cli import UserInputError, run_cli  # noqa: E402
+from fairseq_ext.cli import run_cli  # noqa: E402
+from fairseq_ext.errors import UserInputError  # noqa: E402
 from fairseq_ext.squad.settings import DEFAULT  # noqa: E402  (squad2_base.yaml's windows: run_qa's)
 from scripts.benchmarks.training import logged_tokens_per_s  # noqa: E402
 

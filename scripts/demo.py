@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.settings import TINY
 from fairseq_ext.tokenizer import find_tokenizer_dir
 
@@ -223,12 +224,12 @@ def choose_inputs(args) -> Inputs:
     if not args.real:
         if args.corpus or args.squad_train or args.squad_dev:
             raise UserInputError("--corpus, --squad-train and --squad-dev go with --real")
-        bpe_source = find_bpe_source(args.gpt2_bpe, args.shared_dir, need_dict=False)
+        bpe_source = find_bpe_source(args.tokenizer_dir, args.shared_dir, need_dict=False)
         if not args.sample:
             return learnable_inputs("en", bpe_source)
         return Inputs("embedded sample", [SAMPLE / "corpus.txt"], SAMPLE / "squad2-sample-train.json",
                       SAMPLE / "squad2-sample-dev.json", bpe_source, build_dictionary=True, valid_docs=6)
-    bpe_source = find_bpe_source(args.gpt2_bpe, args.shared_dir, need_dict=True)
+    bpe_source = find_bpe_source(args.tokenizer_dir, args.shared_dir, need_dict=True)
     if bpe_source is None:
         raise UserInputError("real data needs the official encoder.json, vocab.bpe and dict.txt: none in "
                              "--gpt2-bpe, $GPT2_BPE_DIR, SHARED/gpt2_bpe or gpt2_bpe/ (make gpt2-bpe)")
@@ -461,7 +462,8 @@ def parse_args(argv):
     parser.add_argument("--shared-dir", type=Path, help="the shared data directory (default: $SHARED_DIR, "
                         "else ../shared)",
                         default=Path(os.environ.get("SHARED_DIR", REPO.parent / "shared")))
-    parser.add_argument("--gpt2-bpe", type=Path, help="directory with encoder.json and vocab.bpe (and "
+    parser.add_argument("--tokenizer", "--gpt2-bpe", dest="tokenizer_dir", type=Path, metavar="DIR",
+                        help="directory with encoder.json and vocab.bpe (and "
                         "dict.txt for --real); default: $GPT2_BPE_DIR, SHARED/gpt2_bpe or gpt2_bpe/, else "
                         "fetched into gpt2_bpe/ by scripts/get_gpt2_bpe.sh")
     parser.add_argument("--run-dir", type=Path, help="output directory, must not exist (default: "

@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # scripts.benchmarks.training
     sys.path.insert(0, str(REPO))
 
-from fairseq_ext.cli import UserInputError, run_cli  # noqa: E402
+from fairseq_ext.cli import run_cli  # noqa: E402
+from fairseq_ext.errors import UserInputError  # noqa: E402
 from fairseq_ext.squad.settings import DEFAULT, TINY, QASettings  # noqa: E402
 from scripts.benchmarks.training import batch_plan  # noqa: E402
 

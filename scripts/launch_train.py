@@ -1,7 +1,8 @@
-"""Checks a fairseq training run, then runs fairseq-hydra-train on it (one process or data-parallel):
-see fairseq_ext/training/launch.py, or --help."""
+"""The training launcher (fairseq_ext/training/launch.py) under its former script path, kept for job scripts
+that call it: scripts/pretrain.sh and scripts/finetune_squad2.sh run the launcher module directly, and it is
+installed as `roberta-train`. Same flags; --help lists them."""
 
 from fairseq_ext.cli import run_cli
 
 if __name__ == "__main__":
-    run_cli("fairseq_ext.training.launch:main")
+    run_cli("fairseq_ext.training.launch:main", prog="launch_train.py")

@@ -11,6 +11,7 @@
 #   or srun (several tasks) run the same command in every process instead. --global-batch: sequences per
 #   update across the processes (the batch size per process and update_freq are derived and printed).
 #   PYTHON=EXE: the interpreter (default: the active environment's python, else .venv/bin/python).
+# Runs the launcher, fairseq_ext/training/launch.py (installed as `roberta-train`, which takes --config-dir).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 usage="usage: $0 --config NAME --data DIR --save-dir DIR [--restore CKPT] [KEY=VALUE ...] (--help for more)"
@@ -19,4 +20,6 @@ if [[ -z "${PYTHON:-}" ]]; then
   if [[ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" || ! -x "$repo/.venv/bin/python" ]]; then PYTHON=python
   else PYTHON=$repo/.venv/bin/python; fi
 fi
-exec "$PYTHON" "$repo/scripts/launch_train.py" --config-dir "$repo/configs/pretraining" "$@"
+# PYTHONSAFEPATH: the current directory stays off sys.path (as for a script file), so that a fairseq/ or
+# other checkout there does not shadow the installed packages (Python >= 3.11; ignored before).
+PYTHONSAFEPATH=1 exec "$PYTHON" -m fairseq_ext.training.launch --config-dir "$repo/configs/pretraining" "$@"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import regex
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.corpus.encoders import NEWLINE_ID, TextBlockEncoder
 from fairseq_ext.corpus.indexed import IdBlockEncoder
 from fairseq_ext.corpus.reading import read_line_blocks, zip_line_blocks
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.gpt2 import SPLIT_DISAGREEMENTS, Gpt2Bpe, find_split_disagreements
 from tests.conftest import command, shared_path
 from tests.corpus_fixtures import edge_case_text, run_fairseq_encoder

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.cmrc_metric import cmrc_evaluate
 from tests.conftest import REPO

@@ -24,8 +24,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, AutoTokenizer, pipeline
 
 from fairseq_ext.checkpoints import load_checkpoint, model_config
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export import to_hf
 from fairseq_ext.export.state_dict import NOT_WEIGHTS
 from fairseq_ext.outputs import MARKER

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from fairseq_ext.checkpoints import load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed
 from tests.pretrain_fixtures import REPO, pretrain_env, training_records
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script
@@ -48,9 +48,10 @@ def receive_restored_states(rank: int, port: int, paths: list[str]) -> None:
     from fairseq import checkpoint_utils
     from fairseq.distributed import utils as distributed_utils
 
-    # what --user-dir does when fairseq-hydra-train imports the package (this test module imported it
-    # before fairseq, so the plugin is imported explicitly)
+    # what the launcher does in every training process (and --user-dir under a plain fairseq-hydra-train)
     import fairseq_ext.plugin  # noqa: F401
+
+    distributed.apply_compat_patches()
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=2)

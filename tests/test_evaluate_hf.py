@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import evaluate_hf, fairseq_to_hf
+from fairseq_ext.errors import UserInputError
 from tests.conftest import REPO
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script, squad_articles
 

@@ -30,8 +30,8 @@ from transformers import (
 )
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import fairseq_to_hf, hf_to_fairseq
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.from_hf import OUTPUT_FILES
 from fairseq_ext.outputs import MARKER
 from fairseq_ext.tokenizer import ENV_VAR

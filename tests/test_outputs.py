@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import MARKER, OutputDirectory, OutputFiles, check_not_input, json_text
 from tests.conftest import REPO
 

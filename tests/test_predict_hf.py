@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import predict_hf
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.hf import qa
 from fairseq_ext.squad import load_squad
 from tests.conftest import REPO, shared_path

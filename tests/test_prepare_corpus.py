@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.corpus.indexed import IndexedDatasetWriter, token_dtype
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import vocab_to_dictionary
 from fairseq_ext.tokenizer.dictionary import read_dictionary, read_dictionary_entries, write_dictionary
 from tests.conftest import REPO, command

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.layouts import convert
 from tests.conftest import REPO, shared_path

@@ -123,7 +123,7 @@ def test_spm_edge_cases_and_bpe_encode_pieces(spm_dir, edge_case_file, tmp_path)
 
 
 def test_a_data_dir_refuses_another_tokenizer(spm_dir, gpt2_bpe_dir, spm_data_bin):
-    from fairseq_ext.cli import UserInputError
+    from fairseq_ext.errors import UserInputError
     from fairseq_ext.tokenizer import check_record
 
     check_record(spm_data_bin, spm_dir, "data")  # the one that made it

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.corpus.split import assign_splits
+from fairseq_ext.errors import UserInputError
 from tests.conftest import command, shared_path
 
 split_data = command("split_data")

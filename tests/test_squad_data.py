@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.data import ANSWER_SEARCH_RADIUS
 from tests.conftest import shared_path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fairseq.data import Dictionary
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad import (
     Answer,
     HFTokenizerAdapter,

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.commands import evaluate_squad2
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad import (
     Answer,
     SquadExample,

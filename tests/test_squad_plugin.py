@@ -15,11 +15,11 @@ from fairseq import checkpoint_utils, metrics, tasks
 from omegaconf import OmegaConf
 
 from fairseq_ext.checkpoints import load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.plugin.tasks.squad2 import SquadV2Config
 from fairseq_ext.squad import build_features, load_squad, postprocess_predictions, squad_evaluate
 from fairseq_ext.squad.format import METADATA_FILE, FeatureArrays
-from fairseq_ext.squad.settings import TINY
+from fairseq_ext.squad.settings import DEFAULT, TINY, QASettings
 from fairseq_ext.tokenizer import Gpt2Bpe
 from tests.conftest import REPO, command, shared_path
 from tests.squad_fixtures import TINY_WINDOWS, run_squad_script
@@ -326,3 +326,13 @@ def squad_task_config_only(cfg):
     """A squad2 task for cfg's settings on the GPT-2 dictionary alone (no prepared data needed)."""
     task_cfg = OmegaConf.merge(cfg.task, {"data": str(shared_path("gpt2_bpe"))})
     return tasks.setup_task(task_cfg)
+
+
+@pytest.mark.parametrize("config, declared", [("squad2_base", DEFAULT), ("squad2_tiny", TINY)])
+def test_configs_windows_are_those_of_qa_settings(config, declared):
+    """QASettings declares the windows once: a fine-tuning config states the same values (the task checks
+    them against the prepared data, and the tools prepare with QASettings'), and they fit its model."""
+    task = OmegaConf.load(REPO / "configs" / "finetuning" / f"{config}.yaml").task
+    stated = QASettings.from_object({name: task.get(name) for name in QASettings.names()}, base=declared)
+    assert stated == declared
+    declared.check_fits(task.max_positions)

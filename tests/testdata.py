@@ -46,7 +46,8 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import run_cli
+from fairseq_ext.errors import UserInputError
 
 MIRROR_ENV = "ROBERTA_TEST_DATA_MIRROR"
 DATA_VERSION = "1"  # written to .complete; bump it when a rule below changes, so caches are rebuilt

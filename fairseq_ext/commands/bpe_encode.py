@@ -12,8 +12,9 @@ import argparse
 import os
 import sys
 
-from fairseq_ext.cli import UserInputError, positive_int, run_cli
+from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.corpus.drivers import encode_files, tokenizer_files
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer import Gpt2Bpe, find_tokenizer_dir
 
 
@@ -22,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder-json", help="path to encoder.json (default: $GPT2_BPE_DIR/encoder.json)")
     parser.add_argument("--vocab-bpe", help="path to vocab.bpe (default: $GPT2_BPE_DIR/vocab.bpe)")
-    parser.add_argument("--tokenizer", metavar="DIR",
+    parser.add_argument("--tokenizer", "--gpt2-bpe", dest="tokenizer", metavar="DIR",
                         help="tokenizer directory instead of the two files: GPT-2 BPE, or SentencePiece "
                              "(sentencepiece.bpe.model: writes pieces, as spm_encode does)")
     parser.add_argument("--inputs", nargs="+", default=["-"], help="input files to encode ('-': stdin)")

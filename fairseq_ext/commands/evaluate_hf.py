@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, device_of, run_cli
+from fairseq_ext.cli import device_of, run_cli
+from fairseq_ext.errors import UserInputError
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -15,7 +15,8 @@ import math
 import numbers
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, existing_file, finite_float, run_cli
+from fairseq_ext.cli import existing_file, finite_float, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad import load_squad
 from fairseq_ext.squad.metric import METRICS, evaluate

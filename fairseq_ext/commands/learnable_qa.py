@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from fairseq_ext.cli import UserInputError, run_cli
+from fairseq_ext.cli import run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.learnable import LANGUAGES, contexts, make_dataset
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.cli import existing_file, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputFiles
 
 # validation metrics drawn on a second panel when present: our squad2 task's EM and F1 (not fairseq's

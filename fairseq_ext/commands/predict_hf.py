@@ -12,7 +12,8 @@ import argparse
 import sys
 from typing import Optional, Sequence, TextIO
 
-from fairseq_ext.cli import UserInputError, device_of, run_cli
+from fairseq_ext.cli import device_of, run_cli
+from fairseq_ext.errors import UserInputError
 
 NO_ANSWER = "no answer"
 

@@ -18,12 +18,19 @@ import argparse
 import json
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, device_of, existing_file, positive_int, run_cli
+from fairseq_ext.cli import device_of, existing_file, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
 from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.metric import METRICS
-from fairseq_ext.squad.predict import answer_questions, check_batching, csv_destination, write_predictions
+from fairseq_ext.squad.predict import (
+    add_runtime_arguments,
+    answer_questions,
+    check_batching,
+    csv_destination,
+    write_predictions,
+)
 from fairseq_ext.squad.settings import QASettings
 from fairseq_ext.tokenizer import add_tokenizer_argument, check_record, find_tokenizer_dir, load_tokenizer
 
@@ -39,18 +46,13 @@ def parse_args(argv=None):
                         help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "
                              "(CMRC 2018: Chinese, mixed segmentation)")
     parser.add_argument("--csv", metavar="CSV", help="also write the answers as ID,Answer rows to this file")
-    parser.add_argument("--batch-size", type=positive_int,
-                        help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
-    parser.add_argument("--max-tokens", type=positive_int, metavar="N",
-                        help="at most N tokens per forward pass, counted with the padding to the batch's "
-                             "longest window (windows are grouped by length)")
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_runtime_arguments(parser)
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
     QASettings.add_arguments(parser, default_from="the checkpoint's task settings")
     return parser.parse_args(argv)
 
 
-def load_model(checkpoint: Path, bpe_dir: Path, device: str, fp16: bool):
+def load_model(checkpoint: Path, tokenizer_dir: Path, device: str, fp16: bool):
     """The checkpoint's model in eval mode and its task, whose dictionary is BPE_DIR/dict.txt + <mask>."""
     from fairseq import checkpoint_utils, tasks
     from omegaconf import OmegaConf
@@ -66,13 +68,14 @@ def load_model(checkpoint: Path, bpe_dir: Path, device: str, fp16: bool):
     state["cfg"] = OmegaConf.create(state["cfg"])
     trained_on = state["cfg"].task.get("data")
     if trained_on and Path(trained_on).is_dir():
-        check_record(trained_on, bpe_dir, f"{checkpoint}'s fine-tuning data {trained_on}")
-    state["cfg"].task.data = str(bpe_dir)  # the task only needs dict.txt from it
+        check_record(trained_on, tokenizer_dir, f"{checkpoint}'s fine-tuning data {trained_on}")
+    state["cfg"].task.data = str(tokenizer_dir)  # the task only needs dict.txt from it
     task = tasks.setup_task(state["cfg"].task)
     if info.embedding_rows != len(task.source_dictionary):
         raise UserInputError(f"checkpoint {checkpoint} has {info.embedding_rows} embedding rows but "
-                             f"{bpe_dir / DICTIONARY_FILE} + <mask> gives {len(task.source_dictionary)} "
-                             "symbols: use the dictionary the model was trained with")
+                             f"{tokenizer_dir / DICTIONARY_FILE} + <mask> gives "
+                             f"{len(task.source_dictionary)} symbols: use the dictionary the model was "
+                             "trained with")
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], task=task,
                                                                       state=state)
     model = models[0].eval().to(device)
@@ -95,22 +98,20 @@ def main(argv=None):
     args = parse_args(argv)
     check_batching(args)
     checkpoint = existing_file(args.checkpoint, "checkpoint")
-    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
+    tokenizer_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
     squad = load_squad(args.data, training=False)
     print(f"{args.data}: {squad.summary()}")
     if not squad.examples:
         raise UserInputError(f"{args.data}: no usable questions")
-    output = OutputDirectory(args.out, "predict_squad2", inputs=[checkpoint, args.data, bpe_dir])
-    csv_path = csv_destination(args.csv, output, inputs=[checkpoint, args.data, bpe_dir])
+    output = OutputDirectory(args.out, "predict_squad2", inputs=[checkpoint, args.data, tokenizer_dir])
+    csv_path = csv_destination(args.csv, output, inputs=[checkpoint, args.data, tokenizer_dir])
     device = device_of(args.device)
-    model, task_cfg, task = load_model(checkpoint, bpe_dir, device, args.fp16)
+    model, task_cfg, task = load_model(checkpoint, tokenizer_dir, device, args.fp16)
     settings = QASettings.from_object(args, base=QASettings.from_object(task_cfg))
-    if settings.max_seq_length > model.max_positions():
-        raise UserInputError(f"--max-seq-length {settings.max_seq_length} exceeds the model's "
-                             f"{model.max_positions()} positions")
+    settings.check_fits(model.max_positions(), name="--max-seq-length")
 
     dictionary = task.source_dictionary
-    tokenizer = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
+    tokenizer = load_tokenizer(tokenizer_dir).to_dictionary(dictionary.symbols, dictionary.unk())
     with output.staged() as staging:
         features = build_features(squad.examples, tokenizer, **settings.windows(), progress=True)
         predictions = answer_questions(squad.examples, features, fairseq_forward(model, device), settings,

@@ -24,8 +24,9 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, existing_file, positive_int, run_cli
+from fairseq_ext.cli import existing_file, positive_int, run_cli
 from fairseq_ext.corpus.drivers import binarize_files, tokenizer_files
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
 
@@ -51,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=args.srcdict is None)
-    srcdict = existing_file(args.srcdict or bpe_dir / "dict.txt", "dictionary")
+    tokenizer_dir = find_tokenizer_dir(args.tokenizer, need_dict=args.srcdict is None)
+    srcdict = existing_file(args.srcdict or tokenizer_dir / "dict.txt", "dictionary")
     raw_dir = Path(args.raw_dir)
     if not raw_dir.is_dir():
         raise UserInputError(f"raw directory not found: {raw_dir}")
@@ -63,11 +64,11 @@ def main(argv=None) -> int:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
     read_dictionary(srcdict)  # a malformed line is reported before any work
     output = OutputDirectory(args.destdir, "prepare_corpus",
-                             inputs=[*raw_files.values(), srcdict, *tokenizer_files(bpe_dir)[1:]])
+                             inputs=[*raw_files.values(), srcdict, *tokenizer_files(tokenizer_dir)[1:]])
     with output.staged() as staging:
-        summary = binarize_files(raw_files, staging, bpe_dir, srcdict, keep_empty=args.keep_empty,
+        summary = binarize_files(raw_files, staging, tokenizer_dir, srcdict, keep_empty=args.keep_empty,
                                  workers=args.workers, progress=not args.quiet)
-        write_record(staging, bpe_dir)
+        write_record(staging, tokenizer_dir)
     for split, stats in summary.items():
         percent = 100 * stats["unk"] / max(1, stats["tokens"])
         dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""

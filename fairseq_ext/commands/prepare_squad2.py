@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fairseq_ext.cli import UserInputError, existing_file, run_cli
+from fairseq_ext.cli import existing_file, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import SquadData, build_features, load_squad
 from fairseq_ext.squad.format import (
@@ -103,23 +104,24 @@ def prepare_split(split: str, source: Path, squad: SquadData, tokenizer: Diction
 def main(argv=None):
     args = parse_args(argv)
     settings = QASettings.from_object(args)
-    bpe_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
+    tokenizer_dir = find_tokenizer_dir(args.tokenizer, need_dict=True)
     sources = {split: existing_file(path, f"--{split} file")
                for split, path in (("train", args.train), ("valid", args.valid)) if path}
-    symbols = task_symbols(bpe_dir / DICTIONARY_FILE)
-    tokenizer = load_tokenizer(bpe_dir).to_dictionary(symbols)
+    symbols = task_symbols(tokenizer_dir / DICTIONARY_FILE)
+    tokenizer = load_tokenizer(tokenizer_dir).to_dictionary(symbols)
 
     squads = {split: load_split(split, source) for split, source in sources.items()}
     output = OutputDirectory(args.destdir, "prepare_squad2",
-                             inputs=[*sources.values(), *(bpe_dir / name for name in os.listdir(bpe_dir))])
+                             inputs=[*sources.values(),
+                                     *(tokenizer_dir / name for name in os.listdir(tokenizer_dir))])
     with output.staged() as destdir:
         splits = {split: prepare_split(split, sources[split], squad, tokenizer, settings, destdir)
                   for split, squad in squads.items()}
-        shutil.copyfile(bpe_dir / DICTIONARY_FILE, destdir / DICTIONARY_FILE)
+        shutil.copyfile(tokenizer_dir / DICTIONARY_FILE, destdir / DICTIONARY_FILE)
         if "valid" in sources:
             shutil.copyfile(sources["valid"], examples_file(destdir, "valid"))
         write_metadata(destdir, settings, splits)
-        write_record(destdir, bpe_dir)
+        write_record(destdir, tokenizer_dir)
     print(f"wrote {args.destdir}")
 
 

@@ -12,7 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, existing_file, positive_int, run_cli
+from fairseq_ext.cli import existing_file, positive_int, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import DICTIONARY_FILE, ENV_VAR, read_dictionary
 

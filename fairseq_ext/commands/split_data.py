@@ -16,9 +16,10 @@ import contextlib
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, progress_bar, run_cli
+from fairseq_ext.cli import progress_bar, run_cli
 from fairseq_ext.corpus.reading import expand_inputs
 from fairseq_ext.corpus.split import assign_splits, iter_documents
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 
 ERRORS_HINT = " (fix the file, or pass --errors replace to write U+FFFD instead)"

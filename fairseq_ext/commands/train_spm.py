@@ -16,8 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError, positive_int, progress_bar, run_cli
+from fairseq_ext.cli import positive_int, progress_bar, run_cli
 from fairseq_ext.corpus.reading import expand_inputs, read_line_blocks
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer.spm import (
     COVERAGE_RANGE,

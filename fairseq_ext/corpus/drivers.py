@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from fairseq_ext.cli import UserInputError, progress_bar
+from fairseq_ext.cli import progress_bar
 from fairseq_ext.corpus.encoders import SentencePieceTextEncoder, TextBlockEncoder
 from fairseq_ext.corpus.pool import Task, WorkerPool
 from fairseq_ext.corpus.reading import (
@@ -18,6 +18,7 @@ from fairseq_ext.corpus.reading import (
     read_numbered_blocks,
     zip_line_blocks,
 )
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputFiles
 from fairseq_ext.tokenizer import KINDS, Tokenizer
 from fairseq_ext.tokenizer.dictionary import (

@@ -9,9 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Iterator, Sequence, Union
 
-from fairseq_ext.cli import UserInputError
 from fairseq_ext.corpus.encoders import filter_rows
 from fairseq_ext.corpus.reading import ByteBlock
+from fairseq_ext.errors import UserInputError
 
 # A block's lines of one input: undecoded (one input: the worker decodes them) or decoded (several
 # inputs: the parent aligns their lines).

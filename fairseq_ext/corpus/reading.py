@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 BLOCK_BYTES = 1 << 19
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.cli import existing_file
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.config import HF_ARCHITECTURES, MASKED_LM, SPAN_QA
 from fairseq_ext.export.fairseq_model import CONVERTED_FROM
 

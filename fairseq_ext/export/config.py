@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 MASKED_LM, SPAN_QA, ENCODER = "masked_lm", "span_qa", "encoder"  # what the model computes
 HF_ARCHITECTURES = {MASKED_LM: "RobertaForMaskedLM", SPAN_QA: "RobertaForQuestionAnswering",

@@ -14,11 +14,12 @@ from fairseq.data import Dictionary
 from fairseq.models.roberta import RobertaModel
 
 from fairseq_ext.checkpoints import encoder_state_dict, model_config
-from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.cli import existing_file
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.config import ENCODER, MASKED_LM, PAD_INDEX, SPAN_QA
-from fairseq_ext.export.tokenizer_files import MASK
 from fairseq_ext.plugin.models.roberta_span_qa import RobertaSpanQAModel
 from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer.dictionary import load_roberta_dictionary
 
 SUPPORTED_BPE = (None, "gpt2", "sentencepiece")
 
@@ -59,11 +60,9 @@ def load_dictionary(path: Path) -> Dictionary:
     """The fairseq dictionary as the RoBERTa tasks use it: dict.txt plus <mask>."""
     existing_file(path, "dictionary (dict.txt of the model's training data, see --dict)")
     try:
-        dictionary = Dictionary.load(str(path))
+        return load_roberta_dictionary(path)
     except (ValueError, RuntimeError) as err:
         raise UserInputError(f"cannot read dictionary {path}: {err}") from None
-    dictionary.add_symbol(MASK)
-    return dictionary
 
 
 def dictionary_of(symbols: list[str]) -> Dictionary:

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 
 from fairseq_ext.checkpoints import load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export import tokenizer_files
 from fairseq_ext.export.config import (
     ENCODER,
@@ -119,22 +119,24 @@ def convert_model(kind: str, config, hf_model, vocabulary: ExportVocabulary,
                           squad_settings=settings)
 
 
-def import_model(model_dir: Path, out_dir: Path, bpe_dir: Optional[Path] = None, force: bool = False,
+def import_model(model_dir: Path, out_dir: Path, tokenizer_dir: Optional[Path] = None, force: bool = False,
                  verify: bool = True, tolerance: float = DEFAULT_TOLERANCE) -> ImportReport:
     """Writes ``out_dir`` (model.pt, dict.txt, encoder.json, vocab.bpe) atomically from the HF model in
     ``model_dir`` (fairseq_ext.hf.hub.resolve_model_dir finds a hub id's). A failed verification raises
-    VerificationError and leaves ``out_dir`` untouched. Without ``bpe_dir``, $GPT2_BPE_DIR or gpt2_bpe/,
-    GPT-2's files are rebuilt from the model's own merges (fairseq_ext.tokenizer.gpt2.encoder_from_merges)."""
-    bpe_dir = find_tokenizer_dir(bpe_dir) if bpe_dir is not None else default_tokenizer_dir()
-    output = OutputDirectory(out_dir, "hf_to_fairseq", inputs=[model_dir, bpe_dir], replace=force)
+    VerificationError and leaves ``out_dir`` untouched. Without ``tokenizer_dir``, $GPT2_BPE_DIR or
+    gpt2_bpe/, GPT-2's files are rebuilt from the model's own merges
+    (fairseq_ext.tokenizer.gpt2.encoder_from_merges)."""
+    tokenizer_dir = find_tokenizer_dir(tokenizer_dir) if tokenizer_dir is not None \
+        else default_tokenizer_dir()
+    output = OutputDirectory(out_dir, "hf_to_fairseq", inputs=[model_dir, tokenizer_dir], replace=force)
     kind, config, tokenizer, hf_model = load_hf_model(model_dir)
     with contextlib.ExitStack() as stack:
-        source = str(bpe_dir)
-        if bpe_dir is None:  # no GPT-2 files at hand: the model's own merges are all they hold
-            bpe_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            write_bpe_files(tokenizer_files.tokenizer_merges(tokenizer), bpe_dir)
+        source = str(tokenizer_dir)
+        if tokenizer_dir is None:  # no GPT-2 files at hand: the model's own merges are all they hold
+            tokenizer_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            write_bpe_files(tokenizer_files.tokenizer_merges(tokenizer), tokenizer_dir)
             source = f"GPT-2 BPE files rebuilt from the merges of {model_dir}"
-        files = tokenizer_files.for_directory(bpe_dir)
+        files = tokenizer_files.for_directory(tokenizer_dir)
         vocabulary = files.import_vocabulary(tokenizer)
         if config.vocab_size != len(vocabulary.tokens):
             raise UserInputError(f"the model has {config.vocab_size} embedding rows but its tokenizer "

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.config import ENCODER, MASKED_LM
 from fairseq_ext.export.tokenizer_files import UNK_INDEX, ExportVocabulary
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint, own_dictionary, training_data_dir
-from fairseq_ext.cli import UserInputError, existing_file, finite_number
+from fairseq_ext.cli import existing_file, finite_number
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export import card, tokenizer_files
 from fairseq_ext.export.config import SPAN_QA, check_fairseq_structure, hf_config
 from fairseq_ext.export.fairseq_model import FairseqRoberta, load_dictionary, load_fairseq_roberta
@@ -82,26 +83,27 @@ def load_hf(directory: Path, kind: str):
     return AutoTokenizer.from_pretrained(str(directory)), auto_class.from_pretrained(str(directory)).eval()
 
 
-def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_path: Optional[Path] = None,
-           force: bool = False, verify: bool = True, tolerance: float = DEFAULT_TOLERANCE,
+def export(checkpoint: Path, tokenizer_dir: Optional[Path], out_dir: Path,
+           dictionary_path: Optional[Path] = None, force: bool = False, verify: bool = True,
+           tolerance: float = DEFAULT_TOLERANCE,
            card_options: Optional[CardOptions] = None) -> ExportReport:
     """Writes the HF directory ``out_dir`` as a unit (fairseq_ext.outputs). A failed verification raises
     VerificationError and leaves ``out_dir`` untouched."""
     checkpoint = existing_file(checkpoint, "checkpoint")
     card_options = card_options or CardOptions()
-    bpe_dir = find_tokenizer_dir(bpe_dir)
+    tokenizer_dir = find_tokenizer_dir(tokenizer_dir)
     output = OutputDirectory(out_dir, "fairseq_to_hf", replace=force,
-                             inputs=[checkpoint, bpe_dir, dictionary_path, card_options.eval_results])
+                             inputs=[checkpoint, tokenizer_dir, dictionary_path, card_options.eval_results])
     eval_results = card.read_eval_results(card_options.eval_results) if card_options.eval_results else None
     threshold = null_threshold(card_options.null_threshold, eval_results, card_options.eval_results)
     state = load_checkpoint(checkpoint)
     data = training_data_dir(state)
     if data is not None:
-        check_record(data, bpe_dir, f"{checkpoint}'s training data {data}")
+        check_record(data, tokenizer_dir, f"{checkpoint}'s training data {data}")
     own = own_dictionary(state, checkpoint)
     given = dictionary_path is not None
     if not given:
-        dictionary_path = own or bpe_dir / "dict.txt"
+        dictionary_path = own or tokenizer_dir / "dict.txt"
     dictionary = load_dictionary(dictionary_path)
     roberta = load_fairseq_roberta(state, checkpoint, dictionary)  # checks the size
     if given and own is not None:
@@ -114,7 +116,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
     if eval_results is not None and roberta.kind != SPAN_QA:
         raise UserInputError("--eval-results applies to span-QA checkpoints (task squad2) only")
     check_fairseq_structure(roberta.kind, roberta.model, roberta.args)
-    files = tokenizer_files.for_directory(bpe_dir)
+    files = tokenizer_files.for_directory(tokenizer_dir)
     vocabulary = files.export_vocabulary(dictionary.symbols)
     hf_model = build_hf_model(roberta, vocabulary, files.hf_family)
     config = hf_model.config
@@ -125,7 +127,7 @@ def export(checkpoint: Path, bpe_dir: Optional[Path], out_dir: Path, dictionary_
         files.save_hf(vocabulary, roberta.max_positions, staging)
         verification = None
         if verify:
-            encoder = load_tokenizer(bpe_dir).to_dictionary(dictionary.symbols, dictionary.unk())
+            encoder = load_tokenizer(tokenizer_dir).to_dictionary(dictionary.symbols, dictionary.unk())
             tokenizer, model = load_hf(staging, roberta.kind)
             verification = compare(tokenizer, model, roberta, encoder, vocabulary, tolerance)
             if not verification.ok:

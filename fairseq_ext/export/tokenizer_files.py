@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer import tokenizer_kind
+from fairseq_ext.tokenizer.dictionary import MASK, UNK_INDEX, check_roberta_symbols
+from fairseq_ext.tokenizer.dictionary import SPECIALS as SPECIAL_SYMBOLS  # fairseq indices 0-3 = HF RoBERTa's
 from fairseq_ext.tokenizer.gpt2 import read_merges
 
-SPECIAL_SYMBOLS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary indices 0-3 = HF RoBERTa's
-MASK = "<mask>"
-UNK_INDEX = 3
 FAIRSEQ_FILES = ("dict.txt", "encoder.json", "vocab.bpe")
 HF_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
 
@@ -75,9 +74,7 @@ def read_gpt2_tokens(bpe_dir: Path) -> list[str]:
 def build_export_vocabulary(symbols: Sequence[str], gpt2_tokens: Sequence[str]) -> ExportVocabulary:
     """``symbols``: the dictionary in index order (specials first, ``<mask>`` last); ``gpt2_tokens``: GPT-2's
     token strings in id order (encoder.json)."""
-    if tuple(symbols[:len(SPECIAL_SYMBOLS)]) != SPECIAL_SYMBOLS or symbols[-1] != MASK:
-        raise UserInputError(f"dictionary does not start with {' '.join(SPECIAL_SYMBOLS)} and end with "
-                             f"{MASK} (not a fairseq RoBERTa dictionary)")
+    check_roberta_symbols(symbols)
     tokens, literal_symbols, present = [], [], set()
     for symbol in symbols:
         if symbol.isdigit() and int(symbol) < len(gpt2_tokens):
@@ -218,9 +215,7 @@ class SentencePieceFiles:
         self.directory = directory
 
     def export_vocabulary(self, symbols: Sequence[str]) -> ExportVocabulary:
-        if tuple(symbols[:len(SPECIAL_SYMBOLS)]) != SPECIAL_SYMBOLS or symbols[-1] != MASK:
-            raise UserInputError(f"dictionary does not start with {' '.join(SPECIAL_SYMBOLS)} and end with "
-                                 f"{MASK} (not a fairseq RoBERTa dictionary)")
+        check_roberta_symbols(symbols)
         return ExportVocabulary(tokens=list(symbols), dictionary_size=len(symbols), absent_gpt2_ids=[])
 
     def save_hf(self, vocabulary: ExportVocabulary, max_positions: int, out_dir: Path) -> None:

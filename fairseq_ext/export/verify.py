@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.config import DEFAULT_TOLERANCE, ENCODER, SPAN_QA
 from fairseq_ext.export.fairseq_model import FairseqRoberta
 from fairseq_ext.export.tokenizer_files import ExportVocabulary

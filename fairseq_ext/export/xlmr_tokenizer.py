@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from fairseq_ext.cli import UserInputError
-from fairseq_ext.tokenizer.dictionary import SPECIALS
+from fairseq_ext.errors import UserInputError
+from fairseq_ext.tokenizer.dictionary import MASK, SPECIALS, check_roberta_symbols
 
-MASK = "<mask>"
 UNIGRAM = 1  # sentencepiece's TrainerSpec.ModelType
 # a dictionary symbol that is no piece of the model (fairseq never produces it from text): never chosen
 ABSENT_PIECE_SCORE = -1e4
@@ -46,8 +45,7 @@ def xlmr_tokenizer(model_file: Path, symbols: Sequence[str], max_positions: int)
             or proto.trainer_spec.byte_fallback:
         raise UserInputError(f"{model_file}: XLM-R's tokenizer needs add_dummy_prefix and "
                              "remove_extra_whitespaces on and byte_fallback off")
-    if tuple(symbols[:len(SPECIALS)]) != SPECIALS or symbols[-1] != MASK:
-        raise UserInputError(f"the dictionary does not start with {' '.join(SPECIALS)} and end with {MASK}")
+    check_roberta_symbols(symbols, "the dictionary")
     scores = {piece.piece: piece.score for piece in proto.pieces if piece.type in (1, 4)}  # NORMAL, USER
     missing = [piece for piece in scores if piece not in set(symbols)]
     if missing:

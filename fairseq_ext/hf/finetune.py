@@ -15,12 +15,14 @@ from typing import Optional, Sequence
 
 import torch
 
+from fairseq_ext.checkout import checkout_path
 from fairseq_ext.squad import SquadExample, build_features
-from fairseq_ext.squad.features import PAD, HFTokenizerAdapter
+from fairseq_ext.squad.features import PAD
 from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer.hf_adapter import HFTokenizerAdapter
 
 # the fairseq fine-tuning config whose hyper-parameters finetune_hf.py uses unless told otherwise
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "finetuning" / "squad2_tiny.yaml"
+DEFAULT_CONFIG = checkout_path("configs", "finetuning", "squad2_tiny.yaml")
 
 
 @dataclass
@@ -45,7 +47,7 @@ class TrainingSettings:
         dropout, seed; read, not restated, so that both sides train with the same recipe."""
         import yaml
 
-        from fairseq_ext.cli import UserInputError
+        from fairseq_ext.errors import UserInputError
 
         try:
             config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))

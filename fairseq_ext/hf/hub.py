@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 HUB_FILES = ("config.json", "*.safetensors", "*.json", "merges.txt", "vocab.*", "*.model")
 

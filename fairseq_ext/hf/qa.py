@@ -8,11 +8,12 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, positive_int
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.hf.hub import load_pretrained
-from fairseq_ext.squad import HFTokenizerAdapter, Predictions, SquadExample, build_features
+from fairseq_ext.squad import Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
+from fairseq_ext.tokenizer.hf_adapter import HFTokenizerAdapter
 
 QA_MODEL_TYPES = ("roberta", "xlm-roberta")
 QA_HEAD = "qa_outputs."  # RobertaForQuestionAnswering's span head
@@ -65,9 +66,7 @@ def model_settings(model, options) -> tuple[QASettings, str]:
     source = "option" if given("null_score_diff_threshold") is not None else \
         "model" if "null_score_diff_threshold" in recorded else "default"
     limit = model.config.max_position_embeddings - model.config.pad_token_id - 1
-    if settings.max_seq_length > limit:
-        raise UserInputError(f"max_seq_length {settings.max_seq_length} exceeds the model's {limit} "
-                             "positions (--max-seq-length)")
+    settings.check_fits(limit, hint=" (--max-seq-length)")
     return settings, f"{settings.describe()} (null threshold: {SOURCES[source]})"
 
 
@@ -99,9 +98,4 @@ def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) 
     with ``runtime`` the prediction batch size and device."""
     QASettings.add_arguments(parser, default_from="the model's stored settings, else run_qa's")
     if runtime:
-        parser.add_argument("--batch-size", type=positive_int,
-                            help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
-        parser.add_argument("--max-tokens", type=positive_int, metavar="N",
-                            help="at most N tokens per forward pass, counted with the padding to the batch's "
-                             "longest window (windows are grouped by length)")
-        parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+        shared.add_runtime_arguments(parser)

@@ -22,7 +22,7 @@ import collections
 from functools import cache
 from typing import Mapping, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.data import SquadExample
 
 # The official list. "……" is two characters, so it never equals one character: kept as the script has it.

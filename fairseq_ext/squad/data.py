@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from fairseq_ext.cli import UserInputError, existing_file
+from fairseq_ext.cli import existing_file
+from fairseq_ext.errors import UserInputError
 
 PathLike = Union[str, os.PathLike]
 
@@ -91,13 +92,13 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
     seen_qids = set()
     for article_index, article in enumerate(articles):
         where = f"{source}: article {article_index}"
-        title = _field(article, "title", str, where, default="")
+        title = json_field(article, "title", str, where, default="")
         where += f" ({title!r})" if title else ""
-        for paragraph_index, paragraph in enumerate(_field(article, "paragraphs", list, where)):
+        for paragraph_index, paragraph in enumerate(json_field(article, "paragraphs", list, where)):
             where_paragraph = f"{where} paragraph {paragraph_index}"
-            context = _field(paragraph, "context", str, where_paragraph)
-            for qa_index, qa in enumerate(_field(paragraph, "qas", list, where_paragraph)):
-                qid = _field(qa, "id", str, f"{where_paragraph} question {qa_index}")
+            context = json_field(paragraph, "context", str, where_paragraph)
+            for qa_index, qa in enumerate(json_field(paragraph, "qas", list, where_paragraph)):
+                qid = json_field(qa, "id", str, f"{where_paragraph} question {qa_index}")
                 where_qa = f"{where_paragraph} question {qid}"
                 if qid in seen_qids:
                     raise UserInputError(f"{where_qa}: duplicate question id")
@@ -117,16 +118,16 @@ def parse_articles(articles: list, align_answers: bool = True, source: str = "SQ
 
 
 def _parse_question(qa: dict, qid: str, title: str, context: str, where: str) -> SquadExample:
-    question = _field(qa, "question", str, where)
+    question = json_field(qa, "question", str, where)
     if "answers" not in qa and not qa.get("is_impossible", False):
         return SquadExample(qid=qid, title=title, context=context, question=question, answers=[],
                             is_impossible=False, labelled=False)
     answers = []
-    for answer_index, answer in enumerate(_field(qa, "answers", list, where)):
+    for answer_index, answer in enumerate(json_field(qa, "answers", list, where)):
         where_answer = f"{where} answer {answer_index}"
-        answers.append(Answer(text=_field(answer, "text", str, where_answer),
-                              start=_field(answer, "answer_start", int, where_answer)))
-    is_impossible = _field(qa, "is_impossible", bool, where, default=not answers)
+        answers.append(Answer(text=json_field(answer, "text", str, where_answer),
+                              start=json_field(answer, "answer_start", int, where_answer)))
+    is_impossible = json_field(qa, "is_impossible", bool, where, default=not answers)
     if is_impossible == bool(answers):
         raise UserInputError(f"{where}: is_impossible={is_impossible} but {len(answers)} answers given")
     return SquadExample(qid=qid, title=title, context=context, question=question, answers=answers,
@@ -168,8 +169,10 @@ def _nearest_occurrence(context: str, text: str, start: int):
 _MISSING = object()
 
 
-def _field(item: Any, name: str, kind: Union[type, tuple[type, ...]], where: str,
-           default: Any = _MISSING) -> Any:
+def json_field(item: Any, name: str, kind: Union[type, tuple[type, ...]], where: str,
+               default: Any = _MISSING) -> Any:
+    """``item[name]`` of a JSON object read from a data file, checked to be of ``kind``: a missing field
+    (without ``default``) or one of another type is a UserInputError that says ``where`` it is."""
     if not isinstance(item, dict):
         raise UserInputError(f"{where}: expected a JSON object, got {type(item).__name__}")
     value = item.get(name, default)

@@ -4,7 +4,7 @@ Same windows and labels as transformers' run_qa ``prepare_train_features`` (fast
 ``truncation="only_second"``, ``stride=doc_stride``), computed from one tokenization per context.
 A tokenizer is any object with ``encode_with_offsets(text) -> (ids, offsets)`` giving model ids and
 character spans with leading whitespace trimmed: fairseq_ext.tokenizer.DictionaryTokenizer on the
-fairseq side, HFTokenizerAdapter on the Hugging Face side.
+fairseq side, fairseq_ext.tokenizer.hf_adapter.HFTokenizerAdapter on the Hugging Face side.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.data import SquadExample
-from fairseq_ext.tokenizer.gpt2 import trim_leading_space
-from fairseq_ext.tokenizer.spm import METASPACE, place_lone_metaspace
+from fairseq_ext.squad.settings import DEFAULT
+from fairseq_ext.tokenizer.hf_adapter import HFTokenizerAdapter  # noqa: F401  (also importable from here)
 
 BOS, PAD, EOS = 0, 1, 2  # RoBERTa's <s>, <pad>, </s>: the same indices in fairseq and HF
 # <s> question </s></s> context </s>
@@ -53,8 +52,8 @@ class _TokenizedContext:
                    ends=np.array([o[1] for o in offsets], dtype=np.int64))
 
 
-def build_features(examples: Sequence[SquadExample], tokenizer, max_seq_length: int = 384,
-                   doc_stride: int = 128, max_query_length: int = 64,
+def build_features(examples: Sequence[SquadExample], tokenizer, max_seq_length: int = DEFAULT.max_seq_length,
+                   doc_stride: int = DEFAULT.doc_stride, max_query_length: int = DEFAULT.max_query_length,
                    progress: bool = False) -> list[QAFeature]:
     """Features of all examples in order; every example gets at least one window.
 
@@ -141,34 +140,3 @@ def _windows(example_index: int, question_ids: list[int], context: _TokenizedCon
         if window_end == n_tokens:
             return features
         window_start += window - doc_stride
-
-
-class HFTokenizerAdapter:
-    """A transformers fast tokenizer whose ids are the model's (fairseq dictionary) indices, seen as a
-    build_features tokenizer: the same ids and offsets as DictionaryTokenizer for the same vocabulary.
-
-    Offsets come from the tokenizer's backend without its post-processor, then get the same leading-space
-    trimming as fairseq_ext.tokenizer.gpt2 (RobertaProcessing's own trimming differs on whitespace-only
-    tokens) and, for a SentencePiece (XLM-R) tokenizer, the same placement of lone ``▁`` pieces as
-    fairseq_ext.tokenizer.spm.
-    """
-
-    def __init__(self, tokenizer):
-        if not getattr(tokenizer, "is_fast", False):
-            raise UserInputError(f"{type(tokenizer).__name__} is not a fast tokenizer (offsets need one)")
-        self.tokenizer = tokenizer
-        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        self.backend.post_processor = None
-
-    @staticmethod
-    def _offsets(text: str, encoding) -> list[tuple[int, int]]:
-        offsets = trim_leading_space(text, encoding.offsets)
-        return place_lone_metaspace(offsets, [token == METASPACE for token in encoding.tokens])
-
-    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        encoding = self.backend.encode(text, add_special_tokens=False)
-        return encoding.ids, self._offsets(text, encoding)
-
-    def encode_batch_with_offsets(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        encodings = self.backend.encode_batch(texts, add_special_tokens=False)
-        return [(encoding.ids, self._offsets(text, encoding)) for text, encoding in zip(texts, encodings)]

@@ -19,20 +19,19 @@ import numpy as np
 
 from fairseq_ext.squad.features import QAFeature
 from fairseq_ext.squad.settings import QASettings
-from fairseq_ext.tokenizer import DICTIONARY_FILE, read_dictionary
+from fairseq_ext.tokenizer import DICTIONARY_FILE
+from fairseq_ext.tokenizer.dictionary import MASK, roberta_symbols
 
 METADATA_FILE = "squad2_features.json"
 __all__ = ["DICTIONARY_FILE", "MASK", "METADATA_FILE", "FeatureArrays", "check_window_settings",
            "examples_file", "features_file", "read_metadata", "task_symbols", "write_metadata"]
-MASK = "<mask>"
 NO_OFFSET = -1  # token_offsets of question and special tokens (None in QAFeature)
 
 
 def task_symbols(dict_path) -> list[str]:
-    """The squad2 task's dictionary (SquadV2Task.load_dictionary): dict.txt plus ``<mask>``, as fairseq's
-    masked_lm adds it, so that embedding sizes match the pretrained model."""
-    symbols = read_dictionary(dict_path)
-    return symbols if MASK in symbols else symbols + [MASK]
+    """The squad2 task's dictionary (SquadV2Task.load_dictionary): the RoBERTa dictionary of dict.txt
+    (tokenizer.dictionary.roberta_symbols)."""
+    return roberta_symbols(dict_path)
 
 
 def features_file(data_dir, split: str) -> Path:

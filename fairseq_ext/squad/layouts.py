@@ -19,8 +19,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from fairseq_ext.cli import UserInputError, existing_file
-from fairseq_ext.squad.data import PathLike, _field, parse_articles
+from fairseq_ext.cli import existing_file
+from fairseq_ext.errors import UserInputError
+from fairseq_ext.squad.data import PathLike, json_field, parse_articles
 
 FORMATS = ("squad", "cmrc", "hw7")
 
@@ -68,8 +69,8 @@ def _from_squad(dataset: Any, source: str) -> Conversion:
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise UserInputError(f"{source}: not a SQuAD file (expected an object with a 'data' list); "
                              f"try --format {'cmrc' if isinstance(dataset, list) else 'hw7'}")
-    qas = [qa for article in dataset["data"] for paragraph in _field(article, "paragraphs", list, source)
-           for qa in _field(paragraph, "qas", list, source)]
+    qas = [qa for article in dataset["data"] for paragraph in json_field(article, "paragraphs", list, source)
+           for qa in json_field(paragraph, "qas", list, source)]
     return Conversion(squad=dataset, questions=len(qas),
                       unlabelled=sum(isinstance(qa, dict) and "answers" not in qa for qa in qas))
 
@@ -81,19 +82,19 @@ def _from_cmrc(dataset: Any, source: str) -> Conversion:
     conversion = Conversion(squad={"version": "v1.1", "data": []})
     for index, item in enumerate(dataset):
         where = f"{source}: item {index}"
-        context = _field(item, "context_text", str, where)
-        context_id = str(_field(item, "context_id", (str, int), where, default=index))
+        context = json_field(item, "context_text", str, where)
+        context_id = str(json_field(item, "context_id", (str, int), where, default=index))
         paragraph = {"id": context_id, "context": context, "qas": []}
-        for qa in _field(item, "qas", list, where):
-            qid = str(_field(qa, "query_id", (str, int), where))
-            question = {"id": qid, "question": _field(qa, "query_text", str, f"{where} question {qid}")}
+        for qa in json_field(item, "qas", list, where):
+            qid = str(json_field(qa, "query_id", (str, int), where))
+            question = {"id": qid, "question": json_field(qa, "query_text", str, f"{where} question {qid}")}
             conversion.questions += 1
             if "answers" not in qa:
                 conversion.unlabelled += 1
                 paragraph["qas"].append(question)
                 continue
             question["answers"] = []
-            answers = _field(qa, "answers", list, f"{where} question {qid}")
+            answers = json_field(qa, "answers", list, f"{where} question {qid}")
             if not answers:  # CMRC has no unanswerable questions: nothing to score it against
                 conversion.questions -= 1
                 conversion.dropped_questions.append(qid)
@@ -107,7 +108,7 @@ def _from_cmrc(dataset: Any, source: str) -> Conversion:
                     conversion.unlocated_answers.append((qid, answer))
                 question["answers"].append({"text": answer, "answer_start": start})
             paragraph["qas"].append(question)
-        conversion.squad["data"].append({"title": str(_field(item, "title", str, where, default=context_id)),
+        conversion.squad["data"].append({"title": str(json_field(item, "title", str, where, default=context_id)),
                                          "paragraphs": [paragraph]})
     return conversion
 
@@ -116,24 +117,24 @@ def _from_hw7(dataset: Any, source: str) -> Conversion:
     if not isinstance(dataset, dict) or "questions" not in dataset or "paragraphs" not in dataset:
         raise UserInputError(f"{source}: not the HW7 layout (expected an object with 'questions' and "
                              "'paragraphs')")
-    paragraphs = _field(dataset, "paragraphs", list, source)
+    paragraphs = json_field(dataset, "paragraphs", list, source)
     conversion = Conversion(squad={"version": "v1.1", "data": []})
     previous_paragraph = None
-    for index, qa in enumerate(_field(dataset, "questions", list, source)):
+    for index, qa in enumerate(json_field(dataset, "questions", list, source)):
         where = f"{source}: question {index}"
-        qid = str(_field(qa, "id", (str, int), where))
-        paragraph_id = _field(qa, "paragraph_id", int, where)
+        qid = str(json_field(qa, "id", (str, int), where))
+        paragraph_id = json_field(qa, "paragraph_id", int, where)
         if not 0 <= paragraph_id < len(paragraphs) or not isinstance(paragraphs[paragraph_id], str):
             raise UserInputError(f"{where}: paragraph_id {paragraph_id} is not one of the "
                                  f"{len(paragraphs)} paragraphs")
-        question = {"id": qid, "question": _field(qa, "question_text", str, where)}
+        question = {"id": qid, "question": json_field(qa, "question_text", str, where)}
         answer_text = qa.get("answer_text")
         if answer_text is None:  # a test question
             conversion.unlabelled += 1
         else:
             # the reader repairs a misaligned answer_start (answer_end is implied by the text's length)
-            question["answers"] = [{"text": _field(qa, "answer_text", str, where),
-                                    "answer_start": _field(qa, "answer_start", int, where)}]
+            question["answers"] = [{"text": json_field(qa, "answer_text", str, where),
+                                    "answer_start": json_field(qa, "answer_start", int, where)}]
         # question order is kept (a CSV of answers follows it): consecutive questions on one paragraph
         # share an article
         if paragraph_id != previous_paragraph:

@@ -10,7 +10,7 @@ import string
 import warnings
 from typing import Mapping, Optional, Sequence, Union
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.data import SquadData, SquadExample, parse_articles
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

@@ -10,6 +10,7 @@ import numpy as np
 
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import QAFeature
+from fairseq_ext.squad.settings import DEFAULT
 
 
 @dataclass
@@ -20,9 +21,11 @@ class Predictions:
 
 
 def postprocess_predictions(examples: Sequence[SquadExample], features: Sequence[QAFeature],
-                            start_logits, end_logits, version_2_with_negative: bool, n_best_size: int = 20,
-                            max_answer_length: int = 30,
-                            null_score_diff_threshold: float = 0.0) -> Predictions:
+                            start_logits, end_logits, version_2_with_negative: bool,
+                            n_best_size: int = DEFAULT.n_best_size,
+                            max_answer_length: int = DEFAULT.max_answer_length,
+                            null_score_diff_threshold: float = DEFAULT.null_score_diff_threshold
+                            ) -> Predictions:
     """Answers per example from the logits of its windows (``start_logits[i]`` belongs to ``features[i]``).
 
     Candidates: the ``n_best_size`` highest start and end logits of each window, spans of context tokens

@@ -4,13 +4,15 @@ post-processing -> files. No torch here: the caller's ``forward`` runs its model
 
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.cli import positive_int
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory, OutputFiles, PathLike, json_text
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.features import PAD, QAFeature
@@ -21,6 +23,17 @@ from fairseq_ext.squad.settings import QASettings
 # forward(tokens) -> (start logits, end logits): tokens int64 (batch, length) right-padded with PAD;
 # the logits float32 numpy arrays of the same shape.
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size``, ``--max-tokens``, ``--device``: how the windows go through the model, on both
+    sides (batching: check_batching; the device: fairseq_ext.cli.device_of)."""
+    parser.add_argument("--batch-size", type=positive_int,
+                        help="windows per forward pass (default: 32 without --max-tokens, else no limit)")
+    parser.add_argument("--max-tokens", type=positive_int, metavar="N",
+                        help="at most N tokens per forward pass, counted with the padding to the batch's "
+                             "longest window (windows are grouped by length)")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+
 PREDICTION_FILES = ("predictions.json", "nbest_predictions.json", "null_odds.json", "eval_results.json")
 
 

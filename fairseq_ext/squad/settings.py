@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from fairseq_ext.cli import finite_float, finite_number
+from fairseq_ext.errors import UserInputError
 
 
 def _setting(default, help: str):
@@ -48,6 +49,14 @@ class QASettings:
             value = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
             values[name] = getattr(base, name) if value is None else value
         return cls(**values)
+
+    def check_fits(self, positions: int, name: str = "max_seq_length", hint: str = "") -> None:
+        """The one rule that a window fits the model: ``max_seq_length`` tokens need no more than the
+        model's ``positions``; else a UserInputError saying ``name`` (the option or key the user gave)
+        and ``hint``."""
+        if self.max_seq_length > positions:
+            raise UserInputError(f"{name} {self.max_seq_length} exceeds the model's {positions} "
+                                 f"positions{hint}")
 
     def windows(self) -> dict[str, int]:
         """Keyword arguments of squad.build_features."""

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.checkout import checkout_path
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import (
     DICTIONARY_FILE,
     DictionaryTokenizer,
@@ -25,7 +26,7 @@ from fairseq_ext.tokenizer.spm import SentencePiece
 
 KINDS: tuple[type[Tokenizer], ...] = (Gpt2Bpe, SentencePiece)
 ENV_VAR = "GPT2_BPE_DIR"
-REPO_DIR = Path(__file__).resolve().parents[2] / "gpt2_bpe"  # where `make gpt2-bpe` puts the files
+REPO_DIR = checkout_path("gpt2_bpe")  # where `make gpt2-bpe` puts the files
 FETCH_HINT = ("scripts/get_gpt2_bpe.sh DIR fetches the official GPT-2 BPE files; scripts/train_spm.py "
               "trains a SentencePiece model")
 RECORD_FILE = "tokenizer.json"  # in a data directory: the tokenizer that made it

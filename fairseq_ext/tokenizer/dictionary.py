@@ -1,18 +1,21 @@
 """fairseq ``dict.txt`` read as ``fairseq.data.Dictionary.load`` reads it and written as
-``Dictionary.save`` writes it, without fairseq."""
+``Dictionary.save`` writes it, without fairseq; and the RoBERTa dictionary, declared once: the specials
+(indices 0-3), the file's symbols, then ``<mask>``, which fairseq's masked_lm task (and so every RoBERTa
+checkpoint, and our squad2 task) appends to dict.txt."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import PathLike
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # indices 0-3, before the file's symbols
 UNK_INDEX = 3
 EOS_INDEX = 2
 OVERWRITE = "#fairseq:overwrite"
+MASK = "<mask>"  # the last symbol of a RoBERTa dictionary, not in dict.txt
 
 
 def read_dictionary_entries(path: PathLike) -> list[tuple[str, int]]:
@@ -73,3 +76,29 @@ def write_dictionary(entries: Sequence[tuple[str, int]], path: PathLike) -> None
     ``#fairseq:overwrite`` line is saved as a plain duplicate, as fairseq-preprocess saves it)."""
     with open(path, "w", encoding="utf-8") as stream:
         stream.writelines(f"{symbol} {count}\n" for symbol, count in entries)
+
+
+def roberta_symbols(path: PathLike) -> list[str]:
+    """The symbols of the RoBERTa dictionary of ``path`` (a dict.txt), in index order: specials, the
+    file's symbols, ``<mask>`` (not added again if the file has it)."""
+    symbols = read_dictionary(path)
+    return symbols if MASK in symbols else symbols + [MASK]
+
+
+def load_roberta_dictionary(path: PathLike):
+    """The same as a ``fairseq.data.Dictionary`` (fairseq imported here, by the fairseq side only):
+    ``Dictionary.load`` and ``add_symbol("<mask>")``, as fairseq's masked_lm task builds it, so that
+    embedding sizes match the pretrained model. fairseq's own errors (ValueError, RuntimeError) pass."""
+    from fairseq.data import Dictionary
+
+    dictionary = Dictionary.load(str(path))
+    dictionary.add_symbol(MASK)
+    return dictionary
+
+
+def check_roberta_symbols(symbols: Sequence[str], what: str = "dictionary") -> None:
+    """``symbols`` (a dictionary in index order) must have a RoBERTa dictionary's shape: the specials
+    first, ``<mask>`` last; else a UserInputError naming ``what``."""
+    if tuple(symbols[:len(SPECIALS)]) != SPECIALS or symbols[-1] != MASK:
+        raise UserInputError(f"{what} does not start with {' '.join(SPECIALS)} and end with {MASK} (not a "
+                             "fairseq RoBERTa dictionary)")

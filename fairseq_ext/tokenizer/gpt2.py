@@ -10,7 +10,7 @@ import regex
 from tokenizers import Encoding, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import PathLike, Tokenizer
 
 BPE_FILES = ("encoder.json", "vocab.bpe")

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer.base import DICTIONARY_FILE, PathLike, Tokenizer
 from fairseq_ext.tokenizer.gpt2 import trim_leading_space
 

@@ -2,8 +2,8 @@
 
 A run has one of these topologies (:func:`detect_topology`):
   - one process;
-  - ``--nproc-per-node N`` with no launcher around: scripts/launch_train.py starts N local processes itself,
-    after the pre-flight checks;
+  - ``--nproc-per-node N`` with no launcher around: our launcher (fairseq_ext.training.launch) starts N local
+    processes itself, after the pre-flight checks;
   - torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``): this process is
     one rank;
   - srun with several tasks (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, the step's node list):
@@ -28,7 +28,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 # the distributed_training.* settings the launcher derives from the topology
 LAUNCHER_KEYS = ("distributed_world_size", "distributed_rank", "device_id", "distributed_init_method",
@@ -166,9 +166,20 @@ def batch_plan(cfg, world_size: int, global_batch: Optional[int]) -> tuple[list[
             f"{world_size} processes x update_freq {update_freq}")
 
 
+def apply_compat_patches() -> None:
+    """What fairseq training needs under torch >= 2.6, applied explicitly: the weights-only allow-list for
+    checkpoints of every fairseq vintage (importing fairseq_ext.checkpoints registers it) and
+    :func:`trust_rank0_broadcasts`. The launcher calls it in every training process
+    (fairseq_ext.training.preemption.run_fairseq_hydra_train); fairseq_ext's ``--user-dir`` import calls it
+    under a plain fairseq-hydra-train. Idempotent."""
+    import fairseq_ext.checkpoints  # noqa: F401  (the allow-list)
+
+    trust_rank0_broadcasts()
+
+
 def trust_rank0_broadcasts() -> None:
     """Makes fairseq's object broadcast (checkpoint state from rank 0 to the other ranks) unpickle what
-    rank 0 sent without torch's weights-only restriction. Called when the plugin registers."""
+    rank 0 sent without torch's weights-only restriction (see :func:`apply_compat_patches`)."""
     import torch
 
     if torch.__version__ < "2.6":  # torch.load is not weights-only by default: nothing to do

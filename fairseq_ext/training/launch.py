@@ -1,8 +1,9 @@
 """Checks a fairseq training run before it starts, then runs fairseq-hydra-train on it, in one process or
 data-parallel in several.
 
-    python scripts/launch_train.py --config NAME --data DIR --save-dir DIR [--restore CKPT]
-        [--nproc-per-node N] [--global-batch SEQUENCES] [KEY=VALUE ...]
+    scripts/pretrain.sh | scripts/finetune_squad2.sh | roberta-train | python -m fairseq_ext.training.launch
+        --config NAME --data DIR --save-dir DIR [--restore CKPT] [--nproc-per-node N]
+        [--global-batch SEQUENCES] [KEY=VALUE ...]
 
 The config is composed exactly as fairseq-hydra-train composes it (YAML + overrides) and checked once,
 before any training process starts (see fairseq_ext.training.preflight). The processes are this one, N
@@ -12,8 +13,9 @@ A run whose save dir already holds checkpoint_last.pt resumes from it (the --res
 seeds a fresh run), so an interrupted job continues when the same command is run again; once the run
 has reached max_update, running it again reports that and does nothing. SIGUSR1 or SIGTERM during training
 saves checkpoint_last.pt after the update in progress and exits 75 (fairseq_ext.training.preemption).
-Used by scripts/pretrain.sh (masked LM) and scripts/finetune_squad2.sh (SQuAD v2): the checks follow the
-config's task.
+scripts/pretrain.sh (masked LM, configs/pretraining) and scripts/finetune_squad2.sh (SQuAD v2,
+configs/finetuning) run this module; the checks follow the config's task. Its messages are those of the
+launcher, ``launch_train``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import UserInputError, positive_int
+from fairseq_ext.checkout import checkout_path
+from fairseq_ext.cli import positive_int, run_cli
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed
 from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq_hydra_train
 from fairseq_ext.training.preflight import (
@@ -43,12 +47,12 @@ from fairseq_ext.training.preflight import (
     resolve_config,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+PROG = "launch_train.py"  # the name in the launcher's error lines, whichever way it was started
 
 
 def parse_args(argv: Optional[Sequence[str]]):
     parser = argparse.ArgumentParser(
-        prog="launch_train.py",
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
         epilog="Any KEY=VALUE argument is a hydra override passed on to fairseq-hydra-train "
         "(e.g. optimization.max_update=2000 dataset.batch_size=16 hydra.run.dir=DIR). Under torchrun or "
@@ -56,7 +60,7 @@ def parse_args(argv: Optional[Sequence[str]]):
     )
     parser.add_argument("--config", required=True,
                         help="config name in --config-dir (without .yaml), or the path of a YAML file")
-    parser.add_argument("--config-dir", default=str(REPO / "configs" / "pretraining"),
+    parser.add_argument("--config-dir", default=str(checkout_path("configs", "pretraining")),
                         help="directory of the hydra configs (default: configs/pretraining)")
     parser.add_argument("--data", required=True, help="binarized data directory (task.data)")
     parser.add_argument("--save-dir", required=True, help="checkpoint directory (checkpoint.save_dir)")
@@ -203,3 +207,12 @@ def run_rank(topology, on_cpu: bool, config_dir: Path, config_name: str, hydra_a
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return status
+
+
+def cli() -> None:
+    """The ``roberta-train`` command."""
+    run_cli(main, prog=PROG)
+
+
+if __name__ == "__main__":  # scripts/pretrain.sh and scripts/finetune_squad2.sh
+    cli()

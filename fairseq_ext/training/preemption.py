@@ -22,7 +22,7 @@ and ``fairseq.checkpoint_utils.save_checkpoint`` are wrapped, and checkpoint_uti
 subclass whose ``copy`` renames into place (:func:`install`). fairseq's files are not modified.
 
 Run as ``python -m fairseq_ext.training.preemption CONFIG_DIR CONFIG_NAME HYDRA_ARGS`` it is one rank of
-the local data-parallel processes scripts/launch_train.py starts.
+the local data-parallel processes the launcher (fairseq_ext.training.launch) starts.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 
 PREEMPTED = 75  # the exit status of a run stopped by a signal after saving (sysexits' EX_TEMPFAIL)
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -66,12 +66,15 @@ def _request_stop(signum, frame) -> None:
 
 def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[str]) -> int:
     """fairseq-hydra-train in this process, stoppable by SIGUSR1/SIGTERM: 0 when training ended, PREEMPTED
-    when a signal stopped it after saving checkpoint_last.pt. The checkpoint allow-list registered by
-    fairseq_ext.checkpoints stays in force for its torch.load."""
+    when a signal stopped it after saving checkpoint_last.pt. Every training process of the launcher comes
+    here, so this is where the compatibility patches are applied (distributed.apply_compat_patches: the
+    checkpoint allow-list for fairseq's torch.load, trusted rank-0 broadcasts)."""
     from fairseq_cli.hydra_train import cli_main
 
     import fairseq_ext.plugin  # noqa: F401  (registered before fairseq imports --user-dir, which is then a no-op)
+    from fairseq_ext.training.distributed import apply_compat_patches
 
+    apply_compat_patches()
     install()
     _State.requested = _State.stopped_at = _State.saved_update = None
     _State.reports = True
@@ -208,7 +211,8 @@ def _without_retry_tracebacks(record: logging.LogRecord) -> bool:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """One rank of the local processes of scripts/launch_train.py: ``CONFIG_DIR CONFIG_NAME HYDRA_ARGS``."""
+    """One rank of the local processes the launcher (fairseq_ext.training.launch) starts: ``CONFIG_DIR
+    CONFIG_NAME HYDRA_ARGS``."""
     config_dir, config_name, *overrides = sys.argv[1:] if argv is None else argv
     return run_fairseq_hydra_train(Path(config_dir), config_name, overrides)
 

@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import check_writable_directory, write_text_file
 
 RESET_FLAGS = ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")

@@ -20,12 +20,12 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import MISSING
 
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.plugin.criterions.span_qa import SpanQACriterion
 from fairseq_ext.plugin.tasks.squad2_dataset import SquadFeatureDataset
 from fairseq_ext.squad import load_squad, postprocess_predictions
 from fairseq_ext.squad.format import (
     DICTIONARY_FILE,
-    MASK,
     METADATA_FILE,
     FeatureArrays,
     check_window_settings,
@@ -34,6 +34,7 @@ from fairseq_ext.squad.format import (
 )
 from fairseq_ext.squad.metric import METRICS, evaluate, headline
 from fairseq_ext.squad.settings import DEFAULT, QASettings
+from fairseq_ext.tokenizer.dictionary import load_roberta_dictionary
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +76,7 @@ class SquadV2Task(FairseqTask):
     @classmethod
     def load_dictionary(cls, filename):
         """dict.txt plus ``<mask>``, like fairseq's masked_lm: embedding sizes match the pretrained model."""
-        dictionary = Dictionary.load(str(filename))
-        dictionary.add_symbol(MASK)
-        return dictionary
+        return load_roberta_dictionary(filename)
 
     @classmethod
     def setup_task(cls, cfg: SquadV2Config, **kwargs):
@@ -85,9 +84,10 @@ class SquadV2Task(FairseqTask):
         if not dict_path.is_file():
             raise FileNotFoundError(f"squad2 task: {dict_path} not found (task.data should be a directory "
                                     "made by scripts/prepare_squad2.py)")
-        if cfg.max_seq_length > cfg.max_positions:
-            raise ValueError(f"squad2 task: max_seq_length {cfg.max_seq_length} exceeds the model's "
-                             f"max_positions {cfg.max_positions}")
+        try:
+            QASettings.from_object(cfg).check_fits(cfg.max_positions, hint=" (task.max_positions)")
+        except UserInputError as err:
+            raise ValueError(f"squad2 task: {err}") from None
         if (Path(cfg.data) / METADATA_FILE).is_file():  # absent when only predicting (task.data = a BPE dir)
             check_window_settings(cfg.data, QASettings.from_object(cfg))
         dictionary = cls.load_dictionary(dict_path)
