@@ -108,8 +108,8 @@ def _from_cmrc(dataset: Any, source: str) -> Conversion:
                     conversion.unlocated_answers.append((qid, answer))
                 question["answers"].append({"text": answer, "answer_start": start})
             paragraph["qas"].append(question)
-        conversion.squad["data"].append({"title": str(json_field(item, "title", str, where, default=context_id)),
-                                         "paragraphs": [paragraph]})
+        title = str(json_field(item, "title", str, where, default=context_id))
+        conversion.squad["data"].append({"title": title, "paragraphs": [paragraph]})
     return conversion
 
 
