@@ -47,6 +47,7 @@ from typing import Callable, Optional, Sequence
 
 from fairseq_ext.cli import run_cli
 from fairseq_ext.errors import UserInputError
+from fairseq_ext.squad.learnable import kind_scores
 from fairseq_ext.squad.settings import TINY
 from fairseq_ext.tokenizer import find_tokenizer_dir
 
@@ -395,6 +396,13 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
           f"{fit.get('NoAns_total', 0) * 100 / fit['total']:.1f})")
     print(f"\n  fairseq vs transformers: {same}/{total} questions answered identically, exact match gap "
           f"{gaps['exact']:.2f}, F1 gap {gaps['f1']:.2f} -> {'agree' if agree else 'DISAGREE'}")
+    kinds = None
+    if inputs.learnable:  # which questions the fine-tuned model answers: those the name decides too?
+        kinds = kind_scores(read_json(inputs.squad_dev), answers["fairseq"],
+                            "zh" if inputs.metric == "cmrc" else "en")
+        print("\n  fairseq's dev answers by kind of question (exact match):")
+        for kind, score in kinds.items():
+            print(f"    {kind:<70}{score['questions']:>5}{score['exact']:>8.1f}")
     compared = parity(demo, inputs.metric, seeds) if seeds > 1 else None
     if compared is not None:
         print(f"\n  fine-tuning, {seeds} seeds each, from the same pretrained checkpoint (dev F1):")
@@ -426,6 +434,7 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
         "metrics": metrics,
         "no_answer_baseline_exact": baseline,
         "fine_tuning_questions": fit,
+        "dev_by_kind": kinds,
         "agreement": {"identical": same, "questions": total, "differing_ids": differing, "gaps": gaps,
                       "agree": agree},
         "parity": compared,

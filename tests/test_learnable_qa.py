@@ -12,7 +12,7 @@ import pytest
 
 from fairseq_ext.commands import learnable_qa
 from fairseq_ext.squad import load_squad
-from fairseq_ext.squad.learnable import CHINESE, ENGLISH
+from fairseq_ext.squad.learnable import CHINESE, ENGLISH, KINDS, kind_scores, make_dataset, question_kinds
 from tests.conftest import REPO
 
 
@@ -76,3 +76,20 @@ def test_bad_sizes_are_one_line_errors(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--facts must be at most 4" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_question_has_its_kind(lang):
+    """question_kinds reads back which questions the name decides; kind_scores scores answers by kind."""
+    _, dev = make_dataset(lang, 30, 600, seed=5)
+    qas = {qa["id"]: qa for paragraph in dev["data"][0]["paragraphs"] for qa in paragraph["qas"]}
+    kinds = question_kinds(dev, lang)
+    assert kinds.keys() == qas.keys() and set(kinds.values()) == set(KINDS)  # every kind occurs
+    for qid, kind in kinds.items():
+        assert kind.startswith("unanswerable") == qas[qid]["is_impossible"]
+    gold = {qid: qa["answers"][0]["text"] if qa["answers"] else "" for qid, qa in qas.items()}
+    assert all(s["exact"] == 100.0 for s in kind_scores(dev, gold, lang).values())
+    silent = kind_scores(dev, {}, lang)  # "no answer" to everything
+    assert list(silent) == list(KINDS)
+    assert [s["exact"] for s in silent.values()] == [0.0, 0.0, 100.0, 100.0, 100.0]
+    assert sum(s["questions"] for s in silent.values()) == len(qas)

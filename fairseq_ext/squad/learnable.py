@@ -9,6 +9,7 @@ Deterministic given the seed. English (GPT-2 BPE path) and Chinese (SentencePiec
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -276,3 +277,68 @@ def make_dataset(
 
 def contexts(squad: dict) -> list[str]:
     return [paragraph["context"] for article in squad["data"] for paragraph in article["paragraphs"]]
+
+
+KINDS = (
+    "answerable, attribute stated for one person",
+    "answerable, attribute stated for several persons (the name decides)",
+    "unanswerable, attribute stated for nobody",
+    "unanswerable, absent person",
+    "unanswerable, attribute stated only for another person",
+)
+
+
+def _pattern(template: str) -> re.Pattern:
+    pattern = re.escape(template).replace(r"\{name\}", "(?P<name>.+?)")
+    return re.compile(pattern.replace(r"\{value\}", "(?P<value>.+?)") + "$")
+
+
+def _first_match(patterns: list, text: str) -> tuple[int, re.Match]:
+    return next((index, match) for index, match in ((i, p.match(text)) for i, p in patterns) if match)
+
+
+def question_kinds(squad: dict, language: str = "en") -> dict[str, str]:
+    """qid -> its kind (one of KINDS), read back from the context's sentences and the question's wording:
+    which questions need the person's name (the second, fourth and fifth kinds) and which the attribute
+    alone decides. For scoring a model by kind (kind_scores)."""
+    attributes = ENGLISH if language == "en" else CHINESE
+    statements = [(index, _pattern(t)) for index, a in enumerate(attributes) for t in a.statements]
+    questions = [(index, _pattern(t)) for index, a in enumerate(attributes) for t in a.questions]
+    end = "." if language == "en" else "。"
+    kinds = {}
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            stated = []  # (person, attribute)
+            for sentence in paragraph["context"].split(end):
+                sentence = sentence.strip()
+                if sentence:
+                    index, match = _first_match(statements, sentence + end)
+                    stated.append((match["name"], index))
+            persons = {person for person, _ in stated}
+            for qa in paragraph["qas"]:
+                index, match = _first_match(questions, qa["question"])
+                holders = [person for person, attribute in stated if attribute == index]
+                if qa.get("answers"):
+                    kind = KINDS[0] if len(holders) == 1 else KINDS[1]
+                elif not holders:
+                    kind = KINDS[2]
+                elif match["name"] not in persons:
+                    kind = KINDS[3]
+                else:
+                    kind = KINDS[4]
+                kinds[qa["id"]] = kind
+    return kinds
+
+
+def kind_scores(squad: dict, predictions: dict[str, str], language: str = "en") -> dict[str, dict]:
+    """Per kind of question: how many, and the percentage answered exactly (the first gold text, or "" for
+    no answer) by ``predictions`` (qid -> text, as predictions.json)."""
+    golds = {qa["id"]: (qa["answers"][0]["text"] if qa.get("answers") else "")
+             for article in squad["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    scores = {}
+    for qid, kind in question_kinds(squad, language).items():
+        entry = scores.setdefault(kind, {"questions": 0, "exact": 0})
+        entry["questions"] += 1
+        entry["exact"] += predictions.get(qid, "").strip() == golds[qid]
+    return {kind: {"questions": s["questions"], "exact": 100.0 * s["exact"] / s["questions"]}
+            for kind, s in sorted(scores.items(), key=lambda item: KINDS.index(item[0]))}
