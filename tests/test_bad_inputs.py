@@ -76,7 +76,7 @@ def refuses(module: str, *args, pattern: str) -> None:
     transformers are imported once) raises the UserInputError that run_cli prints as one line."""
     import importlib
 
-    from fairseq_ext.cli import UserInputError
+    from fairseq_ext.errors import UserInputError
 
     with pytest.raises(UserInputError, match=pattern):
         importlib.import_module(f"fairseq_ext.{module}").main([str(arg) for arg in args])
@@ -1095,7 +1095,7 @@ def _(request, tmp_path):
 
 @case("train_spm: --character-coverage outside sentencepiece's range: one line with the reason")
 def _(request, tmp_path):
-    from fairseq_ext.cli import UserInputError
+    from fairseq_ext.errors import UserInputError
     from fairseq_ext.tokenizer.spm import train_sentencepiece
 
     fails("train_spm.py", "--inputs", corpus_file(tmp_path), "--out", tmp_path / "spm", "--vocab-size", 20,

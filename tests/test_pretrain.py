@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
-from fairseq_ext.cli import UserInputError
+from fairseq_ext.errors import UserInputError
 from tests.pretrain_fixtures import (
     TINY_PRETRAIN_UPDATES,
     load_launcher,
