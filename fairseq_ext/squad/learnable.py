@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
+from fairseq_ext.squad.metric import compute_exact
+
 LANGUAGES = ("en", "zh")
 
 
@@ -331,14 +333,14 @@ def question_kinds(squad: dict, language: str = "en") -> dict[str, str]:
 
 
 def kind_scores(squad: dict, predictions: dict[str, str], language: str = "en") -> dict[str, dict]:
-    """Per kind of question: how many, and the percentage answered exactly (the first gold text, or "" for
-    no answer) by ``predictions`` (qid -> text, as predictions.json)."""
-    golds = {qa["id"]: (qa["answers"][0]["text"] if qa.get("answers") else "")
+    """Per kind of question: how many, and the percentage answered exactly (SQuAD v2's exact match: any
+    gold text, "" for no answer) by ``predictions`` (qid -> text, as predictions.json)."""
+    golds = {qa["id"]: [answer["text"] for answer in qa.get("answers") or ()] or [""]
              for article in squad["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
     scores = {}
     for qid, kind in question_kinds(squad, language).items():
         entry = scores.setdefault(kind, {"questions": 0, "exact": 0})
         entry["questions"] += 1
-        entry["exact"] += predictions.get(qid, "").strip() == golds[qid]
+        entry["exact"] += max(compute_exact(gold, predictions.get(qid, "")) for gold in golds[qid])
     return {kind: {"questions": s["questions"], "exact": 100.0 * s["exact"] / s["questions"]}
             for kind, s in sorted(scores.items(), key=lambda item: KINDS.index(item[0]))}
