@@ -93,3 +93,13 @@ def test_every_question_has_its_kind(lang):
     assert list(silent) == list(KINDS)
     assert [s["exact"] for s in silent.values()] == [0.0, 0.0, 100.0, 100.0, 100.0]
     assert sum(s["questions"] for s in silent.values()) == len(qas)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_absent_share_sets_which_unanswerable_questions_are_asked(share):
+    """--absent-share: the share of unanswerable questions about a person absent from the context."""
+    _, dev = make_dataset("en", 30, 300, seed=7, people=1, facts=3, absent_share=share)
+    kinds = question_kinds(dev)
+    unanswerable = [kind for kind in kinds.values() if kind.startswith("unanswerable")]
+    absent = sum(kind == KINDS[3] for kind in unanswerable)
+    assert unanswerable and absent == (len(unanswerable) if share else 0)

@@ -33,6 +33,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dev-questions", type=int, default=600, help="at least this many (default: 600)")
     parser.add_argument("--people", type=int, default=2, help="persons per context (default: 2)")
     parser.add_argument("--facts", type=int, default=2, help="attributes stated per person (default: 2)")
+    parser.add_argument(
+        "--absent-share",
+        type=float,
+        default=0.5,
+        help="share of the unanswerable questions asking about a person absent from the context (the rest "
+        "ask about an attribute not stated for a person present; default: 0.5)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     args = parser.parse_args(argv)
     for name in ("train_questions", "dev_questions", "people", "facts"):
@@ -40,13 +47,21 @@ def parse_args(argv=None) -> argparse.Namespace:
             raise UserInputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.facts > 4:
         raise UserInputError("--facts must be at most 4 (a person needs unstated attributes to ask about)")
+    if not 0 <= args.absent_share <= 1:
+        raise UserInputError("--absent-share must be between 0 and 1")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     train, dev = make_dataset(
-        args.lang, args.train_questions, args.dev_questions, args.seed, args.people, args.facts
+        args.lang,
+        args.train_questions,
+        args.dev_questions,
+        args.seed,
+        args.people,
+        args.facts,
+        args.absent_share,
     )
     output = OutputDirectory(args.out, "learnable_qa")
     with output.staged() as staging:

@@ -190,6 +190,7 @@ def make_paragraph(
     qid_prefix: str,
     people: int = 2,
     facts: int = 2,
+    absent_share: float = 0.5,
 ) -> dict:
     """One SQuAD paragraph: ``people`` persons with ``facts`` attributes each, and one question per person
     and stated fact (answerable), plus about half as many unanswerable ones (an unstated attribute of a
@@ -226,7 +227,8 @@ def make_paragraph(
         )
     in_context = sorted({index for indices in stated.values() for index in indices})
     for _ in range(max(1, len(qas) // 2)):
-        if rng.random() < 0.5:  # the absent person, about an attribute the context states for someone else
+        # the absent person, about an attribute the context states for someone else
+        if rng.random() < absent_share:
             person, index = absent, rng.choice(in_context)
         else:  # a present person, about an attribute not stated for them
             person = rng.choice(persons)
@@ -252,19 +254,28 @@ def make_split(
     split: str,
     people: int = 2,
     facts: int = 2,
+    absent_share: float = 0.5,
 ) -> dict:
     """A SQuAD v2.0 file of at least ``questions`` questions; every name in it comes from ``names``."""
     paragraphs, count = [], 0
     while count < questions:
         absent = next(names)  # mentioned by no context: questions about them have no answer
-        paragraph = make_paragraph(language, names, absent, rng, f"{split}-{len(paragraphs)}", people, facts)
+        paragraph = make_paragraph(
+            language, names, absent, rng, f"{split}-{len(paragraphs)}", people, facts, absent_share
+        )
         paragraphs.append(paragraph)
         count += len(paragraph["qas"])
     return {"version": "v2.0", "data": [{"title": f"learnable-{language}-{split}", "paragraphs": paragraphs}]}
 
 
 def make_dataset(
-    language: str, train_questions: int, dev_questions: int, seed: int = 1, people: int = 2, facts: int = 2
+    language: str,
+    train_questions: int,
+    dev_questions: int,
+    seed: int = 1,
+    people: int = 2,
+    facts: int = 2,
+    absent_share: float = 0.5,
 ) -> tuple[dict, dict]:
     """(train, dev) SQuAD v2.0 files; the two share no name, since both draw from one stream of distinct
     names."""
@@ -272,8 +283,8 @@ def make_dataset(
         raise ValueError(f"language {language!r}: one of {', '.join(LANGUAGES)}")
     rng = random.Random(seed)
     names = invented_names(language, rng)
-    train = make_split(language, train_questions, names, rng, "train", people, facts)
-    dev = make_split(language, dev_questions, names, rng, "dev", people, facts)
+    train = make_split(language, train_questions, names, rng, "train", people, facts, absent_share)
+    dev = make_split(language, dev_questions, names, rng, "dev", people, facts, absent_share)
     return train, dev
 
 
