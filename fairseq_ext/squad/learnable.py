@@ -194,7 +194,7 @@ def make_paragraph(
 ) -> dict:
     """One SQuAD paragraph: ``people`` persons with ``facts`` attributes each, and one question per person
     and stated fact (answerable), plus about half as many unanswerable ones (an unstated attribute of a
-    person present, or the ``absent`` person)."""
+    person present, or, with probability ``absent_share``, the ``absent`` person)."""
     attributes = ENGLISH if language == "en" else CHINESE
     separator = " " if language == "en" else ""
     persons = [next(names) for _ in range(people)]
