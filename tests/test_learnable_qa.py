@@ -81,7 +81,7 @@ def test_bad_sizes_are_one_line_errors(tmp_path):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_question_has_its_kind(lang):
     """question_kinds reads back which questions the name decides; kind_scores scores answers by kind."""
-    _, dev = make_dataset(lang, 30, 600, seed=5)
+    _, dev = make_dataset(lang, 30, 600, seed=5, people=2)  # two persons: every kind occurs
     qas = {qa["id"]: qa for paragraph in dev["data"][0]["paragraphs"] for qa in paragraph["qas"]}
     kinds = question_kinds(dev, lang)
     assert kinds.keys() == qas.keys() and set(kinds.values()) == set(KINDS)  # every kind occurs
@@ -103,3 +103,15 @@ def test_absent_share_sets_which_unanswerable_questions_are_asked(share):
     unanswerable = [kind for kind in kinds.values() if kind.startswith("unanswerable")]
     absent = sum(kind == KINDS[3] for kind in unanswerable)
     assert unanswerable and absent == (len(unanswerable) if share else 0)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_kinds_of_a_one_person_set_need_no_second_person(lang):
+    """The default set (one person per context) has only the kinds a single person allows, although
+    one Chinese pet statement ("一只{value}和{name}住在一起。") also reads as a town statement ("{name}住在
+    {value}。"): the more literal template wins."""
+    _, dev = make_dataset(lang, 30, 600, seed=2)
+    kinds = question_kinds(dev, lang)
+    assert set(kinds.values()) == {KINDS[0], KINDS[2], KINDS[3]}
+    contexts = [paragraph["context"] for paragraph in dev["data"][0]["paragraphs"]]
+    assert lang == "en" or any("住在一起" in context for context in contexts)

@@ -18,7 +18,7 @@ import json
 from fairseq_ext.cli import run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
-from fairseq_ext.squad.learnable import LANGUAGES, contexts, make_dataset
+from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,14 +31,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--train-questions", type=int, default=12000, help="at least this many (default: 12000)"
     )
     parser.add_argument("--dev-questions", type=int, default=600, help="at least this many (default: 600)")
-    parser.add_argument("--people", type=int, default=2, help="persons per context (default: 2)")
-    parser.add_argument("--facts", type=int, default=2, help="attributes stated per person (default: 2)")
+    parser.add_argument("--people", type=int, default=PEOPLE,
+                        help="persons per context (default: %(default)s)")
+    parser.add_argument("--facts", type=int, default=FACTS,
+                        help="attributes stated per person (default: %(default)s)")
     parser.add_argument(
         "--absent-share",
         type=float,
-        default=0.5,
+        default=ABSENT_SHARE,
         help="share of the unanswerable questions asking about a person absent from the context (the rest "
-        "ask about an attribute not stated for a person present; default: 0.5)",
+        "ask about an attribute not stated for a person present; default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     args = parser.parse_args(argv)

@@ -162,6 +162,9 @@ EN_SYLLABLES = (
     "ul",
     "wen",
 )
+# the defaults (the demo's set): one person per context, so an answerable question needs its attribute's
+# sentence found; few questions need the name matched (docs/learnable-qa.md: what a 2-layer model learns)
+PEOPLE, FACTS, ABSENT_SHARE = 1, 2, 0.3
 ZH_SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高"
 ZH_GIVEN = "明华伟芳军丽强敏静磊洋勇艳杰娟涛超霞平刚桂英秀兰玉晨浩宇欣怡"
 
@@ -188,9 +191,9 @@ def make_paragraph(
     absent: str,
     rng: random.Random,
     qid_prefix: str,
-    people: int = 2,
-    facts: int = 2,
-    absent_share: float = 0.5,
+    people: int = PEOPLE,
+    facts: int = FACTS,
+    absent_share: float = ABSENT_SHARE,
 ) -> dict:
     """One SQuAD paragraph: ``people`` persons with ``facts`` attributes each, and one question per person
     and stated fact (answerable), plus about half as many unanswerable ones (an unstated attribute of a
@@ -252,9 +255,9 @@ def make_split(
     names: Iterator[str],
     rng: random.Random,
     split: str,
-    people: int = 2,
-    facts: int = 2,
-    absent_share: float = 0.5,
+    people: int = PEOPLE,
+    facts: int = FACTS,
+    absent_share: float = ABSENT_SHARE,
 ) -> dict:
     """A SQuAD v2.0 file of at least ``questions`` questions; every name in it comes from ``names``."""
     paragraphs, count = [], 0
@@ -273,9 +276,9 @@ def make_dataset(
     train_questions: int,
     dev_questions: int,
     seed: int = 1,
-    people: int = 2,
-    facts: int = 2,
-    absent_share: float = 0.5,
+    people: int = PEOPLE,
+    facts: int = FACTS,
+    absent_share: float = ABSENT_SHARE,
 ) -> tuple[dict, dict]:
     """(train, dev) SQuAD v2.0 files; the two share no name, since both draw from one stream of distinct
     names."""
@@ -306,6 +309,14 @@ def _pattern(template: str) -> re.Pattern:
     return re.compile(pattern.replace(r"\{value\}", "(?P<value>.+?)") + "$")
 
 
+def _templates(attributes: tuple, field: str) -> list[tuple[int, re.Pattern]]:
+    """(attribute index, pattern) of every template, the most literal text first: a template can match
+    another's sentence ("一只山羊和朱桂霞住在一起。" is also "{name}住在{value}。"), never a longer one's."""
+    templates = [(index, t) for index, a in enumerate(attributes) for t in getattr(a, field)]
+    templates.sort(key=lambda item: -len(item[1].replace("{name}", "").replace("{value}", "")))
+    return [(index, _pattern(t)) for index, t in templates]
+
+
 def _first_match(patterns: list, text: str) -> tuple[int, re.Match]:
     return next((index, match) for index, match in ((i, p.match(text)) for i, p in patterns) if match)
 
@@ -315,8 +326,7 @@ def question_kinds(squad: dict, language: str = "en") -> dict[str, str]:
     which questions need the person's name (the second, fourth and fifth kinds) and which the attribute
     alone decides. For scoring a model by kind (kind_scores)."""
     attributes = ENGLISH if language == "en" else CHINESE
-    statements = [(index, _pattern(t)) for index, a in enumerate(attributes) for t in a.statements]
-    questions = [(index, _pattern(t)) for index, a in enumerate(attributes) for t in a.questions]
+    statements, questions = _templates(attributes, "statements"), _templates(attributes, "questions")
     end = "." if language == "en" else "。"
     kinds = {}
     for article in squad["data"]:
