@@ -11,10 +11,11 @@ third of the questions unanswerable, no name shared between train and dev), offl
 cores: masked-LM pretraining on its contexts (tiny.yaml), fine-tuning (squad2_tiny.yaml) from that
 checkpoint and, side by side, from scratch; the table shows dev EM/F1 on unseen questions against the
 "no answer" baseline. --seeds N (make learn-check) also fine-tunes N seeds on each side, fairseq and
-transformers' Trainer (finetune_hf.py) from the same exported checkpoint, and compares their mean dev F1.
---sample uses the embedded encyclopedic sample instead (scripts/sample/: a smoke run, the tiny model does
-not answer its unseen questions). The dictionary is built from the data itself (fairseq-preprocess
---dict-only), so nothing beyond the GPT-2 BPE files is needed.
+transformers' Trainer (finetune_hf.py) from the same exported checkpoint, and compares their mean dev F1
+(and N seeds from scratch, shown beside). --sample uses the embedded encyclopedic sample instead
+(scripts/sample/: a smoke run, the tiny model does not answer its unseen questions). The dictionary is
+built from the data itself (fairseq-preprocess --dict-only), so nothing beyond the GPT-2 BPE files is
+needed.
 
 With --real the same pipeline runs on real data with the official GPT-2 dictionary: SHARED's wiki
 paragraphs and SQuAD 2.0 articles (the last articles held out as dev), or the files given with --corpus,
@@ -354,9 +355,13 @@ PARITY_F1 = 1.5  # --seeds: the largest gap between the two sides' mean dev F1 t
 
 
 def parity(demo: Demo, metric: str, seeds: int) -> dict:
-    """Dev F1 of every seed on each side (fairseq's seed 1 is the main fine-tuning), their means and gap."""
+    """Dev F1 of every seed on each side (fairseq's seed 1 is the main fine-tuning), their means and gap;
+    the from-scratch seeds, when they ran, beside them."""
     fairseq = ["fairseq" if seed == 1 else f"fairseq-seed{seed}" for seed in range(1, seeds + 1)]
     runs = {"fairseq": fairseq, "transformers": [f"hf-seed{seed}" for seed in range(1, seeds + 1)]}
+    if demo.path("predictions", "scratch").is_dir():  # shown beside, not compared
+        runs["from scratch"] = ["scratch" if seed == 1 else f"scratch-seed{seed}"
+                                for seed in range(1, seeds + 1)]
     f1 = {side: [demo_scores(metric, read_json(demo.path("predictions", name, "eval_results.json")))["f1"]
                  for name in names] for side, names in runs.items()}
     means = {side: sum(values) / len(values) for side, values in f1.items()}
@@ -405,7 +410,8 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
             print(f"    {kind:<70}{score['questions']:>5}{score['exact']:>8.1f}")
     compared = parity(demo, inputs.metric, seeds) if seeds > 1 else None
     if compared is not None:
-        print(f"\n  fine-tuning, {seeds} seeds each, from the same pretrained checkpoint (dev F1):")
+        print(f"\n  fine-tuning, {seeds} seeds each, from the same pretrained checkpoint (dev F1; "
+              "from scratch: fairseq, random init):")
         for side, values in compared["f1"].items():
             print(f"    {side:<14}" + "".join(f"{value:8.2f}" for value in values)
                   + f"   mean {compared['mean_f1'][side]:.2f}")
@@ -490,7 +496,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=int, default=1,
                         help="fine-tune this many seeds on each side, fairseq and transformers "
                              "(finetune_hf.py, from the exported pretrained checkpoint), and compare mean "
-                             "dev F1 (default: 1: fairseq only; make learn-check: 3)")
+                             "dev F1; from scratch as many, unless --no-scratch (default: 1: fairseq only; "
+                             "make learn-check: 3)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         raise UserInputError("--seeds must be at least 1")
@@ -621,12 +628,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         [py, "scripts/evaluate_squad2.py", inputs.squad_dev, out[side] / "predictions.json", *metric,
          *na_probs[side], "--out-file", out[side] / "official_eval.json"] for side in SIDES])
     scratch = demo.path("checkpoints", "squad2-scratch")
-    if not args.no_scratch:
+    if not args.no_scratch:  # with --seeds N, N seeds from scratch too: pretrained vs scratch, mean vs mean
+        scratch_runs = {1: (scratch, "scratch")} | {
+            seed: (demo.path("checkpoints", f"squad2-scratch-seed{seed}"), f"scratch-seed{seed}")
+            for seed in range(2, args.seeds + 1)}
         demo.stage("finetune-scratch", "the same fine-tuning from random init, to compare (--from-scratch)",
-                   [finetune(scratch, ("--from-scratch",))], updates=finetune_updates)
+                   [finetune(save_dir, ("--from-scratch",), seed)
+                    for seed, (save_dir, _) in scratch_runs.items()], updates=finetune_updates)
         demo.stage("predict-scratch", "answer the dev questions with the model fine-tuned from scratch", [
-            [py, "scripts/predict_squad2.py", "--checkpoint", scratch / "checkpoint_last.pt", "--data",
-             inputs.squad_dev, "--tokenizer", bpe, "--out", demo.path("predictions", "scratch"), *metric]])
+            [py, "scripts/predict_squad2.py", "--checkpoint", save_dir / "checkpoint_last.pt", "--data",
+             inputs.squad_dev, "--tokenizer", bpe, "--out", demo.path("predictions", name), *metric]
+            for save_dir, name in scratch_runs.values()])
     if args.seeds > 1:
         seeds = range(2, args.seeds + 1)
         demo.stage("finetune-seeds", f"fairseq fine-tuning with seeds {', '.join(map(str, seeds))}", [

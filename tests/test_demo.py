@@ -235,9 +235,9 @@ def test_demo_holds_out_whole_articles_of_a_real_squad_file(tmp_path):
 
 @pytest.mark.slow
 def test_default_demo_learns_unseen_questions_and_transformers_learns_alike(tmp_path):
-    """`make learn-check` without the from-scratch run (about 7 minutes): the default demo, tiny.yaml then
-    squad2_tiny.yaml with their defaults on the learnable set, learns to answer questions about names it
-    never saw, fairseq and its HF export answer them identically, and transformers' Trainer fine-tuning
+    """`make learn-check` without the from-scratch runs (about 4 minutes): the default demo, tiny.yaml then
+    squad2_tiny.yaml with their defaults on the learnable set, reaches dev F1 85 on questions about names
+    it never saw, fairseq and its HF export answer them identically, and transformers' Trainer fine-tuning
     from the same exported checkpoint reaches the fairseq route's dev F1 (means of 3 seeds each)."""
     run_dir = tmp_path / "demo"
     done = run_demo("--seeds", "3", "--no-scratch", "--run-dir", run_dir)
@@ -245,13 +245,14 @@ def test_default_demo_learns_unseen_questions_and_transformers_learns_alike(tmp_
     summary = json.loads((run_dir / "summary.json").read_text())
     dev = summary["metrics"]["fairseq"]
     assert dev["total"] == 600 and dev["NoAns_total"] == 200
-    assert dev["f1"] > summary["no_answer_baseline_exact"] + 25  # 33.3 for answering nothing
-    assert dev["HasAns_f1"] > 80
-    one_holder = summary["dev_by_kind"]["answerable, attribute stated for one person"]
-    assert one_holder["exact"] > 95  # the right sentence, found by the attribute the question asks for
+    assert summary["no_answer_baseline_exact"] == pytest.approx(100 / 3)
+    assert dev["f1"] >= 85 and dev["HasAns_f1"] > 95
+    by_kind = summary["dev_by_kind"]
+    assert by_kind["answerable, attribute stated for one person"]["exact"] > 95  # the attribute's sentence
+    assert by_kind["unanswerable, attribute stated for nobody"]["exact"] > 95  # and none when none states it
     assert summary["agreement"]["agree"] and summary["agreement"]["identical"] == 600
     parity = summary["parity"]
-    assert all(len(runs) == 3 and min(runs) > 60 for runs in parity["f1"].values())  # every seed learnt
+    assert all(len(runs) == 3 and min(runs) >= 85 for runs in parity["f1"].values())  # every seed learnt
     assert parity["gap"] <= 1.5 and parity["pass"]
     assert "gap of the means" in done.stdout
 
