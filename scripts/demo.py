@@ -662,8 +662,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for seed in range(1, args.seeds + 1)])
     plots = demo.path("plots")
     curves = (pretrained, continued, finetuned) + (() if args.no_scratch else (scratch,))
+    compare = () if args.no_scratch else ("--compare", "squad2-pretrained-vs-scratch")  # one axes
     demo.stage("plots", "training curves (plot_logs.py)", [
-        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots]])
+        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots, *compare]])
 
     artefacts = {
         "corpus splits": corpus,

@@ -136,6 +136,31 @@ def test_plot_logs_draws_validation_f1_of_a_squad_run(tiny_squad_checkpoint, tmp
     assert (tmp_path / f"{log_file.parent.name}.png").stat().st_size > 10_000
 
 
+def test_plot_logs_compares_the_validation_f1_of_two_runs(tiny_squad_checkpoint, tmp_path, capsys):
+    """--compare NAME: the validation F1 of every log that has one, on one axes (the demo's pretrained vs
+    from-scratch fine-tuning); fewer than two such logs is a one-line error and writes nothing."""
+    log_file = tiny_squad_checkpoint.parent / "train_log.json"
+    scratch = tmp_path / "scratch" / "train_log.json"  # a second run: validation F1 10 points lower
+    scratch.parent.mkdir()
+    lines = []
+    for line in log_file.read_text().splitlines():
+        record = json.loads(line) if line.startswith('{"') else {}  # also the config, as a repr
+        if "valid_f1" in record:
+            line = json.dumps({**record, "valid_f1": float(record["valid_f1"]) - 10})
+        lines.append(line)
+    scratch.write_text("\n".join(lines) + "\n")
+    assert plot_logs.parse_log(scratch).curves["valid f1"].values == [
+        value - 10 for value in plot_logs.parse_log(log_file).curves["valid f1"].values]
+    plots = tmp_path / "plots"
+    assert plot_logs.main([str(log_file), str(scratch), "--out-dir", str(plots), "--compare", "both"]) == 0
+    assert f"both.png: validation F1 of {log_file.parent.name}, scratch" in capsys.readouterr().out
+    image = matplotlib.image.imread(plots / "both.png")
+    assert image.shape[0] > 300 and len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 20
+    with pytest.raises(plot_logs.UserInputError, match="--compare needs two logs with validation F1; 1 of 1"):
+        plot_logs.main([str(log_file), "--out-dir", str(tmp_path / "one"), "--compare", "one"])
+    assert not (tmp_path / "one").exists()
+
+
 def test_plot_logs_refuses_a_file_without_fairseq_records(tmp_path):
     not_a_log = tmp_path / "notes.txt"
     not_a_log.write_text("no training here\n{'python': 'repr, not JSON'}\n")

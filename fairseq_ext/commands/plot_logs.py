@@ -9,6 +9,9 @@ Reads every form fairseq writes: console and ``hydra_train.log`` lines (``... | 
 handler per progress bar there, so records repeat: duplicates are dropped and counted).
 
     python scripts/plot_logs.py runs/demo/finetune/train_log.json --out-dir runs/demo/plots
+
+``--compare NAME`` also draws the validation F1 of every log that has one on one axes (NAME.png): e.g.
+fine-tuning from a pretrained checkpoint against the same fine-tuning from scratch.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def parse_log(path: Path) -> TrainingLog:
     return log
 
 
-def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO) -> None:
+def _pyplot():
     # importing fairseq sets the root logger to DEBUG (wav2vec2_classification.py calls basicConfig)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
@@ -116,6 +119,11 @@ def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO) -> None:
+    plt = _pyplot()
     loss_curves = {name: c for name, c in log.curves.items() if name.endswith(" loss")}
     metric_curves = {name: c for name, c in log.curves.items() if not name.endswith(" loss")}
     panels = [(loss_curves, "loss (as the criterion logs it)")]
@@ -137,6 +145,22 @@ def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO) -> N
     plt.close(fig)
 
 
+def plot_comparison(curves: dict[str, Curve], title: str, out_png: BinaryIO) -> None:
+    """One validation F1 curve per run (label -> curve) on one axes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for label, curve in curves.items():
+        ax.plot(curve.updates, curve.values, "o-", label=label, markersize=4, linewidth=1.2)
+    ax.set_xlabel("updates")
+    ax.set_ylabel("validation F1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110, format="png")
+    plt.close(fig)
+
+
 def default_label(path: Path) -> str:
     """``runs/x/finetune/train_log.json`` -> ``finetune``: fairseq's log file sits in the save dir."""
     if path.stem in ("train_log", "hydra_train", "train") and path.parent.name:
@@ -154,26 +178,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--labels", nargs="+", help="one name per log for the title and the PNG name "
         "(default: the log's directory name, e.g. the checkpoint save dir)"
     )
+    parser.add_argument(
+        "--compare", metavar="NAME", help="also NAME.png: the validation F1 of every log that has one, on "
+        "one axes (at least two such logs)"
+    )
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.logs):
         raise UserInputError(f"--labels gives {len(args.labels)} names for {len(args.logs)} logs")
     labels = args.labels or [default_label(path) for path in args.logs]
-    for label in labels:  # LABEL.png goes into --out-dir, nowhere else
+    for label in labels + ([args.compare] if args.compare is not None else []):  # PNGs go into --out-dir
         if label in ("", ".", "..") or Path(label).name != label:
             raise UserInputError(f"label {label!r} is not a plain file name (no directories, no '..'): "
                                  "LABEL.png is written into --out-dir")
-    if len(set(labels)) != len(labels):
-        raise UserInputError(f"two logs would write the same PNG ({labels}); name them with --labels")
+    if len(set(labels + [args.compare])) != len(labels) + 1:
+        raise UserInputError(f"two plots would write the same PNG ({labels}, --compare {args.compare}); "
+                             "name them with --labels")
     logs = [parse_log(existing_file(path, "log file")) for path in args.logs]
+    compared = {label: log.curves["valid f1"] for label, log in zip(labels, logs) if "valid f1" in log.curves}
+    if args.compare is not None and len(compared) < 2:
+        raise UserInputError(f"--compare needs two logs with validation F1; {len(compared)} of "
+                             f"{len(logs)} have one")
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise UserInputError(f"--out-dir {args.out_dir} exists and is not a directory")
     pngs = [args.out_dir / f"{label}.png" for label in labels]
-    with OutputFiles(pngs, inputs=args.logs).open("wb") as streams:
+    comparison = [args.out_dir / f"{args.compare}.png"] if args.compare is not None else []
+    with OutputFiles(pngs + comparison, inputs=args.logs).open("wb") as streams:
         for path, label, log, stream in zip(args.logs, labels, logs, streams):
             plot_log(log, label, path, stream)
+        if comparison:
+            plot_comparison(compared, args.compare, streams[-1])
     for png, log in zip(pngs, logs):
         points = ", ".join(f"{name}: {len(c.values)}" for name, c in sorted(log.curves.items()))
         print(f"{png}: {points} points ({log.duplicates} repeated records skipped)")
+    if comparison:
+        print(f"{comparison[0]}: validation F1 of {', '.join(compared)}")
     return 0
 
 
