@@ -354,14 +354,18 @@ def metric_rows(metrics: dict[str, dict]) -> list[str]:
 PARITY_F1 = 1.5  # --seeds: the largest gap between the two sides' mean dev F1 that passes
 
 
+def seeded(name: str, seed: int) -> str:
+    """The run directory of one fine-tuning seed: seed 1 is the demo's main run, NAME itself."""
+    return name if seed == 1 else f"{name}-seed{seed}"
+
+
 def parity(demo: Demo, metric: str, seeds: int) -> dict:
     """Dev F1 of every seed on each side (fairseq's seed 1 is the main fine-tuning), their means and gap;
     the from-scratch seeds, when they ran, beside them."""
-    fairseq = ["fairseq" if seed == 1 else f"fairseq-seed{seed}" for seed in range(1, seeds + 1)]
-    runs = {"fairseq": fairseq, "transformers": [f"hf-seed{seed}" for seed in range(1, seeds + 1)]}
+    runs = {"fairseq": [seeded("fairseq", seed) for seed in range(1, seeds + 1)],
+            "transformers": [f"hf-seed{seed}" for seed in range(1, seeds + 1)]}
     if demo.path("predictions", "scratch").is_dir():  # shown beside, not compared
-        runs["from scratch"] = ["scratch" if seed == 1 else f"scratch-seed{seed}"
-                                for seed in range(1, seeds + 1)]
+        runs["from scratch"] = [seeded("scratch", seed) for seed in range(1, seeds + 1)]
     f1 = {side: [demo_scores(metric, read_json(demo.path("predictions", name, "eval_results.json")))["f1"]
                  for name in names] for side, names in runs.items()}
     means = {side: sum(values) / len(values) for side, values in f1.items()}
@@ -629,9 +633,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
          *na_probs[side], "--out-file", out[side] / "official_eval.json"] for side in SIDES])
     scratch = demo.path("checkpoints", "squad2-scratch")
     if not args.no_scratch:  # with --seeds N, N seeds from scratch too: pretrained vs scratch, mean vs mean
-        scratch_runs = {1: (scratch, "scratch")} | {
-            seed: (demo.path("checkpoints", f"squad2-scratch-seed{seed}"), f"scratch-seed{seed}")
-            for seed in range(2, args.seeds + 1)}
+        scratch_runs = {seed: (demo.path("checkpoints", seeded("squad2-scratch", seed)),
+                               seeded("scratch", seed)) for seed in range(1, args.seeds + 1)}
         demo.stage("finetune-scratch", "the same fine-tuning from random init, to compare (--from-scratch)",
                    [finetune(save_dir, ("--from-scratch",), seed)
                     for seed, (save_dir, _) in scratch_runs.items()], updates=finetune_updates)

@@ -186,13 +186,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.labels and len(args.labels) != len(args.logs):
         raise UserInputError(f"--labels gives {len(args.labels)} names for {len(args.logs)} logs")
     labels = args.labels or [default_label(path) for path in args.logs]
-    for label in labels + ([args.compare] if args.compare is not None else []):  # PNGs go into --out-dir
-        if label in ("", ".", "..") or Path(label).name != label:
-            raise UserInputError(f"label {label!r} is not a plain file name (no directories, no '..'): "
+    names = labels + ([args.compare] if args.compare is not None else [])  # NAME.png each
+    for name in names:  # PNGs go into --out-dir, nowhere else
+        if name in ("", ".", "..") or Path(name).name != name:
+            raise UserInputError(f"label {name!r} is not a plain file name (no directories, no '..'): "
                                  "LABEL.png is written into --out-dir")
-    if len(set(labels + [args.compare])) != len(labels) + 1:
-        raise UserInputError(f"two plots would write the same PNG ({labels}, --compare {args.compare}); "
-                             "name them with --labels")
+    if len(set(names)) != len(names):
+        raise UserInputError(f"two plots would write the same PNG ({names}); name them with --labels")
     logs = [parse_log(existing_file(path, "log file")) for path in args.logs]
     compared = {label: log.curves["valid f1"] for label, log in zip(labels, logs) if "valid f1" in log.curves}
     if args.compare is not None and len(compared) < 2:
