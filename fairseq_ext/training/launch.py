@@ -132,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hydra_defaults = [f"hydra.run.dir={save_dir}", "hydra.job.chdir=false"]  # .hydra/ + log in save_dir
     given = {item.split("=", 1)[0] for item in overrides}
     hydra_args = [item for item in hydra_defaults if item.split("=", 1)[0] not in given]
-    hydra_args += overrides + plan.resume + batch
+    hydra_args += overrides + plan.resume + list(plan.derived) + batch
     if topology.world_size == 1:
         return run_fairseq_hydra_train(config_dir, config_name,
                                        hydra_args + distributed.fairseq_overrides(topology, on_cpu))
