@@ -138,20 +138,23 @@ CHINESE = (
 
 # English names: a given name and a surname, each one GPT-2 token (so comparing two names is comparing
 # tokens); a full name never repeats, so none of dev is in train
-EN_GIVEN = tuple("""Adam Alan Albert Alice Amy Andrew Anna Anne Arthur Ben Betty Bill Bob Brian Bruce Carl Carol
-Charles Chris Claire Colin Craig Dan Daniel David Dennis Diana Donald Dorothy Douglas Earl Ed Edward Elizabeth
-Ellen Emily Emma Eric Frank Fred Gary George Gordon Grace Greg Harold Harry Helen Henry Howard Hugh Ian Jack
-Jacob James Jane Janet Jason Jean Jeff Jennifer Jerry Jessica Jim Joan Joe John Jonathan Joseph Joyce Judy
-Julia Justin Karen Kate Keith Kelly Ken Kevin Kyle Larry Laura Lee Leo Lisa Louis Lucy Luke Margaret Maria
-Mark Martin Mary Matt Max Michael Mike Nancy Neil Nick Oliver Oscar Patrick Paul Peter Philip Rachel Ralph
-Ray Richard Rick Robert Roger Ron Rose Roy Ruth Ryan Sam Sarah Scott Sean Simon Sophie Steve Susan Tim Tom
-Tony Victor Walter Wayne William""".split())
-EN_SURNAMES = tuple("""Adams Allen Baker Bell Brown Campbell Carter Clark Collins Cook Cooper Davis Edwards Evans
-Fisher Ford Foster Gray Green Hall Harris Hill Hughes Jackson Johnson Jones King Lewis Long Miller Mitchell Moore
-Morgan Morris Murphy Nelson Parker Perry Phillips Price Reed Richardson Roberts Robinson Rogers Ross Russell
-Smith Stewart Taylor Thomas Thompson Turner Walker Ward Watson White Williams Wilson Wood Wright Young Bailey
-Barnes Bennett Brooks Butler Cole Cox Crane Dean Ellis Fox Gibson Grant Hunt Kennedy Knight Lane Mason Mills
-Palmer Pierce Porter Reid Rice Shaw Stone Webb Wells West Wolf""".split())
+EN_GIVEN = tuple("""
+Adam Alan Albert Alice Amy Andrew Anna Anne Arthur Ben Betty Bill Bob Brian Bruce Carl Carol Charles
+Chris Claire Colin Craig Dan Daniel David Dennis Diana Donald Dorothy Douglas Earl Ed Edward
+Elizabeth Ellen Emily Emma Eric Frank Fred Gary George Gordon Grace Greg Harold Harry Helen Henry
+Howard Hugh Ian Jack Jacob James Jane Janet Jason Jean Jeff Jennifer Jerry Jessica Jim Joan Joe John
+Jonathan Joseph Joyce Judy Julia Justin Karen Kate Keith Kelly Ken Kevin Kyle Larry Laura Lee Leo
+Lisa Louis Lucy Luke Margaret Maria Mark Martin Mary Matt Max Michael Mike Nancy Neil Nick Oliver
+Oscar Patrick Paul Peter Philip Rachel Ralph Ray Richard Rick Robert Roger Ron Rose Roy Ruth Ryan
+Sam Sarah Scott Sean Simon Sophie Steve Susan Tim Tom Tony Victor Walter Wayne William""".split())
+EN_SURNAMES = tuple("""
+Adams Allen Baker Bell Brown Campbell Carter Clark Collins Cook Cooper Davis Edwards Evans Fisher
+Ford Foster Gray Green Hall Harris Hill Hughes Jackson Johnson Jones King Lewis Long Miller Mitchell
+Moore Morgan Morris Murphy Nelson Parker Perry Phillips Price Reed Richardson Roberts Robinson
+Rogers Ross Russell Smith Stewart Taylor Thomas Thompson Turner Walker Ward Watson White Williams
+Wilson Wood Wright Young Bailey Barnes Bennett Brooks Butler Cole Cox Crane Dean Ellis Fox Gibson
+Grant Hunt Kennedy Knight Lane Mason Mills Palmer Pierce Porter Reid Rice Shaw Stone Webb Wells West
+Wolf""".split())
 # the defaults (the demo's set): 2-3 persons per context who share its attribute types, so the question's
 # name decides which sentence answers (or that none does); docs/learnable-qa.md
 PEOPLE, FACTS, ABSENT_SHARE, SHARED = (2, 3), (2, 2), 0.5, True
@@ -345,6 +348,25 @@ def question_kinds(squad: dict, language: str = "en") -> dict[str, str]:
                     kind = KINDS[4]
                 kinds[qa["id"]] = kind
     return kinds
+
+
+def name_blind_ceiling(squad: dict, language: str = "en") -> float:
+    """The best exact match (%) any answerer that ignores the question's name can reach: such an answerer
+    gives one answer to all questions about the same attribute in the same context (whoever they name), so
+    per group it gets at most the most frequent gold answer ("" for no answer) right."""
+    questions = _templates(ENGLISH if language == "en" else CHINESE, "questions")
+    right = total = 0
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            groups: dict[int, list[str]] = {}
+            for qa in paragraph["qas"]:
+                index, _ = _first_match(questions, qa["question"])
+                answers = qa.get("answers") or ()
+                groups.setdefault(index, []).append(answers[0]["text"] if answers else "")
+            for golds in groups.values():
+                right += max(golds.count(gold) for gold in golds)
+                total += len(golds)
+    return 100.0 * right / total
 
 
 def kind_scores(squad: dict, predictions: dict[str, str], language: str = "en") -> dict[str, dict]:
