@@ -107,13 +107,13 @@ def test_absent_share_sets_which_unanswerable_questions_are_asked(share):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_the_name_decides_every_answerable_question_of_the_default_set(lang):
-    """The default set: 2-3 persons per context sharing its attribute types, so every answerable question
+def test_the_name_decides_every_answerable_question_of_a_set_of_several_persons(lang):
+    """--people 2-3: 2-3 persons per context sharing its attribute types, so every answerable question
     has several holders of its attribute and only the name tells which sentence answers; unanswerable ones
     ask about an attribute stated for nobody or about an absent person. Although one Chinese pet statement
     ("一只{value}和{name}住在一起。") also reads as a town statement ("{name}住在{value}。"), the more
     literal template wins."""
-    _, dev = make_dataset(lang, 30, 600, seed=2)
+    _, dev = make_dataset(lang, 30, 600, seed=2, people=(2, 3))
     kinds = question_kinds(dev, lang)
     assert set(kinds.values()) == {KINDS[1], KINDS[2], KINDS[3]}
     names = [set(re.findall(r"[A-Z][a-z]+ [A-Z][a-z]+" if lang == "en" else r"^$", paragraph["context"]))
@@ -121,3 +121,10 @@ def test_the_name_decides_every_answerable_question_of_the_default_set(lang):
     assert lang == "zh" or {len(persons) for persons in names} == {2, 3}
     contexts = [paragraph["context"] for paragraph in dev["data"][0]["paragraphs"]]
     assert lang == "en" or any("住在一起" in context for context in contexts)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_kinds_of_the_default_one_person_set(lang):
+    """The default set (one person per context) has only the kinds a single person allows."""
+    _, dev = make_dataset(lang, 30, 600, seed=2)
+    assert set(question_kinds(dev, lang).values()) == {KINDS[0], KINDS[2], KINDS[3]}

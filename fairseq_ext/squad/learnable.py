@@ -155,9 +155,11 @@ Rogers Ross Russell Smith Stewart Taylor Thomas Thompson Turner Walker Ward Wats
 Wilson Wood Wright Young Bailey Barnes Bennett Brooks Butler Cole Cox Crane Dean Ellis Fox Gibson
 Grant Hunt Kennedy Knight Lane Mason Mills Palmer Pierce Porter Reid Rice Shaw Stone Webb Wells West
 Wolf""".split())
-# the defaults (the demo's set): 2-3 persons per context who share its attribute types, so the question's
-# name decides which sentence answers (or that none does); docs/learnable-qa.md
-PEOPLE, FACTS, ABSENT_SHARE, SHARED = (2, 3), (2, 2), 0.5, True
+# the defaults (the demo's set): one person per context, so an answerable question needs its attribute's
+# sentence found and a third of the unanswerable ones the name checked. --people 2-3 (persons sharing the
+# context's attribute types: the name decides every answerable question) is what the tiny recipe does not
+# learn yet (docs/learnable-qa.md)
+PEOPLE, FACTS, ABSENT_SHARE, SHARED = (1, 1), (2, 2), 0.3, True
 ZH_SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高"
 ZH_GIVEN = "明华伟芳军丽强敏静磊洋勇艳杰娟涛超霞平刚桂英秀兰玉晨浩宇欣怡"
 
