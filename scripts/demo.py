@@ -461,8 +461,10 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
     if blind is not None:
         print(f"  {'ignoring the names, at best':<30}{blind:>15.1f}   (exact match: one answer per attribute "
               "and context, whoever is asked about)")
+    train_questions = questions(inputs.squad_train)
+    fit_baseline = 100.0 * sum(not qa.get("answers") for qa in train_questions) / len(train_questions)
     print(f"  {'fine-tuning questions (seen)':<30}{fit['exact']:>15.1f}   (exact match; answering nothing: "
-          f"{fit.get('NoAns_total', 0) * 100 / fit['total']:.1f})")
+          f"{fit_baseline:.1f})")
     reading = seen_unseen_reading(fit["exact"], metrics["fairseq"]["exact"], inputs.learnable)
     print(f"  seen vs unseen (exact match {fit['exact']:.1f} vs {metrics['fairseq']['exact']:.1f}): "
           f"{reading}")
@@ -494,7 +496,7 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
         print(f"    gap of the means {compared['gap']:.2f} (at most {PARITY_F1}) -> "
               f"{'pass' if compared['pass'] else 'FAIL'}")
     fit_answers = read_json(demo.path("predictions", "fairseq-train", "predictions.json"))
-    learnt = [qa for qa in questions(inputs.squad_train)
+    learnt = [qa for qa in train_questions
               if qa.get("answers") and fit_answers.get(qa["id"]) == qa["answers"][0]["text"]]
     print("\n  examples (- = no answer):")
     for qa in learnt[:2]:
