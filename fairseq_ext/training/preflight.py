@@ -77,7 +77,8 @@ def plugin_dir() -> Path:
 
 
 def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
-    """The config fairseq-hydra-train will see (hydra.* overrides only concern hydra itself)."""
+    """The config fairseq-hydra-train will see (hydra.* overrides only concern hydra itself), without the
+    YAML's recipe block (fairseq_ext.training.schedule derives fairseq's settings from it)."""
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
@@ -85,7 +86,9 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
     from omegaconf.errors import OmegaConfBaseException
 
     import fairseq_ext.plugin  # noqa: F401  (registers the plugin's tasks and models, as --user-dir will)
+    from fairseq_ext.training.schedule import without_recipe
 
+    config_dir = without_recipe(config_dir, config_name)
     hydra_init(config_name)
     try:
         with warnings.catch_warnings():
