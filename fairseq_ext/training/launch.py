@@ -133,8 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if plan.finished:
         return 0
     if checks:
-        if topology.world_size > 1:  # planned on a machine without GPUs: described as on the GPUs it is for
-            report(distributed.describe(topology, on_cpu and (cfg.common.cpu or not args.check_only)))
+        if topology.world_size > 1:  # planned here for GPUs elsewhere: described as on those
+            planned_for_gpus = args.check_only and not topology.external and not cfg.common.cpu
+            report(distributed.describe(topology, on_cpu and not planned_for_gpus))
         for line in run_plan.lines():
             report(line)
         if args.plan:

@@ -53,8 +53,8 @@ FINAL_LR_SHARE = 0.01  # a run ending before its decay with more than this share
 class Recipe:
     """A config's ``recipe:`` block."""
 
-    global_batch: int = field(metadata={"help": "sequences (windows for SQuAD) per update, over all processes "
-                                                "and update_freq"})
+    global_batch: int = field(metadata={
+        "help": "sequences (windows for SQuAD) per update, over all processes and update_freq"})
     lr: float = field(metadata={"help": "peak learning rate, reached at the end of the warmup"})
     warmup: float = field(metadata={"help": "linear warmup, as a share of the run (0.06: 6%); then linear "
                                             "decay to 0 at the last update"})
@@ -122,7 +122,7 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Stated:
-    """The schedule settings a config states in fairseq's terms (as composed: the YAML, then the overrides)."""
+    """The schedule settings a config states in fairseq's terms (composed: the YAML, then the overrides)."""
 
     batch_size: Optional[int]  # per process; for a recipe the most a process takes at once
     update_freq: int
@@ -136,13 +136,23 @@ class Stated:
     max_tokens: Optional[int] = None  # batching by tokens (batch_size None)
 
 
+# How a setting is given, in the messages: to the launcher (fairseq) and to finetune_hf.py (transformers)
+FAIRSEQ_NAMES = {**KEYS, "lr": "optimization.lr=[LR]", "global_batch": "--global-batch",
+                 "length": "recipe.epochs=N", "per": "process", "update_freq": "update_freq",
+                 "set_update_freq": "optimization.update_freq"}
+HF_NAMES = {"lr": "--lr LR", "global_batch": "--global-batch", "length": "--epochs N", "per": "device",
+            "batch_size": "--per-device-batch", "update_freq": "accumulation steps",
+            "set_update_freq": "--gradient-accumulation", "max_update": "--updates",
+            "warmup_updates": "--warmup-updates"}
+
+
 @dataclass
 class Plan:
     """One run's batch and schedule, resolved. ``lr`` is the peak; ``final_lr`` the lr of the last update
     (fairseq's polynomial_decay: update k runs at the schedule's value after k - 1 updates)."""
 
     world_size: int
-    batch_size: Optional[int]
+    batch_size: Optional[int]  # per process
     update_freq: int
     global_batch: Optional[int]
     unit: str
@@ -152,13 +162,14 @@ class Plan:
     warmup_updates: int
     total_num_update: Optional[int]
     lr: float
-    final_lr: Optional[float]
-    last_update: Optional[int]  # the update the run ends with (max_update, or max_epoch's end if earlier)
-    recipe: Optional[dict]
-    settings: dict  # fairseq key -> value for the settings the plan decides (not those given)
-    notes: list[str]
+    recipe: Optional[dict] = None
+    settings: dict = field(default_factory=dict)  # fairseq key -> value, for the settings the plan decides
+    notes: list[str] = field(default_factory=list)
+    final_lr: Optional[float] = None
+    last_update: Optional[int] = None  # the run's last update (max_update, or max_epoch's end if earlier)
     most_per_process: Optional[int] = None  # the config's dataset.batch_size
     max_tokens: Optional[int] = None
+    names: dict = field(default_factory=lambda: FAIRSEQ_NAMES, repr=False)
 
     @property
     def epochs(self) -> Optional[float]:
@@ -179,23 +190,25 @@ class Plan:
             OmegaConf.update(cfg, key, value, merge=False)
 
     def lines(self) -> list[str]:
-        """What the launcher prints: the batch arithmetic, the schedule, then the notes."""
+        """What is printed: the batch arithmetic, the schedule, then the notes."""
+        per, batch_size, update_freq = (self.names[key] for key in ("per", "batch_size", "update_freq"))
         if self.batch_size is None:
-            batch = (f"{self.max_tokens} tokens per process (dataset.max_tokens) x {self.world_size} processes x "
-                     f"update_freq {self.update_freq}")
+            batch = (f"{self.max_tokens} tokens per {per} (dataset.max_tokens) x {self.world_size} {per}es x "
+                     f"{update_freq} {self.update_freq}")
         else:
             shrunk = "" if self.batch_size == self.most_per_process else \
                 f", the config's {self.most_per_process} does not divide it"
-            batch = (f"{self.global_batch} {self.unit} per update = {self.batch_size} per process "
-                     f"(dataset.batch_size{shrunk}) x {self.world_size} processes x update_freq "
-                     f"{self.update_freq}")
+            batch = (f"{self.global_batch} {self.unit} per update = {self.batch_size} per {per} "
+                     f"({batch_size}{shrunk}) x {self.world_size} {per}{'es' if per == 'process' else 's'} x "
+                     f"{update_freq} {self.update_freq}")
         length = f"{self.max_update} updates" if self.max_update else "no update limit"
         if self.epochs is not None:
             length += f" ({self.epochs:.3g} epochs of {self.train_samples} {self.unit})"
         share = f" ({100 * self.warmup_updates / self.max_update:.3g}%)" if self.max_update else ""
         schedule = f"{length}, warmup {self.warmup_updates}{share}, lr {self.lr:.3g} at the peak"
         if self.final_lr is not None:
-            schedule += f", {self.final_lr:.3g} at the last update ({100 * self.final_lr / self.lr:.2g}% of it)"
+            schedule += (f", {self.final_lr:.3g} at the last update "
+                         f"({100 * self.final_lr / self.lr:.2g}% of it)")
         return [f"batch: {batch}", f"schedule: {schedule}", *self.notes]
 
     def as_dict(self) -> dict:
@@ -216,7 +229,8 @@ def hydra_value(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def lr_after(updates: int, lr: float, warmup: int, total: int, end_lr: float = 0.0, power: float = 1.0) -> float:
+def lr_after(updates: int, lr: float, warmup: int, total: int, end_lr: float = 0.0,
+             power: float = 1.0) -> float:
     """fairseq's polynomial_decay (and transformers' linear schedule, power 1) after ``updates`` updates."""
     if warmup > 0 and updates <= warmup:
         return lr * updates / warmup
@@ -232,76 +246,77 @@ def updates_per_epoch(samples: int, batch_size: int, world_size: int, update_fre
     return math.ceil(math.ceil(batches / world_size) / update_freq)
 
 
-def split_batch(global_batch: int, most: int, world_size: int, unit: str,
-                update_freq: Optional[int] = None) -> tuple[int, int]:
+def split_batch(global_batch: int, most: int, world_size: int, unit: str, update_freq: Optional[int] = None,
+                names: dict = FAIRSEQ_NAMES) -> tuple[int, int]:
     """(per process, update_freq) making ``global_batch``: the largest per-process size up to ``most``
     that splits it evenly (with ``update_freq`` given, the one size that does)."""
+    per = names["per"]
     if update_freq is not None:
         size, rest = divmod(global_batch, world_size * update_freq)
         if rest or size > most:
             raise UserInputError(
-                f"optimization.update_freq=[{update_freq}] on {world_size} processes cannot make "
-                f"{global_batch} {unit} per update with at most {most} per process (dataset.batch_size): drop "
-                "optimization.update_freq (the launcher derives it) or change dataset.batch_size")
+                f"{names['set_update_freq']} {update_freq} on {world_size} {per}(es) cannot make "
+                f"{global_batch} {unit} per update with at most {most} per {per} ({names['batch_size']}): "
+                f"drop {names['set_update_freq']} (it is derived) or change {names['batch_size']}")
         return size, update_freq
     for size in range(min(most, global_batch), 0, -1):
         if global_batch % (size * world_size) == 0:
             return size, global_batch // (size * world_size)
     lower = global_batch - global_batch % world_size
     choices = " or ".join(str(n) for n in (lower, lower + world_size) if n > 0)
-    raise UserInputError(f"--global-batch {global_batch} {unit} cannot be split evenly over {world_size} "
-                         f"processes: choose a multiple of {world_size} (e.g. --global-batch {choices})")
+    flag = names["global_batch"]
+    raise UserInputError(f"{flag} {global_batch} {unit} cannot be split evenly over {world_size} {per}"
+                         f"{'es' if per == 'process' else 's'}: choose a multiple of {world_size} (e.g. "
+                         f"{flag} {choices})")
 
 
 def resolve(stated: Stated, recipe: Optional[Recipe], given: set[str], world_size: int,
             train_samples: Optional[int], global_batch: Optional[int] = None, unit: str = "sequences",
-            strict: Optional[bool] = None) -> Plan:
+            strict: Optional[bool] = None, names: dict = FAIRSEQ_NAMES) -> Plan:
     """The plan of one run. ``stated``: the composed settings; ``given``: the names (KEYS) among them set
     on the command line, which win; ``global_batch``: --global-batch. ``strict`` (default: with a recipe)
-    refuses contradictions; otherwise they are notes."""
+    refuses contradictions; otherwise they are notes. ``names``: how the messages name the settings."""
     strict = recipe is not None if strict is None else strict
-    notes: list[str] = []
-    settings: dict = {}
     most = stated.batch_size
-    if recipe is None:
-        size, update_freq, total = most, stated.update_freq, global_batch
-        if global_batch is not None:
-            if most is None:
-                raise UserInputError("--global-batch counts sequences: the config batches by dataset.max_tokens;"
-                                     " set dataset.batch_size")
-            size, update_freq = split_batch(global_batch, most, world_size, unit)
-            settings = {KEYS["batch_size"]: size, KEYS["update_freq"]: [update_freq]}
-        elif most is not None:
-            total = most * world_size * update_freq
-        plan = Plan(world_size, size, update_freq, total, unit, train_samples, stated.max_update,
-                    stated.max_epoch, stated.warmup_updates, stated.total_num_update, stated.lr, None, None,
-                    None, settings, notes)
+    if recipe is not None:
+        plan = resolve_recipe(stated, recipe, given, world_size, train_samples, global_batch, unit, names)
+    elif global_batch is not None:
+        if most is None:
+            raise UserInputError(f"{names['global_batch']} counts {unit}: the config batches by "
+                                 "dataset.max_tokens; set dataset.batch_size")
+        size, update_freq = split_batch(global_batch, most, world_size, unit, names=names)
+        plan = Plan(world_size, size, update_freq, global_batch, unit, train_samples, stated.max_update,
+                    stated.max_epoch, stated.warmup_updates, stated.total_num_update, stated.lr,
+                    settings={KEYS["batch_size"]: size, KEYS["update_freq"]: [update_freq]})
     else:
-        plan = resolve_recipe(stated, recipe, given, world_size, train_samples, global_batch, unit, notes)
-    plan.most_per_process, plan.max_tokens = most, stated.max_tokens
+        total = most * world_size * stated.update_freq if most is not None else None
+        plan = Plan(world_size, most, stated.update_freq, total, unit, train_samples, stated.max_update,
+                    stated.max_epoch, stated.warmup_updates, stated.total_num_update, stated.lr)
+    plan.most_per_process, plan.max_tokens, plan.names = most, stated.max_tokens, names
     finish(plan, stated, given, strict)
     return plan
 
 
 def resolve_recipe(stated: Stated, recipe: Recipe, given: set[str], world_size: int,
-                   train_samples: Optional[int], global_batch: Optional[int], unit: str, notes: list[str]) -> Plan:
+                   train_samples: Optional[int], global_batch: Optional[int], unit: str, names: dict) -> Plan:
     if stated.batch_size is None:
         raise UserInputError(f"the recipe counts {unit} per update, but dataset.max_tokens batches vary in "
                              "size: batch by dataset.batch_size (the most per process)")
     if stated.total_num_update is None:
         raise UserInputError("a recipe's schedule is linear warmup and decay: lr_scheduler._name must be "
                              "polynomial_decay")
+    notes = []
     if {"batch_size", "update_freq"} <= given:  # both given: they make the global batch
-        made = stated.batch_size * world_size * stated.update_freq
-        if global_batch is not None and global_batch != made:
-            raise UserInputError(f"--global-batch {global_batch} but dataset.batch_size={stated.batch_size} x "
-                                 f"{world_size} processes x update_freq {stated.update_freq} = {made}: give one")
-        size, update_freq, batch = stated.batch_size, stated.update_freq, made
+        batch = stated.batch_size * world_size * stated.update_freq
+        if global_batch is not None and global_batch != batch:
+            raise UserInputError(f"{names['global_batch']} {global_batch} but {names['batch_size']} "
+                                 f"{stated.batch_size} x {world_size} x {names['set_update_freq']} "
+                                 f"{stated.update_freq} = {batch}: give one or the other")
+        size, update_freq = stated.batch_size, stated.update_freq
     else:
         batch = global_batch or recipe.global_batch
         size, update_freq = split_batch(batch, stated.batch_size, world_size, unit,
-                                        stated.update_freq if "update_freq" in given else None)
-    settings = {KEYS["batch_size"]: size, KEYS["update_freq"]: [update_freq]}
+                                        stated.update_freq if "update_freq" in given else None, names)
     if "max_update" in given:
         max_update = stated.max_update
     elif recipe.epochs is not None:
@@ -313,35 +328,31 @@ def resolve_recipe(stated: Stated, recipe: Recipe, given: set[str], world_size: 
         if batch != recipe.global_batch:
             notes.append(f"length: {recipe.updates} updates of {recipe.global_batch} {unit} (the recipe) = "
                          f"{max_update} updates of {batch}")
-    settings[KEYS["max_update"]] = max_update
-    settings[KEYS["max_epoch"]] = stated.max_epoch if "max_epoch" in given else 0
     warmup = stated.warmup_updates if "warmup_updates" in given else round(recipe.warmup * max_update)
-    settings[KEYS["warmup_updates"]] = warmup
     total = stated.total_num_update if "total_num_update" in given else max_update
-    settings[KEYS["total_num_update"]] = total
     if "lr" in given:
         lr = stated.lr
         if batch != recipe.global_batch:
-            notes.append(f"lr: {lr:.3g} as given (optimization.lr), for {batch} {unit} per update "
-                         f"(the recipe: {recipe.lr:.3g} for {recipe.global_batch})")
+            notes.append(f"lr: {lr:.3g} as given, for {batch} {unit} per update (the recipe: {recipe.lr:.3g} "
+                         f"for {recipe.global_batch})")
     elif batch == recipe.global_batch:
         lr = recipe.lr
     elif recipe.lr_scaling == "refuse":
         raise UserInputError(f"{batch} {unit} per update, but the recipe's lr {recipe.lr:.3g} is for "
-                             f"{recipe.global_batch} and its lr_scaling is refuse: use --global-batch "
-                             f"{recipe.global_batch}, or give optimization.lr=[LR] yourself")
+                             f"{recipe.global_batch} and its lr_scaling is refuse: use "
+                             f"{names['global_batch']} {recipe.global_batch}, or give {names['lr']} yourself")
     else:
         rule, words = LR_SCALING[recipe.lr_scaling]
         lr = recipe.lr * rule(batch / recipe.global_batch)
-        notes.append(f"lr: {lr:.3g} = the recipe's {recipe.lr:.3g} (for {recipe.global_batch} {unit} per update) "
-                     f"{words.format(new=batch, old=recipe.global_batch)} (recipe.lr_scaling; "
-                     "optimization.lr=[LR] sets it yourself)")
-    settings[KEYS["lr"]] = [lr]
-    for name in given:  # what was given stays the command line's
-        settings.pop(KEYS[name], None)
-    return Plan(world_size, size, update_freq, batch, unit, train_samples, max_update,
-                settings.get(KEYS["max_epoch"], stated.max_epoch), warmup, total, lr, None, None,
-                dataclasses.asdict(recipe), settings, notes)
+        notes.append(f"lr: {lr:.3g} = the recipe's {recipe.lr:.3g} (for {recipe.global_batch} {unit} per "
+                     f"update) {words.format(new=batch, old=recipe.global_batch)} (recipe.lr_scaling; "
+                     f"{names['lr']} sets it yourself)")
+    max_epoch = stated.max_epoch if "max_epoch" in given else 0
+    settings = {KEYS["batch_size"]: size, KEYS["update_freq"]: [update_freq], KEYS["max_update"]: max_update,
+                KEYS["max_epoch"]: max_epoch, KEYS["warmup_updates"]: warmup, KEYS["total_num_update"]: total,
+                KEYS["lr"]: [lr]}
+    return Plan(world_size, size, update_freq, batch, unit, train_samples, max_update, max_epoch, warmup,
+                total, lr, dataclasses.asdict(recipe), settings, notes)
 
 
 def finish(plan: Plan, stated: Stated, given: set[str], strict: bool) -> None:
@@ -356,26 +367,29 @@ def finish(plan: Plan, stated: Stated, given: set[str], strict: bool) -> None:
         return
     plan.final_lr = lr_after(plan.last_update - 1, plan.lr, plan.warmup_updates, plan.total_num_update,
                              stated.end_lr, stated.power)
-    problems = []
-    decay_left = (plan.final_lr - stated.end_lr) / (plan.lr - stated.end_lr) if plan.lr != stated.end_lr else 0
-    ended_by = (f"optimization.max_epoch={plan.max_epoch} (about {plan.last_update} updates)"
-                if plan.last_update != plan.max_update else f"optimization.max_update={plan.max_update}")
+    names = plan.names
+    left = (plan.final_lr - stated.end_lr) / (plan.lr - stated.end_lr) if plan.lr != stated.end_lr else 0
+    ended_by = (f"{names['max_epoch']}={plan.max_epoch} (about {plan.last_update} updates)"
+                if plan.last_update != plan.max_update else f"{names['max_update']}={plan.max_update}")
+    problem = None
     if plan.warmup_updates >= plan.last_update:
-        problems.append(f"the run ends ({ended_by}) within the warmup of {plan.warmup_updates} updates")
-    elif plan.last_update < plan.total_num_update - 1 and decay_left > FINAL_LR_SHARE:  # fairseq's epochs: +-1
-        problems.append(f"the run ends ({ended_by}) before the lr decay does (lr_scheduler.total_num_update="
-                        f"{plan.total_num_update}): lr {plan.final_lr:.3g} at the last update, "
-                        f"{100 * decay_left:.0f}% of the peak")
+        problem = f"the run ends ({ended_by}) within the warmup of {plan.warmup_updates} updates"
+    elif plan.last_update < plan.total_num_update - 1 and left > FINAL_LR_SHARE:  # fairseq's epochs: +-1
+        problem = (f"the run ends ({ended_by}) before the lr decay does (lr_scheduler.total_num_update="
+                   f"{plan.total_num_update}): lr {plan.final_lr:.3g} at the last update, "
+                   f"{100 * left:.0f}% of the peak")
     elif plan.total_num_update < plan.last_update - 1:
-        problems.append(f"the lr decay ends at update {plan.total_num_update} (lr_scheduler.total_num_update) "
-                        f"but the run goes on to {plan.last_update} ({ended_by}) at lr {stated.end_lr:g}")
-    for problem in problems:
-        if strict:
-            dropped = [KEYS[name] for name in sorted(given & {"max_epoch", "max_update", "total_num_update",
-                                                               "warmup_updates"})]
-            fix = f"drop {' '.join(dropped)} and " if dropped else ""
-            raise UserInputError(f"{problem}: {fix}set the length with recipe.epochs=N (or recipe.updates=N)")
+        problem = (f"the lr decay ends at update {plan.total_num_update} (lr_scheduler.total_num_update) but "
+                   f"the run goes on to {plan.last_update} ({ended_by}) at lr {stated.end_lr:g}")
+    if problem is None:
+        return
+    if not strict:
         plan.notes.append(f"note: {problem}")
+        return
+    dropped = [names[name] for name in sorted(given & {"max_epoch", "max_update", "total_num_update",
+                                                       "warmup_updates"})]
+    fix = f"drop {' '.join(dropped)} and " if dropped else ""
+    raise UserInputError(f"{problem}: {fix}set the length with {names['length']}")
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -403,8 +417,8 @@ def read_recipe(config_dir: Path, config_name: str, overrides: dict[str, str]) -
     stated = sorted(name for name in RECIPE_REPLACES
                     if KEYS[name].split(".")[1] in (raw.get(KEYS[name].split(".")[0]) or {}))
     if stated:
-        raise UserInputError(f"{where} has a recipe and also states {KEYS[stated[0]]}: the launcher derives it "
-                             "from the recipe; remove it from the YAML (a KEY=VALUE on the command line "
+        raise UserInputError(f"{where} has a recipe and also states {KEYS[stated[0]]}: the launcher derives "
+                             "it from the recipe; remove it from the YAML (a KEY=VALUE on the command line "
                              "still overrides it)")
     recipe = dict(raw[RECIPE_KEY] or {})
     if "epochs" in overrides:
@@ -497,8 +511,8 @@ def train_samples(cfg) -> int:
         try:
             return int(read_metadata(cfg.task.data)["splits"][split]["windows"])
         except (OSError, KeyError, ValueError) as err:
-            raise UserInputError(f"{cfg.task.data}/{METADATA_FILE} does not record the {split!r} split's windows "
-                                 f"({type(err).__name__}): re-run scripts/prepare_squad2.py") from None
+            raise UserInputError(f"{cfg.task.data}/{METADATA_FILE} does not record the {split!r} split's "
+                                 f"windows ({type(err).__name__}): re-run prepare_squad2.py") from None
     from fairseq_ext.training.preflight import setup_task
 
     task = setup_task(cfg)
