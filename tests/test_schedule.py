@@ -154,7 +154,7 @@ def test_overrides_win_and_another_global_batch_scales_the_lr(squad_sets, tmp_pa
     (["--global-batch", "50", "--nproc-per-node", "4"],
      r"^--global-batch 50 windows cannot be split evenly over 4 processes: choose a multiple of 4 "
      r"\(e.g. --global-batch 48 or 52\)$"),
-    (["optimization.update_freq=[1]"], r"^optimization.update_freq 1 on 1 process\(es\) cannot make 48 "
+    (["optimization.update_freq=[1]"], r"^optimization.update_freq 1 on 1 process cannot make 48 "
                                        r"windows per update with at most 16 per process"),
     (["recipe.warmup=6"], r"recipe.warmup=6.0 is a share of the run: from 0 to below 1"),
     (["recipe.epoch=2"], r"unknown recipe key 'epoch' \(known: global_batch, lr, warmup, epochs, updates"),

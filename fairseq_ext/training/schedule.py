@@ -193,14 +193,14 @@ class Plan:
         """What is printed: the batch arithmetic, the schedule, then the notes."""
         per, batch_size, update_freq = (self.names[key] for key in ("per", "batch_size", "update_freq"))
         if self.batch_size is None:
-            batch = (f"{self.max_tokens} tokens per {per} (dataset.max_tokens) x {self.world_size} {per}es x "
-                     f"{update_freq} {self.update_freq}")
+            batch = (f"{self.max_tokens} tokens per {per} (dataset.max_tokens) x "
+                     f"{counted(self.world_size, per)} x {update_freq} {self.update_freq}")
         else:
             shrunk = "" if self.batch_size == self.most_per_process else \
                 f", the config's {self.most_per_process} does not divide it"
             batch = (f"{self.global_batch} {self.unit} per update = {self.batch_size} per {per} "
-                     f"({batch_size}{shrunk}) x {self.world_size} {per}{'es' if per == 'process' else 's'} x "
-                     f"{update_freq} {self.update_freq}")
+                     f"({batch_size}{shrunk}) x {counted(self.world_size, per)} x {update_freq} "
+                     f"{self.update_freq}")
         length = f"{self.max_update} updates" if self.max_update else "no update limit"
         if self.epochs is not None:
             length += f" ({self.epochs:.3g} epochs of {self.train_samples} {self.unit})"
@@ -221,6 +221,11 @@ class Plan:
         from fairseq_ext.outputs import write_text_file
 
         write_text_file(path, json.dumps(self.as_dict(), indent=2) + "\n")
+
+
+def counted(number: int, noun: str) -> str:
+    """"1 process", "4 processes", "2 devices"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def hydra_value(value) -> str:
@@ -255,7 +260,7 @@ def split_batch(global_batch: int, most: int, world_size: int, unit: str, update
         size, rest = divmod(global_batch, world_size * update_freq)
         if rest or size > most:
             raise UserInputError(
-                f"{names['set_update_freq']} {update_freq} on {world_size} {per}(es) cannot make "
+                f"{names['set_update_freq']} {update_freq} on {counted(world_size, per)} cannot make "
                 f"{global_batch} {unit} per update with at most {most} per {per} ({names['batch_size']}): "
                 f"drop {names['set_update_freq']} (it is derived) or change {names['batch_size']}")
         return size, update_freq
@@ -265,9 +270,9 @@ def split_batch(global_batch: int, most: int, world_size: int, unit: str, update
     lower = global_batch - global_batch % world_size
     choices = " or ".join(str(n) for n in (lower, lower + world_size) if n > 0)
     flag = names["global_batch"]
-    raise UserInputError(f"{flag} {global_batch} {unit} cannot be split evenly over {world_size} {per}"
-                         f"{'es' if per == 'process' else 's'}: choose a multiple of {world_size} (e.g. "
-                         f"{flag} {choices})")
+    raise UserInputError(f"{flag} {global_batch} {unit} cannot be split evenly over "
+                         f"{counted(world_size, per)}: choose a multiple of {world_size} (e.g. {flag} "
+                         f"{choices})")
 
 
 def resolve(stated: Stated, recipe: Optional[Recipe], given: set[str], world_size: int,
