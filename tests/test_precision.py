@@ -17,6 +17,7 @@ from fairseq_ext.checkpoints import load_checkpoint
 from fairseq_ext.commands import evaluate_hf, fairseq_to_hf
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.span_head import Float32Linear, compute_in_fp32
+from tests.conftest import REPO
 from tests.pretrain_fixtures import training_records
 from tests.squad_fixtures import run_squad_script
 
@@ -100,3 +101,13 @@ def test_evaluate_hf_in_bf16_scores_as_fairseq_validated(bf16_run, squad2_data_b
         with pytest.raises(UserInputError, match=r"^--fp16 needs a CUDA GPU: on CPU use --bf16, or neither"):
             evaluate_hf.main(["--model", str(tmp_path / "absent"), "--data",
                               str(squad2_data_bin / "valid.json"), "--out", str(tmp_path / "fp16"), "--fp16"])
+
+
+def test_fp16_and_bf16_at_once_are_refused(squad2_data_bin, tmp_path):
+    """fairseq would run such a config in fp16 without loss scaling."""
+    from fairseq_ext.training import launch
+
+    with pytest.raises(UserInputError, match=r"^common.fp16=true and common.bf16=true: choose one"):
+        launch.main(["--config", "squad2_tiny", "--config-dir", str(REPO / "configs" / "finetuning"),
+                     "--data", str(squad2_data_bin), "--save-dir", str(tmp_path / "run"), "--from-scratch",
+                     "--check-only", "common.fp16=true", "common.bf16=true"])
