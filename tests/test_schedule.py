@@ -176,6 +176,8 @@ def test_pretraining_recipe_counts_updates_of_its_global_batch(wiki_data_bin, tm
     assert (one["update_freq"], sixteen["update_freq"]) == (128, 8)
     assert one["max_update"] == sixteen["max_update"] == 12500 and one["warmup_updates"] == 750
     assert halved["max_update"] == 25000 and math.isclose(halved["lr"], 5e-4 / math.sqrt(2))
+    assert any(note.startswith("note: 12500 updates of 2048 are") and "recipe.updates=N" in note
+               for note in one["notes"])  # the test corpus is tiny: the recipe repeats it 10^5 times
     cfg = compose_config(config_dir, "roberta_base_continue", [
         f"common.user_dir={plugin_dir()}", f"task.data={wiki_data_bin}", f"checkpoint.save_dir={tmp_path}"])
     assert one["train_samples"] == schedule.train_samples(cfg) > 0

@@ -98,6 +98,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     import torch
+    from transformers import set_seed
     from transformers.utils import logging as hf_logging
 
     from fairseq_ext.hf.finetune import ConfigDefaults, TrainingSettings, finetune, training_devices
@@ -118,6 +119,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{args.valid}: {valid.summary()}")
     output = None if args.check_only else OutputDirectory(
         args.out, "finetune_hf", inputs=[args.model, args.train, args.valid], replace=args.force)
+    # seeded before the first load, whose fresh span head is drawn first: the head trained is the second
+    # draw of the seed, as in every earlier version (the same seed, the same run)
+    set_seed(args.seed if args.seed is not None else defaults.seed)
     tokenizer, base = load_qa_model(args.model, trained_head=False)
     settings, described = model_settings(base, args)
     del base

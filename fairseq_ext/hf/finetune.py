@@ -159,13 +159,13 @@ def collate(items: Sequence[dict]) -> dict:
 
 
 def load_model_for_training(model_dir: Path, settings: QASettings, training: TrainingSettings):
-    """RobertaForQuestionAnswering (seeded; a masked-LM export gets a fresh span head) with the run's
-    dropout (None: the model's own) and its span head computing in fp32."""
-    from transformers import AutoModelForQuestionAnswering, set_seed
+    """RobertaForQuestionAnswering (a masked-LM export gets a fresh span head, drawn from torch's generator
+    as the caller seeded it) with the run's dropout (None: the model's own) and its span head computing
+    in fp32."""
+    from transformers import AutoModelForQuestionAnswering
 
     from fairseq_ext.hf.qa import SETTINGS_KEY, with_fp32_head
 
-    set_seed(training.seed)
     overrides = {}
     if training.dropout is not None:
         overrides = {"hidden_dropout_prob": training.dropout,

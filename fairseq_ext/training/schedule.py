@@ -46,6 +46,7 @@ RECIPE_REPLACES = ("update_freq", "max_update", "max_epoch", "lr", "warmup_updat
 # lr for a global batch B other than the recipe's B0: lr0 x rule(B / B0)
 LR_SCALING = {"sqrt": (math.sqrt, "x sqrt({new}/{old}), the square-root rule for Adam"),
               "linear": (lambda ratio: ratio, "x {new}/{old}, the linear rule")}
+MANY_EPOCHS = 50  # a pretraining recipe repeating the corpus more often than this: noted
 FINAL_LR_SHARE = 0.01  # a run ending before its decay with more than this share of the peak left: refused
 
 
@@ -333,6 +334,10 @@ def resolve_recipe(stated: Stated, recipe: Recipe, given: set[str], world_size: 
         if batch != recipe.global_batch:
             notes.append(f"length: {recipe.updates} updates of {recipe.global_batch} {unit} (the recipe) = "
                          f"{max_update} updates of {batch}")
+        passes = max_update * batch / train_samples if train_samples else 0
+        if passes > MANY_EPOCHS and "max_update" not in given:
+            notes.append(f"note: {max_update} updates of {batch} are {passes:.3g} passes over these "
+                         f"{train_samples} {unit}: recipe.updates=N sets a length for a corpus this small")
     warmup = stated.warmup_updates if "warmup_updates" in given else round(recipe.warmup * max_update)
     total = stated.total_num_update if "total_num_update" in given else max_update
     if "lr" in given:
