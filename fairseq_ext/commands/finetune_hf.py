@@ -25,15 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import positive_int, run_cli
+from fairseq_ext.cli import finite_float, positive_float, positive_int, run_cli
 from fairseq_ext.errors import UserInputError
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0: {text}")
-    return value
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -78,12 +71,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                                "the learning rate reaches 0 at the last")
     training.add_argument("--warmup-updates", type=int,
                           help="linear warm-up updates (default: the recipe's share of the run)")
-    training.add_argument("--weight-decay", type=float, help="(default: the config's)")
-    training.add_argument("--adam-betas", type=float, nargs=2, help="(default: the config's)")
-    training.add_argument("--adam-eps", type=float, help="(default: the config's)")
-    training.add_argument("--clip-norm", type=float,
+    training.add_argument("--weight-decay", type=finite_float, help="(default: the config's)")
+    training.add_argument("--adam-betas", type=finite_float, nargs=2, help="(default: the config's)")
+    training.add_argument("--adam-eps", type=finite_float, help="(default: the config's)")
+    training.add_argument("--clip-norm", type=finite_float,
                           help="gradient norm clipping, 0 for none (default: the config's)")
-    training.add_argument("--dropout", type=float,
+    training.add_argument("--dropout", type=finite_float,
                           help="dropout and attention dropout (default: the config's model.dropout if it "
                                "states one, else the model's own)")
     training.add_argument("--seed", type=int, help="(default: the config's common.seed)")
