@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -136,6 +137,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    precision=args.precision)
     print(f"training: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(training).items())}")
     results = None
+    if int(os.environ.get("RANK", "0")) > 0:  # another process of a torchrun job: rank 0 writes OUT
+        with tempfile.TemporaryDirectory() as work_dir:
+            finetune(args.model, features, settings, training, Path(work_dir), progress=False)
+        return 0
     with output.staged() as staging, tempfile.TemporaryDirectory() as work_dir:  # work_dir: the Trainer's
         model, log = finetune(args.model, features, settings, training, Path(work_dir),
                               progress=sys.stderr.isatty())
