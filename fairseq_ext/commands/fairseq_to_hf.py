@@ -37,9 +37,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     card.add_argument("--eval-results", type=Path, metavar="FILE",
                       help="eval_results.json of predict_squad2.py/evaluate_hf.py: EM/F1/HasAns/NoAns go "
                            "into the card's model-index")
-    card.add_argument("--eval-dataset", default="squad_v2",
-                      help="the data the eval results were measured on, as a hub dataset id "
-                           "(default: %(default)s)")
+    card.add_argument("--eval-dataset", metavar="HUB_ID",
+                      help="the data the eval results were measured on, as a hub dataset id (default: "
+                           "squad_v2 when the official dev-v2.0.json was scored, recognised by its sha256; "
+                           "else 'custom', named by the scored file)")
     card.add_argument("--language", nargs="+", default=["en"], help="the model's languages (default: en)")
     card.add_argument("--license", help="license id for the card, e.g. mit (default: none stated)")
     return parser.parse_args(argv)
