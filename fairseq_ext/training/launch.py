@@ -38,6 +38,7 @@ from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq
 from fairseq_ext.training.preflight import (
     FROM_SCRATCH,
     check_devices,
+    check_given_paths,
     compose_config,
     drop_records_after,
     plugin_dir,
@@ -47,7 +48,10 @@ from fairseq_ext.training.preflight import (
     resolve_config,
 )
 
-PROG = "launch_train.py"  # the name in the launcher's error lines, whichever way it was started
+# the command the user typed, in --help and error lines: scripts/pretrain.sh and finetune_squad2.sh name
+# themselves in PROG_ENV; else launch_train.py
+PROG_ENV = "ROBERTA_TRAIN_PROG"
+PROG = os.environ.get(PROG_ENV) or "launch_train.py"
 
 
 def parse_args(argv: Optional[Sequence[str]]):
@@ -91,6 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
     distributed.check_launcher_keys(overrides)
     config_dir, config_name = resolve_config(args.config, args.config_dir)
+    check_given_paths(args.data, args.restore)  # before fairseq and hydra load (seconds): a typo fails fast
     overrides = [
         f"common.user_dir={plugin_dir()}",
         f"task.data={':'.join(str(Path(p).resolve()) for p in args.data.split(':'))}",

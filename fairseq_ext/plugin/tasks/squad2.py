@@ -11,6 +11,7 @@ fairseq adds up across GPUs like any other logging output: no logits are gathere
 """
 
 # no `from __future__ import annotations` here: fairseq reads the config dataclass's field types
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from fairseq_ext.squad.format import (
     check_window_settings,
     examples_file,
     features_file,
+    prepare_command,
 )
 from fairseq_ext.squad.metric import METRICS, evaluate, headline, no_answer_baseline
 from fairseq_ext.squad.settings import DEFAULT, QASettings
@@ -86,12 +88,20 @@ class SquadV2Task(FairseqTask):
         if not dict_path.is_file():
             raise FileNotFoundError(f"squad2 task: {dict_path} not found (task.data should be a directory "
                                     "made by scripts/prepare_squad2.py)")
+        settings = QASettings.from_object(cfg)
         try:
-            QASettings.from_object(cfg).check_fits(cfg.max_positions, hint=" (task.max_positions)")
+            settings.check_fits(cfg.max_positions, name="task.max_seq_length", hint=" (task.max_positions)")
         except UserInputError as err:
-            raise ValueError(f"squad2 task: {err}") from None
+            fix = f"task.max_seq_length={cfg.max_positions} or less"
+            if (Path(cfg.data) / METADATA_FILE).is_file():  # and the data prepared to match
+                fitting = dataclasses.replace(settings, max_seq_length=cfg.max_positions,
+                                              doc_stride=min(settings.doc_stride, cfg.max_positions // 4),
+                                              max_query_length=min(settings.max_query_length,
+                                                                   cfg.max_positions // 4))
+                fix += f", with data prepared so: {prepare_command(cfg.data, fitting)}"
+            raise ValueError(f"squad2 task: {err}: set {fix}") from None
         if (Path(cfg.data) / METADATA_FILE).is_file():  # absent when only predicting (task.data = a BPE dir)
-            check_window_settings(cfg.data, QASettings.from_object(cfg))
+            check_window_settings(cfg.data, QASettings.from_object(cfg), positions=cfg.max_positions)
         dictionary = cls.load_dictionary(dict_path)
         logger.info("dictionary: %d types", len(dictionary))
         return cls(cfg, dictionary)
