@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -103,8 +104,19 @@ def test_preflight_error_is_one_line_before_training(wiki_data_bin, tmp_path):
     result = run_pretrain("--config", "tiny", "--data", tmp_path / "missing", "--save-dir", save_dir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"launch_train.py: error: data directory not found: {tmp_path / 'missing'} (task.data)"]
+        f"pretrain.sh: error: data directory not found: {tmp_path / 'missing'} (--data)"]
     assert result.stdout == "" and not save_dir.exists()
+    # found before the slow imports: not one fairseq, hydra or torch module was loaded
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "fairseq_ext.training.launch",
+                             "--config", "tiny", "--data", str(tmp_path / "missing"),
+                             "--save-dir", str(save_dir)],
+                            capture_output=True, text=True, timeout=300)
+    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in traced.stderr.splitlines()
+               if line.startswith("import time:")}
+    assert traced.returncode == 2 and not modules & {"fairseq", "hydra", "torch"}, modules
+    help_text = subprocess.run(pretrain_command("--help"), capture_output=True, text=True, timeout=300,
+                               env=pretrain_env()).stdout
+    assert help_text.startswith("usage: pretrain.sh ")
 
 
 def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):

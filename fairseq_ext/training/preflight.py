@@ -157,7 +157,7 @@ def check_given_paths(data: str, restore: Optional[str]) -> None:
         if not path.is_dir():
             raise UserInputError(f"data directory not found: {path} (--data)")
     if restore is not None and not Path(restore).is_file():
-        raise UserInputError(f"checkpoint not found: {restore} (--restore)")
+        raise UserInputError(f"checkpoint not found: {restore}")
 
 
 def check_data(cfg, data_paths: list[Path]) -> None:
