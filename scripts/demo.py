@@ -666,8 +666,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plots = demo.path("plots")
     curves = (pretrained, continued, finetuned) + (() if args.no_scratch else (scratch,))
     compare = () if args.no_scratch else ("--compare", "squad2-pretrained-vs-scratch")  # one axes
+    meanings = ["--label", "pretrained=masked LM from random init",
+                "--label", "continued=masked LM continued from 'pretrained'",
+                "--label", "squad2=from pretrained masked LM"]
+    meanings += [] if args.no_scratch else ["--label", "squad2-scratch=from random init"]
     demo.stage("plots", "training curves (plot_logs.py)", [
-        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots, *compare]])
+        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots, *meanings,
+         *compare]])
 
     artefacts = {
         "corpus splits": corpus,
