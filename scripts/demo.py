@@ -36,6 +36,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -162,13 +163,13 @@ def _children_cpu() -> float:
 
 
 def last_update(log: Path) -> str:
-    """The latest num_updates of fairseq's JSON records, read from the end of a stage's log."""
+    """The latest update of a stage's log, read from its end: the launcher's progress lines
+    (fairseq_ext.training.progress), or fairseq's JSON records (--verbose)."""
     with open(log, "rb") as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
         tail = f.read().decode("utf-8", errors="replace")
-    marker = '"num_updates": "'
-    at = tail.rfind(marker)
-    return tail[at + len(marker):].split('"', 1)[0] if at >= 0 else "0"
+    found = re.findall(r'"num_updates": "(\d+)"|\] update (\d+)\b', tail)
+    return next(filter(None, found[-1])) if found else "0"
 
 
 # ------------------------------------------------------------------------------------------------ inputs

@@ -58,6 +58,15 @@ def test_tiny_pretraining_from_scratch_learns_and_logs(tiny_pretrained_checkpoin
     # TensorBoard event files and the hydra config land in the save dir, not the working directory
     assert list((save_dir / "tensorboard" / "train_inner").glob("events.out.tfevents.*"))
     assert (save_dir / ".hydra" / "config.yaml").is_file()
+    # the console: one progress line per log interval, no JSON records, no model repr, no hydra warnings
+    console = (save_dir.parent / f"{save_dir.name}.console.txt").read_text()
+    progress = re.findall(r"\] update (\d+) of 20 \(\d+%\) \| [\d.]+ updates/s \| ETA \d+m\d\ds \| "
+                          r"train loss ([\d.]+) bits", console)
+    assert [(int(update), float(loss)) for update, loss in progress] == list(zip(range(5, 21, 5), train))
+    assert f"validation at update 20: loss {training_records(save_dir, 'valid')[-1]['valid_loss']} bits" \
+        in console
+    for noise in ('{"epoch"', "RobertaModel(", "version_base", "ConfigStore schema", "'_name': None"):
+        assert noise not in console, noise
 
 
 # --- continued pretraining ---------------------------------------------------------------------------
@@ -258,7 +267,7 @@ def run_signalled_after(command: list[str], update: int, signum: int, env: dict,
     try:
         for line in process.stdout:
             lines.append(line)
-            if "[train_inner]" in line and f'"num_updates": "{update}"' in line:
+            if re.search(rf"\] update {update}\b", line):  # the progress line of that update
                 process.send_signal(signum)
                 update = None  # once
         return process.wait(), "".join(lines)

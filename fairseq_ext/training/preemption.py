@@ -69,6 +69,9 @@ def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[
     when a signal stopped it after saving checkpoint_last.pt. Every training process of the launcher comes
     here, so this is where the compatibility patches are applied (distributed.apply_compat_patches: the
     checkpoint allow-list for fairseq's torch.load, trusted rank-0 broadcasts)."""
+    from fairseq_ext.training import progress
+
+    progress.install()  # first: hydra warns as fairseq_cli.hydra_train is imported
     from fairseq_cli.hydra_train import cli_main
 
     import fairseq_ext.plugin  # noqa: F401  (registered before fairseq imports --user-dir, which is then a no-op)
