@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
-# tokenizer directory; unset, the tools look in $$GPT2_BPE_DIR, then gpt2_bpe/ (make gpt2-bpe)
+# tokenizer directory; unset, the tools look in $$GPT2_BPE_DIR, then the checkout's gpt2_bpe/
 GPT2_BPE ?=
 BPE_FLAG = $(if $(GPT2_BPE),--gpt2-bpe $(GPT2_BPE))
 REAL ?=
@@ -29,6 +29,7 @@ help:  ## list the targets
 
 setup:  ## create .venv: torch, fairseq (cached wheel), transformers, this project (idempotent)
 	@VENV=$(VENV) bash scripts/setup_env.sh
+	@$(MAKE) --no-print-directory gpt2-bpe
 
 lint: setup  ## ruff check
 	$(VENV)/bin/ruff check .
@@ -101,8 +102,9 @@ gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  $(PY) scripts/gpu_check.py --shared-dir "$$shared_dir"
 
-gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
-	bash scripts/get_gpt2_bpe.sh gpt2_bpe
+gpt2-bpe:  ## gpt2_bpe/encoder.json rebuilt offline from the checkout's vocab.bpe; all three sha256-checked
+	@test -s gpt2_bpe/encoder.json || $(PY) -m fairseq_ext.commands.gpt2_encoder gpt2_bpe/vocab.bpe gpt2_bpe/encoder.json
+	@cd gpt2_bpe && sha256sum --quiet --check SHA256SUMS
 
 pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster
 	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) bash scripts/pack_env.sh roberta-squad2-env.tar.gz
