@@ -236,8 +236,10 @@ def test_prepare_counts_repaired_and_skipped_answers(tmp_path, gpt2_bpe_dir, cap
     path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [paragraph]}]}))
 
     command("prepare_squad2").main(["--train", str(path), "--gpt2-bpe", str(gpt2_bpe_dir),
-                                   "--destdir", str(tmp_path / "bin"), *TINY_WINDOWS])
-    assert "1 answer_start repaired, 1 questions skipped" in capsys.readouterr().out
+                                   "--destdir", str(tmp_path / "bin"), *TINY_WINDOWS, "--quiet"])
+    printed = capsys.readouterr()
+    assert "1 answer_start repaired, 1 questions skipped" in printed.out  # --quiet keeps the counts
+    assert "features" not in printed.err  # and drops the progress bar
     counts = json.loads((tmp_path / "bin" / METADATA_FILE).read_text())["splits"]["train"]
     assert counts["repaired"] == 1 and counts["skipped"] == 1
     assert counts["skipped_questions"][0]["id"] == answered[1]["id"]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import run_cli
+from fairseq_ext.cli import existing_file, run_cli
 from fairseq_ext.export.config import DEFAULT_TOLERANCE
 from fairseq_ext.tokenizer import add_tokenizer_argument
 
@@ -48,6 +48,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    existing_file(args.checkpoint, "checkpoint")  # before torch and transformers load: fails at once
     from transformers.utils import logging as hf_logging
 
     from fairseq_ext.export.to_hf import CardOptions, describe, export
