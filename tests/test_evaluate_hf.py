@@ -154,6 +154,7 @@ def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export
     # scored on a file of ours, not the official dev set: labelled custom, named by the file
     assert {(result.dataset_type, result.dataset_name) for result in card.data.eval_results} == {
         ("custom", "train.json")}
+    assert "squad_v2" not in card.data.tags and "extractive-qa" in card.data.tags  # not even as a tag
     assert results["no_answer_baseline"] == pytest.approx(
         100 * sum(not example.answers for example in load_squad(trained_on).examples[:120]) / 120)
     for expected in ("task._name`: `squad2`", "checkpoint.restore_file", "ids identical",

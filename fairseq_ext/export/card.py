@@ -106,7 +106,7 @@ def read_eval_results(path: Path) -> dict:
 def model_card(facts: CardFacts):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    eval_results = None
+    eval_results, dataset_type = None, None
     if facts.eval_results is not None:
         dataset_type, dataset_name = eval_dataset(facts)
         eval_results = [
@@ -117,7 +117,8 @@ def model_card(facts: CardFacts):
     data = ModelCardData(
         language=facts.languages, license=facts.license, library_name="transformers",
         pipeline_tag=PIPELINE_TAGS[facts.kind], tags=["roberta", "fairseq"] + (
-            ["extractive-qa", "squad_v2"] if facts.kind == SPAN_QA else []),
+            ["extractive-qa"] if facts.kind == SPAN_QA else []) + (  # squad_v2: the official file only
+            ["squad_v2"] if dataset_type == "squad_v2" else []),
         model_name=facts.name, eval_results=eval_results)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{_body(facts)}")
 
