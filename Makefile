@@ -87,7 +87,7 @@ cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch sc
 
 # Pre-release check (about 10-15 minutes on 2 cores): roberta-base size, random init, every stage on CPU.
 check-base: setup  ## base configs, random 125M model, CPU: every stage a few updates; words/s, memory, sizes
-	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  OMP_NUM_THREADS=1 $(PY) scripts/check_base.py --shared-dir "$$shared_dir"
 
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
