@@ -116,6 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if plan.finished:
         return 0
     on_cpu = training_on_cpu(cfg)
+    if topology.external and not on_cpu:
+        distributed.check_ranks_per_gpu(topology, gpu_count())
     if not topology.external and not on_cpu:
         gpus = gpu_count()
         if args.nproc_per_node is None:
