@@ -20,7 +20,7 @@ TEST_WORKERS ?= 2
 TEST_DATA_DIR ?=
 
 .PHONY: help setup test lint test-data demo demo-zh learn-check bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
-	export-hf evaluate-hf import-hf pack-env cluster-test check-base gpu-check gpt2-bpe clean
+	export-hf evaluate-hf import-hf checkpoint pack-env cluster-test check-base gpu-check gpt2-bpe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -87,12 +87,16 @@ cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch sc
 
 # Pre-release check (about 10-15 minutes on 2 cores): roberta-base size, random init, every stage on CPU.
 check-base: setup  ## base configs, random 125M model, CPU: every stage a few updates; words/s, memory, sizes
-	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  OMP_NUM_THREADS=1 $(PY) scripts/check_base.py --shared-dir "$$shared_dir"
 
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  $(PY) scripts/gpu_check.py --shared-dir "$$shared_dir"
+
+checkpoint:  ## fairseq's released NAME=roberta.base|roberta.large|xlmr.base|xlmr.large -> ./NAME [DEST=..] [COPY_FROM=..]
+	bash scripts/get_checkpoint.sh $(or $(NAME),roberta.base) $(if $(DEST),--dest $(DEST)) \
+	  $(if $(COPY_FROM),--copy-from $(COPY_FROM))
 
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
 	bash scripts/get_gpt2_bpe.sh gpt2_bpe

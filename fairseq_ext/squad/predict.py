@@ -110,7 +110,8 @@ def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: 
     if all(example.labelled for example in examples):
         results = evaluate(metric, examples, predictions.answers,
                            na_probs=predictions.null_odds if version_2 else None,
-                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
+                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2,
+                           non_null=predictions.non_null)
         outputs[PREDICTION_FILES[3]] = results
     for name, content in outputs.items():
         (out / name).write_text(json_text(content, name), encoding="utf-8")
