@@ -22,7 +22,7 @@ TEST_DATA_DIR ?=
 require = $(if $($(1)),,$(error make $@ needs $(1)=..., e.g. make $@ $(1)=$(2)))
 
 .PHONY: help setup test lint test-data demo demo-zh learn-check bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
-	export-hf evaluate-hf import-hf pack-env cluster-test check-base gpu-check gpt2-bpe clean
+	export-hf evaluate-hf import-hf checkpoint pack-env cluster-test check-base gpu-check gpt2-bpe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "%-16s %s\n", $$1, $$2 }'
@@ -101,6 +101,10 @@ check-base: setup  ## base configs, random 125M model, CPU: every stage a few up
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  $(PY) scripts/gpu_check.py --shared-dir "$$shared_dir"
+
+checkpoint:  ## fairseq's released NAME=roberta.base|roberta.large|xlmr.base|xlmr.large -> ./NAME [DEST=..] [COPY_FROM=..]
+	bash scripts/get_checkpoint.sh $(or $(NAME),roberta.base) $(if $(DEST),--dest $(DEST)) \
+	  $(if $(COPY_FROM),--copy-from $(COPY_FROM))
 
 gpt2-bpe:  ## gpt2_bpe/encoder.json rebuilt offline from the checkout's vocab.bpe; all three sha256-checked
 	@test -s gpt2_bpe/encoder.json || $(PY) -m fairseq_ext.commands.gpt2_encoder gpt2_bpe/vocab.bpe gpt2_bpe/encoder.json

@@ -141,7 +141,10 @@ def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):
 def test_missing_checkpoint(wiki_data_bin, tmp_path):
     message = preflight_error("--data", wiki_data_bin, "--save-dir", tmp_path / "run",
                               "--restore", tmp_path / "model.pt")
-    assert message == f"checkpoint not found: {tmp_path / 'model.pt'}"
+    assert message == (f"checkpoint not found: {tmp_path / 'model.pt'}: fetch a released one with "
+                       "scripts/get_checkpoint.sh NAME (roberta.base, roberta.large, xlmr.base, xlmr.large; "
+                       "then --restore NAME/model.pt), or convert a Hugging Face model with "
+                       "convert/hf_to_fairseq.py")
 
 
 def test_checkpoint_that_does_not_load(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):

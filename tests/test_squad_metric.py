@@ -215,3 +215,49 @@ def test_file_identity_names_only_the_official_dev_file(dev_path, tmp_path):
     assert identity == {"file": "squad2-dev-part.json", "sha256": digest, "dataset": None,
                         "dataset_name": None}
     assert OFFICIAL_FILES["80a5225e94905956a6446d296ca1093975c4d3b3260f1d6c8f68bc2ab77182d8"][0] == "squad_v2"
+
+
+# issue 27: 4 answerable questions whose best non-null answers are right (null odds 0.5, 0.8, 1.2, -1) and 2
+# unanswerable ones (5, 6); predicted with threshold 0, three right answers were cut to ""
+THRESHOLD_EXAMPLES = [question("a1", "Eiffel Tower"), question("a2", "blue whale"), question("a3", "whale"),
+                      question("a4", "Tower"), question("u1"), question("u2")]
+THRESHOLD_ODDS = {"a1": 0.5, "a2": 0.8, "a3": 1.2, "a4": -1.0, "u1": 5.0, "u2": 6.0}
+NON_NULL = {"a1": "Eiffel Tower", "a2": "blue whale", "a3": "whale", "a4": "Tower", "u1": "not",
+            "u2": "Eiffel"}
+CUT_AT_0 = {qid: text if THRESHOLD_ODDS[qid] <= 0 else "" for qid, text in NON_NULL.items()}
+
+
+def test_best_threshold_search_finds_a_positive_optimum_on_the_best_non_null_answers():
+    searched = squad_evaluate(THRESHOLD_EXAMPLES, CUT_AT_0, na_probs=THRESHOLD_ODDS, na_prob_thresh=0.0,
+                              non_null=NON_NULL)
+    assert (searched["best_f1"], searched["best_f1_thresh"]) == (100.0, 1.2)
+    assert (searched["best_exact"], searched["best_exact_thresh"]) == (100.0, 1.2)
+    # the thresholded scores are those of the predictions as given (3 of 6 right)
+    as_given = squad_evaluate(THRESHOLD_EXAMPLES, CUT_AT_0, na_probs=THRESHOLD_ODDS, na_prob_thresh=0.0)
+    assert {k: searched[k] for k in V2_KEYS} == {k: as_given[k] for k in V2_KEYS} and as_given["f1"] == 50.0
+    # searched on the cut answers (the official script fed predictions.json) it cannot pass threshold 0
+    assert (as_given["best_f1"], as_given["best_f1_thresh"]) == (50.0, -1.0)
+    # the same with the uncut answers as predictions: the official script's intended use
+    official = squad_evaluate(THRESHOLD_EXAMPLES, NON_NULL, na_probs=THRESHOLD_ODDS, na_prob_thresh=1.2)
+    assert official["f1"] == 100.0 and (official["best_f1"], official["best_f1_thresh"]) == (100.0, 1.2)
+
+
+def test_cli_searches_the_best_non_null_answers_of_the_nbest_file(tmp_path, capsys):
+    context = THRESHOLD_EXAMPLES[0].context
+    data = {"version": "v2.0", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": e.qid, "question": "?", "is_impossible": e.is_impossible,
+         "answers": [{"text": a.text, "answer_start": context.index(a.text)} for a in e.answers]}
+        for e in THRESHOLD_EXAMPLES]}]}]}
+    nbest = {qid: [{"text": "", "probability": 0.6}, {"text": text, "probability": 0.4}]
+             for qid, text in NON_NULL.items()}
+    files = {"data.json": data, "pred.json": CUT_AT_0, "null_odds.json": THRESHOLD_ODDS, "nbest.json": nbest}
+    for name, content in files.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    evaluate_squad2.main([str(tmp_path / "data.json"), str(tmp_path / "pred.json"), "-n",
+                          str(tmp_path / "null_odds.json"), "-t", "0",
+                          "--nbest-file", str(tmp_path / "nbest.json")])
+    result = json.loads(capsys.readouterr().out)
+    assert (result["f1"], result["best_f1"], result["best_f1_thresh"]) == (50.0, 100.0, 1.2)
+    with pytest.raises(UserInputError, match="give --na-prob-file too"):
+        evaluate_squad2.main([str(tmp_path / "data.json"), str(tmp_path / "pred.json"),
+                              "--nbest-file", str(tmp_path / "nbest.json")])

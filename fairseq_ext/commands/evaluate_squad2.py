@@ -1,7 +1,10 @@
 """SQuAD 2.0 evaluation with the arguments and output of the official evaluate-v2.0.py.
 
 Prints the metric JSON (exact, f1, total, HasAns_*, NoAns_*, and best_exact/best_f1 with their
-thresholds when --na-prob-file is given) and writes it to --out-file. SQuAD v1.1 data gives the v1.1
+thresholds when --na-prob-file is given) and writes it to --out-file. The best-threshold search scores each
+question's best non-null answer (from --nbest-file, predict_squad2's nbest_predictions.json) as the
+official script intends; without it, the predictions as given (answers already cut at a threshold: the
+search then cannot find a higher one). SQuAD v1.1 data gives the v1.1
 keys (exact_match, f1). --metric cmrc scores Chinese answers as the official CMRC 2018 script
 (cmrc2018_evaluate.py) does and prints its output: AVERAGE, F1, EM (as "%.3f" strings), TOTAL, SKIP
 (questions without a prediction, scored 0) and FILE.
@@ -40,6 +43,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--na-prob-file", "-n", metavar="F",
                         help="question id -> no-answer probability or null odds (predict_squad2's "
                              "null_odds.json); adds the best-threshold search")
+    parser.add_argument("--nbest-file", metavar="F",
+                        help="question id -> n-best candidates, best first (predict_squad2's "
+                             "nbest_predictions.json): the best-threshold search scores the best non-null "
+                             "one of each question")
     parser.add_argument("--na-prob-thresh", "-t", type=finite_float, default=1.0, metavar="T",
                         help='predict "" where the no-answer probability exceeds T (default: 1.0)')
     return parser.parse_args(argv)
@@ -62,6 +69,19 @@ def read_mapping(path: str, what: str, value_type: type) -> dict:
     return mapping
 
 
+def best_non_null(nbest: dict) -> dict[str, str]:
+    """qid -> the text of its first non-empty candidate (questions with none are left out)."""
+    non_null = {}
+    for qid, candidates in nbest.items():
+        texts = [c.get("text") if isinstance(c, dict) else None for c in candidates]
+        if not all(isinstance(text, str) for text in texts):
+            raise UserInputError(f"n-best candidates of question {qid}: expected objects with a \"text\"")
+        first = next((text for text in texts if text), None)
+        if first is not None:
+            non_null[qid] = first
+    return non_null
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     data = load_squad(args.data_file, align_answers=False)  # the metric reads answer texts only
@@ -71,9 +91,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         na_probs = read_mapping(args.na_prob_file, "no-answer probabilities", numbers.Real)
     if args.metric == "cmrc" and na_probs is not None:
         raise UserInputError("--na-prob-file applies to --metric squad only")
-    inputs = [args.data_file, args.pred_file, args.na_prob_file]
+    if args.nbest_file and na_probs is None:
+        raise UserInputError("--nbest-file serves the best-threshold search: give --na-prob-file too")
+    non_null = None
+    if args.nbest_file:
+        non_null = best_non_null(read_mapping(args.nbest_file, "n-best candidates", list))
+    inputs = [args.data_file, args.pred_file, args.na_prob_file, args.nbest_file]
     out_file = OutputFiles([args.out_file], inputs, "--out-file") if args.out_file else None
-    result = evaluate(args.metric, data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
+    result = evaluate(args.metric, data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh,
+                      non_null=non_null)
     answered = sum(bool(predictions.get(example.qid)) and (na_probs is None or
                                                          na_probs.get(example.qid, 0) <= args.na_prob_thresh)
                    for example in data.examples)

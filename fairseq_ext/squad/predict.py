@@ -114,7 +114,8 @@ def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: 
     if all(example.labelled for example in examples):
         results = evaluate(metric, examples, predictions.answers,
                            na_probs=predictions.null_odds if version_2 else None,
-                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
+                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2,
+                           non_null=predictions.non_null)
         results["no_answer_baseline"] = no_answer_baseline(metric, examples, version_2=version_2)
         results["answered"] = sum(bool(predictions.answers[example.qid]) for example in examples)
         if data_file is not None:

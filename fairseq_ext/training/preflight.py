@@ -31,6 +31,7 @@ from typing import Callable, NamedTuple, Optional
 
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import check_writable_directory, write_text_file
+from fairseq_ext.releases import RELEASES
 
 RESET_FLAGS = ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")
 DEFAULT_RESTORE = "checkpoint_last.pt"  # fairseq's default: <save_dir>/checkpoint_last.pt
@@ -209,6 +210,10 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     not read (see load_checkpoint)."""
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
+    if not path.is_file() and not resuming:
+        raise UserInputError(f"checkpoint not found: {path}: fetch a released one with "
+                             f"scripts/get_checkpoint.sh NAME ({', '.join(RELEASES)}; then --restore "
+                             "NAME/model.pt), or convert a Hugging Face model with convert/hf_to_fairseq.py")
     state = load_checkpoint(path, lazy=True)
     info = checkpoint_info(state)
     max_update = cfg.optimization.max_update
