@@ -107,6 +107,7 @@ def make_cases(tmp: Path) -> dict[str, tuple[str, dict]]:
         "export-hf": ("fails", {"CKPT": missing, "OUT": tmp / "out"}),
         "evaluate-hf": ("fails", {"MODEL": missing, "DATA": missing, "OUT": tmp / "out"}),
         "import-hf": ("fails", {"MODEL": missing, "OUT": tmp / "out"}),
+        "checkpoint": ("fails", {"COPY_FROM": missing, "DEST": tmp / "out"}),
     }
 
 
@@ -174,7 +175,6 @@ BAD_PATHS = {
     "scripts/split_data.py": ["--inputs", "{missing}", "--outdir", "{out}"],
     "scripts/bpe_encode.py": ["--inputs", "{missing}", "--outputs", "{out}"],
     "scripts/plot_logs.py": ["{missing}"],
-    "scripts/finetune_hf.py": ["--model", "{missing}", "--train", "{missing}", "--out", "{out}"],
     "scripts/launch_train.py": ["--config", "tiny", "--data", "{missing}", "--save-dir", "{out}"],
     "convert/fairseq_to_hf.py": ["--checkpoint", "{missing}", "--out", "{out}"],
     "convert/evaluate_hf.py": ["--model", "{missing}", "--data", "{missing}", "--out", "{out}"],

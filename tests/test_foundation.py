@@ -32,8 +32,9 @@ def test_layout_is_the_one_users_asked_for():
         assert (REPO / name).exists(), name
     tracked = subprocess.run(["git", "ls-files", "data-bin", "gpt2_bpe"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
-    assert sorted(tracked) == ["data-bin/.gitignore", "data-bin/README.md",
-                               "gpt2_bpe/.gitignore", "gpt2_bpe/README.md"]
+    assert sorted(tracked) == ["data-bin/.gitignore", "data-bin/README.md", "gpt2_bpe/.gitignore",
+                               "gpt2_bpe/LICENSE", "gpt2_bpe/README.md", "gpt2_bpe/SHA256SUMS",
+                               "gpt2_bpe/dict.txt", "gpt2_bpe/vocab.bpe"]  # encoder.json: rebuilt
 
 
 def test_setup_is_idempotent_and_fast_the_second_time():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, shared_path
+from tests.pretrain_fixtures import make_release_archive
 from tests.squad_fixtures import TRAIN_ARTICLES, VALID_ARTICLES, squad_articles
 
 TINY_WINDOWS = "--max-seq-length 128 --doc-stride 32 --max-query-length 32"
@@ -77,20 +78,6 @@ def write_corpus(corpus: Path) -> int:
     return len(documents) + wiki.count("\n\n") + 1
 
 
-def release_archive(legacy_checkpoint: Path, dictionary: Path, dest: Path) -> Path:
-    """roberta.base.tar.gz in the layout of fairseq's releases (roberta.base/model.pt, dict.txt, NOTE)."""
-    import tarfile
-
-    archive = dest / "roberta.base.tar.gz"
-    note = dest / "NOTE"
-    note.write_text("a tiny model in the release layout (made by the tests)\n")
-    with tarfile.open(archive, "w:gz") as tar:
-        for path, name in ((legacy_checkpoint, "model.pt"), (dictionary, "dict.txt"), (note, "NOTE")):
-            tar.add(path, f"roberta.base/{name}")
-    note.unlink()
-    return archive
-
-
 def run_step(step: int, script: str, work: Path) -> subprocess.CompletedProcess:
     done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=work, capture_output=True,
                           text=True, timeout=900, env={**os.environ, **OFFLINE})
@@ -100,13 +87,15 @@ def run_step(step: int, script: str, work: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_the_readme_route_runs_as_written_offline(legacy_checkpoint, tmp_path):
+    """From a fresh clone's state to an evaluated Hugging Face model, every command as the README writes
+    it (bar docs/testing.md's substitutions), offline."""
     work = tmp_path / "checkout"
     work.mkdir()
     checkout_view(work)
     documents = write_corpus(work / "corpus")
     squad_articles(TRAIN_ARTICLES, work / "train-v2.0.json")
     dev = squad_articles(VALID_ARTICLES, work / "dev-v2.0.json")
-    release_archive(legacy_checkpoint, work / "gpt2_bpe" / "dict.txt", work)
+    make_release_archive(legacy_checkpoint, work / "gpt2_bpe" / "dict.txt", work)  # roberta.base.tar.gz
 
     steps = readme_steps()
     for step, written, substituted in SUBSTITUTIONS:
