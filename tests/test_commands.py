@@ -73,6 +73,8 @@ def test_every_figure_of_the_readme_names_a_command_that_exists():
         reproduce = row.rstrip("|").rsplit("|", 1)[1]
         used = MAKE.findall(reproduce)
         assert used and all(target in targets for _, target in used), row
+        for test_file in re.findall(r"PYTEST_ARGS=['\"]?(tests/[\w/.]+\.py)", reproduce):
+            assert (REPO / test_file).is_file(), row
 
 
 # --------------------------------------------------------------------------------------- Makefile targets
@@ -195,3 +197,34 @@ def test_a_wrong_path_fails_in_one_line_before_the_heavy_imports(command, tmp_pa
     assert done.returncode == 2 and len(errors) == 1 and "error:" in errors[0], errors
     assert not loaded & HEAVY, f"{shlex.join([command, *args])} loaded {sorted(loaded & HEAVY)}"
     assert not (tmp_path / "out").exists()
+
+
+def figure_tables(page: Path) -> list[tuple[int, list[str]]]:
+    """The tables of ``page`` that hold measured figures (a body cell with a number and a unit or a ratio),
+    each with the line number where it starts."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    tables, start = [], None
+    for number, line in enumerate([*lines, ""]):
+        if line.startswith("|") and start is None:
+            start = number
+        elif not line.startswith("|") and start is not None:
+            body = lines[start + 2:number]
+            if any(re.search(r"\d(?:\.\d+)?\s*(?:x\b|s\b|%|MB|/s|words|tokens|questions|windows)", row)
+                   for row in body):
+                tables.append((start, lines[start:number]))
+            start = None
+    return tables
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
+def test_every_table_of_figures_names_the_command_that_reproduces_it(page):
+    """In the table itself or in the 15 lines before it: a make target that exists, or a command file."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    targets = set(makefile_targets())
+    unnamed = []
+    for start, table in figure_tables(page):
+        near = "\n".join(lines[max(0, start - 15):start] + table)
+        made = [target for _, target in MAKE.findall(near) if target in targets]
+        if not made and not COMMAND.search(near):
+            unnamed.append(f"line {start + 1}: {table[0]}")
+    assert not unnamed, f"{page.relative_to(REPO)}: tables of figures without their command: {unnamed}"
