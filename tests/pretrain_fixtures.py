@@ -63,6 +63,8 @@ def tiny_pretrained_checkpoint(wiki_data_bin, tmp_path_factory) -> Path:
     result = run_pretrain("--config", "tiny", "--data", wiki_data_bin, "--save-dir", save_dir,
                           f"optimization.max_update={TINY_PRETRAIN_UPDATES}", "optimization.lr=[0.001]")
     assert result.returncode == 0, f"tiny pretraining failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    # what a person watching saw (test_pretrain checks the progress lines)
+    (save_dir.parent / f"{save_dir.name}.console.txt").write_text(result.stdout + result.stderr)
     return save_dir / "checkpoint_last.pt"
 
 
