@@ -228,3 +228,14 @@ def test_every_table_of_figures_names_the_command_that_reproduces_it(page):
         if not made and not COMMAND.search(near):
             unnamed.append(f"line {start + 1}: {table[0]}")
     assert not unnamed, f"{page.relative_to(REPO)}: tables of figures without their command: {unnamed}"
+
+
+def test_a_missing_starting_checkpoint_names_how_to_get_one_before_the_heavy_imports(tmp_path):
+    done = subprocess.run(["bash", "scripts/pretrain.sh", "--config", "roberta_base_continue", "--data",
+                           str(tmp_path), "--restore", str(tmp_path / "roberta.base" / "model.pt"),
+                           "--save-dir", str(tmp_path / "run")], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**ENV, "PYTHON": sys.executable})
+    missing = tmp_path / "roberta.base" / "model.pt"
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"pretrain.sh: error: checkpoint not found: {missing}: fetch a released "
+                                  "one with scripts/get_checkpoint.sh NAME")

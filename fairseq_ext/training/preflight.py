@@ -158,7 +158,14 @@ def check_given_paths(data: str, restore: Optional[str]) -> None:
         if not path.is_dir():
             raise UserInputError(f"data directory not found: {path} (--data)")
     if restore is not None and not Path(restore).is_file():
-        raise UserInputError(f"checkpoint not found: {restore}")
+        raise missing_checkpoint(restore)
+
+
+def missing_checkpoint(path) -> UserInputError:
+    """The one error for a --restore that does not exist, checked early and again with the config."""
+    return UserInputError(f"checkpoint not found: {path}: fetch a released one with "
+                          f"scripts/get_checkpoint.sh NAME ({', '.join(RELEASES)}; then --restore "
+                          "NAME/model.pt), or convert a Hugging Face model with convert/hf_to_fairseq.py")
 
 
 def check_data(cfg, data_paths: list[Path]) -> None:
@@ -211,9 +218,7 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
     if not path.is_file() and not resuming:
-        raise UserInputError(f"checkpoint not found: {path}: fetch a released one with "
-                             f"scripts/get_checkpoint.sh NAME ({', '.join(RELEASES)}; then --restore "
-                             "NAME/model.pt), or convert a Hugging Face model with convert/hf_to_fairseq.py")
+        raise missing_checkpoint(path)
     state = load_checkpoint(path, lazy=True)
     info = checkpoint_info(state)
     max_update = cfg.optimization.max_update

@@ -40,6 +40,7 @@ NOISE = (
     r"\s*'.*' is validated against ConfigStore schema",
     r".*'pin_memory' argument is set as true but no accelerator",
     r".*torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated",
+    r"\s*In '.*': Usage of deprecated keyword in package header",  # fairseq's `# @package _group_` style
 )
 
 
