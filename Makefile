@@ -101,8 +101,9 @@ checkpoint:  ## fairseq's released NAME=roberta.base|roberta.large|xlmr.base|xlm
 gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
 	bash scripts/get_gpt2_bpe.sh gpt2_bpe
 
-pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster
-	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) bash scripts/pack_env.sh roberta-squad2-env.tar.gz
+pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster (CUDA torch; ALLOW_CPU_TORCH=1)
+	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) ALLOW_CPU_TORCH=$(ALLOW_CPU_TORCH) \
+	  bash scripts/pack_env.sh roberta-squad2-env.tar.gz
 
 clean:  ## remove caches (keeps .venv, data-bin and runs)
 	rm -rf .pytest_cache .ruff_cache
