@@ -18,6 +18,7 @@ import socket
 from pathlib import Path
 
 from fairseq_ext.errors import UserInputError
+from fairseq_ext.outputs import check_writable_directory
 
 LOCK_FILE = ".train.lock"
 _held: dict[Path, int] = {}  # lock file -> its open descriptor, for the life of this process
@@ -30,6 +31,7 @@ def hold_save_dir(save_dir: str | os.PathLike) -> str:
     path = (Path(save_dir) / LOCK_FILE).resolve()
     if path in _held:
         return ""
+    check_writable_directory(save_dir, f"checkpoints in {save_dir}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
