@@ -119,10 +119,8 @@ def launch(argv: Optional[Sequence[str]] = None) -> int:
     checks = topology.rank == 0  # under torchrun/srun rank 0 checks; the others only share its decisions
     with quiet_logging():
         cfg = compose_config(config_dir, config_name, overrides)
-        if checks and not args.check_only:  # before the save dir is read: it may be another run's
-            locking = hold_save_dir(cfg.checkpoint.save_dir)  # one training per save dir, until this one ends
-            if locking:
-                report(locking)
+        if checks and not args.check_only:  # before the save dir is read: it may be a running training's
+            hold_save_dir(cfg.checkpoint.save_dir, create=False)
         plan = preflight(cfg, checks=checks, from_scratch=args.from_scratch)
     if plan.finished:
         return 0
@@ -145,6 +143,9 @@ def launch(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if checks:
         check_devices(cfg)
+        locking = hold_save_dir(cfg.checkpoint.save_dir)  # one training per save dir, until this one ends
+        if locking:
+            report(locking)
         if plan.resumed_updates is not None and cfg.common.log_file:
             dropped = drop_records_after(Path(cfg.common.log_file), plan.resumed_updates)
             if dropped:
