@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,8 +59,13 @@ def run_signalled_when(command: list[str], trigger: Callable[[str], bool], signu
 
 
 def logged_update(update: int) -> Callable[[str], bool]:
-    """run_signalled_when's trigger: fairseq logged update UPDATE (common.log_interval=1)."""
-    return lambda line: "[train_inner]" in line and f'"num_updates": "{update}"' in line
+    """run_signalled_when's trigger: the progress line of update UPDATE (common.log_interval=1)."""
+    return lambda line: re.search(rf"\] update {update}\b", line) is not None
+
+
+def progress_lines(output: str) -> list[str]:
+    """The progress lines (one per logged update) in a training's console output."""
+    return re.findall(r"\] update \d+ of .*", output)
 
 
 def load_launcher():
@@ -94,6 +100,8 @@ def tiny_pretrained_checkpoint(wiki_data_bin, tmp_path_factory) -> Path:
     result = run_pretrain("--config", "tiny", "--data", wiki_data_bin, "--save-dir", save_dir,
                           f"optimization.max_update={TINY_PRETRAIN_UPDATES}", "optimization.lr=[0.001]")
     assert result.returncode == 0, f"tiny pretraining failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    # what a person watching saw (test_pretrain checks the progress lines)
+    (save_dir.parent / f"{save_dir.name}.console.txt").write_text(result.stdout + result.stderr)
     return save_dir / "checkpoint_last.pt"
 
 

@@ -169,6 +169,54 @@ def test_cli_bad_predictions_are_one_line_errors(tmp_path, dev_path, predictions
         evaluate_squad2.main([str(dev_path), str(tmp_path / "pred.json")])
 
 
+def test_answer_nothing_baseline_and_warnings_on_the_shared_dev_data(tmp_path, dev_path, capsys):
+    """The score of answering nothing is the share of unanswerable questions (3168 of 6078 here), computed
+    by the metric itself; evaluate_squad2 says so beside the score (stderr: stdout stays the official JSON)
+    and flags predictions that answer nothing, or get no answerable question partly right."""
+    from fairseq_ext.squad.metric import no_answer_baseline, score_notes
+
+    data = load_squad(dev_path)
+    assert no_answer_baseline("squad", data) == pytest.approx(100 * 3168 / 6078)
+    assert no_answer_baseline("cmrc", data) == pytest.approx(100 * 3168 / 6078)  # our CMRC extension
+    v1 = [example for example in data.examples if example.answers][:50]
+    assert no_answer_baseline("squad", v1, version_2=False) == 0.0
+
+    nothing = {example.qid: "" for example in data.examples}
+    (tmp_path / "nothing.json").write_text(json.dumps(nothing))
+    assert evaluate_squad2.main([str(dev_path), str(tmp_path / "nothing.json")]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["f1"] == pytest.approx(100 * 3168 / 6078)
+    assert printed.err.splitlines() == [
+        f"EM {100 * 3168 / 6078:.2f}, F1 {100 * 3168 / 6078:.2f}; answering nothing scores "
+        f"{100 * 3168 / 6078:.2f} on this data (the share of unanswerable questions); 0 of 6078 questions "
+        "answered",
+        "warning: the model answers 0 of 6078 questions: its score is (almost) that of answering nothing, "
+        "not of reading"]
+
+    wrong = {example.qid: "zzz" if example.answers else "" for example in data.examples}
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong))
+    assert evaluate_squad2.main([str(dev_path), str(tmp_path / "wrong.json")]) == 0
+    assert capsys.readouterr().err.splitlines()[1] == (
+        "warning: HasAns F1 is 0: no answerable question got a single word right")
+
+    good = {example.qid: example.answers[0].text if example.answers else "" for example in data.examples}
+    result = squad_evaluate(data, good)
+    assert len(score_notes("squad", result, no_answer_baseline("squad", data), 2910, 6078)) == 1
+
+
+def test_file_identity_names_only_the_official_dev_file(dev_path, tmp_path):
+    """The official dev-v2.0.json is recognised by its published sha256; the shared part of it is not."""
+    import hashlib
+
+    from fairseq_ext.squad.data import OFFICIAL_FILES, file_identity
+
+    identity = file_identity(dev_path)
+    digest = hashlib.sha256(dev_path.read_bytes()).hexdigest()
+    assert identity == {"file": "squad2-dev-part.json", "sha256": digest, "dataset": None,
+                        "dataset_name": None}
+    assert OFFICIAL_FILES["80a5225e94905956a6446d296ca1093975c4d3b3260f1d6c8f68bc2ab77182d8"][0] == "squad_v2"
+
+
 # issue 27: 4 answerable questions whose best non-null answers are right (null odds 0.5, 0.8, 1.2, -1) and 2
 # unanswerable ones (5, 6); predicted with threshold 0, three right answers were cut to ""
 THRESHOLD_EXAMPLES = [question("a1", "Eiffel Tower"), question("a2", "blue whale"), question("a3", "whale"),

@@ -18,6 +18,7 @@ from tests.pretrain_fixtures import (
     logged_update,
     pretrain_command,
     pretrain_env,
+    progress_lines,
     run_signalled_when,
     training_records,
 )
@@ -54,7 +55,7 @@ def test_a_second_training_on_a_save_dir_is_refused_and_the_lock_never_goes_stal
             rf"launch_train\.py: error: {re.escape(str(save_dir))} is in use by another training "
             rf"\({holder}\): wait for it to end, stop it, or choose another --save-dir\n",
             second.stderr.splitlines(True)[-1]), second.stderr
-        assert "[train_inner]" not in second.stdout
+        assert not progress_lines(second.stdout)
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # as a node failure would: no clean-up of any kind
         first.wait()
@@ -79,7 +80,7 @@ def test_sigusr1_before_the_first_update_stops_with_exit_75(tiny_pretrained_chec
     assert re.search(r"launch_train: stopped by SIGUSR1 before (training began|update 1) \(nothing (new )?"
                      r"to save\): run the same command again to resume \(exit status 75\)", output), \
         output[-3000:]
-    assert "[train_inner]" not in output
+    assert not progress_lines(output)
     assert not list(save_dir.glob("checkpoint*.pt"))
 
     again = subprocess.run(command, capture_output=True, text=True, env=outside_slurm(), timeout=300)

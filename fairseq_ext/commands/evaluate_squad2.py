@@ -8,6 +8,10 @@ search then cannot find a higher one). SQuAD v1.1 data gives the v1.1
 keys (exact_match, f1). --metric cmrc scores Chinese answers as the official CMRC 2018 script
 (cmrc2018_evaluate.py) does and prints its output: AVERAGE, F1, EM (as "%.3f" strings), TOTAL, SKIP
 (questions without a prediction, scored 0) and FILE.
+
+Below it, on stderr (stdout stays the official JSON), what the score means: the score of answering nothing
+on this data (SQuAD 2.0: the share of unanswerable questions), and a warning when the predictions answer
+(almost) nothing or no answerable question gets a word right.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import argparse
 import json
 import math
 import numbers
+import sys
 from typing import Optional, Sequence
 
 from fairseq_ext.cli import existing_file, finite_float, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad import load_squad
-from fairseq_ext.squad.metric import METRICS, evaluate
+from fairseq_ext.squad.metric import METRICS, evaluate, no_answer_baseline, score_notes
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -95,6 +100,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out_file = OutputFiles([args.out_file], inputs, "--out-file") if args.out_file else None
     result = evaluate(args.metric, data, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh,
                       non_null=non_null)
+    answered = sum(bool(predictions.get(example.qid)) and (na_probs is None or
+                                                         na_probs.get(example.qid, 0) <= args.na_prob_thresh)
+                   for example in data.examples)
+    notes = score_notes(args.metric, result, no_answer_baseline(args.metric, data), answered,
+                        len(data.examples))
     if args.metric == "cmrc":  # the official script's formatting
         result = {**{key: f"{result[key]:.3f}" for key in ("AVERAGE", "F1", "EM")},
                   "TOTAL": result["TOTAL"], "SKIP": result["SKIP"], "FILE": args.pred_file}
@@ -102,6 +112,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if out_file is not None:
         with out_file.open("w", encoding="utf-8") as (stream,):
             stream.write(json_text(result))
+    for line in notes:
+        print(line, file=sys.stderr)
     return 0
 
 

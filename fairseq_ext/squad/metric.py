@@ -207,3 +207,34 @@ def headline(metric: str, result: Mapping) -> tuple[float, float]:
     if metric == "cmrc":
         return result["EM"], result["F1"]
     return result.get("exact", result.get("exact_match")), result["f1"]
+
+
+# A model answering at most this share of the questions is flagged: its score is (almost) the baseline's.
+ALMOST_NOTHING = 0.02
+
+
+def no_answer_baseline(metric: str, gold: Gold, version_2: Optional[bool] = None) -> float:
+    """F1 (and EM: the same) of answering "" to every question of ``gold``, by ``metric`` itself: for SQuAD
+    2.0 (and CMRC with unanswerable questions) the share of unanswerable questions x 100, for v1.1 0. The
+    number a score must be read against: a model that learned nothing scores exactly this."""
+    examples = gold.examples if isinstance(gold, SquadData) else list(gold)
+    if examples and isinstance(examples[0], dict):
+        examples = parse_articles(examples, align_answers=False).examples
+    nothing = {example.qid: "" for example in examples}
+    if isinstance(gold, SquadData) and version_2 is None:
+        version_2 = gold.version_2
+    return headline(metric, evaluate(metric, examples, nothing, version_2=version_2))[1]
+
+
+def score_notes(metric: str, result: Mapping, baseline: float, answered: int, total: int) -> list[str]:
+    """The lines that say what a score means: the answer-nothing baseline beside EM/F1, and a warning when
+    the model answers (almost) nothing or gets no answerable question partly right (HasAns F1 0)."""
+    exact, f1 = headline(metric, result)
+    notes = [f"EM {exact:.2f}, F1 {f1:.2f}; answering nothing scores {baseline:.2f} on this data (the share "
+             f"of unanswerable questions); {answered} of {total} questions answered"]
+    if answered <= ALMOST_NOTHING * total:
+        notes.append(f"warning: the model answers {answered} of {total} questions: its score is (almost) "
+                     "that of answering nothing, not of reading")
+    elif result.get("HasAns_f1", 1.0) == 0:
+        notes.append("warning: HasAns F1 is 0: no answerable question got a single word right")
+    return notes

@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.training import distributed
+from fairseq_ext.training import distributed, progress
 from fairseq_ext.training.lock import held_descriptors, hold_save_dir, release_all
 from fairseq_ext.training.preemption import (
     PREEMPTED,
@@ -47,6 +47,7 @@ from fairseq_ext.training.preemption import (
 from fairseq_ext.training.preflight import (
     FROM_SCRATCH,
     check_devices,
+    check_given_paths,
     compose_config,
     drop_records_after,
     plugin_dir,
@@ -56,7 +57,10 @@ from fairseq_ext.training.preflight import (
     resolve_config,
 )
 
-PROG = "launch_train.py"  # the name in the launcher's error lines, whichever way it was started
+# the command the user typed, in --help and error lines: scripts/pretrain.sh and finetune_squad2.sh name
+# themselves in PROG_ENV; else launch_train.py
+PROG_ENV = "ROBERTA_TRAIN_PROG"
+PROG = os.environ.get(PROG_ENV) or "launch_train.py"
 
 
 def parse_args(argv: Optional[Sequence[str]]):
@@ -84,6 +88,9 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--global-batch", type=positive_int, metavar="SEQUENCES",
                         help="sequences per update across all processes: the batch size per process is the "
                         "config's (or the largest smaller one that divides evenly) and update_freq follows")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show fairseq's console output as it is (JSON stats, the model, hydra's "
+                        "warnings) instead of one progress line per log interval")
     parser.add_argument("--check-only", action="store_true",
                         help="check the config, data and checkpoint (not the GPUs: usable on a login node), "
                         "do not train")
@@ -106,7 +113,10 @@ def launch(argv: Optional[Sequence[str]] = None) -> int:
     if args.from_scratch and args.restore:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
     distributed.check_launcher_keys(overrides)
+    if args.verbose:  # read by every training process (fairseq_ext.training.progress)
+        os.environ[progress.VERBOSE_ENV] = "1"
     config_dir, config_name = resolve_config(args.config, args.config_dir)
+    check_given_paths(args.data, args.restore)  # before fairseq and hydra load (seconds): a typo fails fast
     overrides = [
         f"common.user_dir={plugin_dir()}",
         f"task.data={':'.join(str(Path(p).resolve()) for p in args.data.split(':'))}",

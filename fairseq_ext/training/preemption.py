@@ -129,6 +129,10 @@ def run_fairseq_hydra_train(config_dir: Path, config_name: str, overrides: list[
     catch_stop_signals()
     _State.stopped_at = _State.saved_update = _State.start_update = None
     _State.validation_cut, _State.reports = False, True
+
+    from fairseq_ext.training import progress
+
+    progress.install()  # before fairseq_cli.hydra_train is imported: hydra warns then
     from fairseq_cli.hydra_train import cli_main
 
     import fairseq_ext.plugin  # noqa: F401  (registered before fairseq imports --user-dir, which is then a no-op)

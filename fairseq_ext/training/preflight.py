@@ -151,6 +151,16 @@ def last_checkpoint(ckpt) -> Path:
     return Path(ckpt.save_dir) / f"checkpoint_last{ckpt.checkpoint_suffix}.pt"
 
 
+def check_given_paths(data: str, restore: Optional[str]) -> None:
+    """The cheap part of check_data and the checkpoint check, on the launcher's own arguments, before the
+    config is composed (importing fairseq and hydra takes seconds): the same one-line errors."""
+    for path in map(Path, data.split(":")):
+        if not path.is_dir():
+            raise UserInputError(f"data directory not found: {path} (--data)")
+    if restore is not None and not Path(restore).is_file():
+        raise UserInputError(f"checkpoint not found: {restore}")
+
+
 def check_data(cfg, data_paths: list[Path]) -> None:
     """Every shard holds the train split; the first also the valid splits (fairseq reads them there)."""
     for path in data_paths:
