@@ -52,7 +52,7 @@ def test_a_second_training_on_a_save_dir_is_refused_and_the_lock_never_goes_stal
         host = re.escape(socket.gethostname())
         holder = rf"pid {first.pid} on {host}, since \d{{4}}-\d\d-\d\d [\d:]{{8}} UTC"
         assert re.fullmatch(
-            rf"launch_train\.py: error: {re.escape(str(save_dir))} is in use by another training "
+            rf"pretrain\.sh: error: {re.escape(str(save_dir))} is in use by another training "
             rf"\({holder}\): wait for it to end, stop it, or choose another --save-dir\n",
             second.stderr.splitlines(True)[-1]), second.stderr
         assert not progress_lines(second.stdout)
