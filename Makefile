@@ -110,8 +110,9 @@ gpt2-bpe:  ## gpt2_bpe/encoder.json rebuilt offline from the checkout's vocab.bp
 	@test -s gpt2_bpe/encoder.json || $(PY) -m fairseq_ext.commands.gpt2_encoder gpt2_bpe/vocab.bpe gpt2_bpe/encoder.json
 	@cd gpt2_bpe && sha256sum --quiet --check SHA256SUMS
 
-pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster
-	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) bash scripts/pack_env.sh roberta-squad2-env.tar.gz
+pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster (CUDA torch; ALLOW_CPU_TORCH=1)
+	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) ALLOW_CPU_TORCH=$(ALLOW_CPU_TORCH) \
+	  bash scripts/pack_env.sh roberta-squad2-env.tar.gz
 
 clean:  ## remove caches (keeps .venv, data-bin and runs)
 	rm -rf .pytest_cache .ruff_cache

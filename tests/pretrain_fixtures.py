@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -29,6 +33,39 @@ def run_pretrain(*args, timeout: float = 600) -> subprocess.CompletedProcess:
     """scripts/pretrain.sh ARGS to completion, output captured (fairseq logs to stdout)."""
     return subprocess.run(pretrain_command(*args), capture_output=True, text=True, env=pretrain_env(),
                           timeout=timeout)
+
+
+def run_signalled_when(command: list[str], trigger: Callable[[str], bool], signum: int, env: dict,
+                       timeout: float = 600) -> tuple[int, str]:
+    """Runs COMMAND (unbuffered, stderr into stdout); at the first output line for which TRIGGER is true,
+    sends SIGNUM to the command's own process (the launcher, which passes it on to its training processes).
+    Returns (exit status, output)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**env, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if trigger is not None and trigger(line):
+                process.send_signal(signum)
+                trigger = None  # once
+        return process.wait(), "".join(lines)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def logged_update(update: int) -> Callable[[str], bool]:
+    """run_signalled_when's trigger: the progress line of update UPDATE (common.log_interval=1)."""
+    return lambda line: re.search(rf"\] update {update}\b", line) is not None
+
+
+def progress_lines(output: str) -> list[str]:
+    """The progress lines (one per logged update) in a training's console output."""
+    return re.findall(r"\] update \d+ of .*", output)
 
 
 def load_launcher():

@@ -4,12 +4,10 @@ fairseq 0.9 format), interrupted and resumed, and the pre-flight errors."""
 from __future__ import annotations
 
 import math
-import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
@@ -19,9 +17,11 @@ from fairseq_ext.errors import UserInputError
 from tests.pretrain_fixtures import (
     TINY_PRETRAIN_UPDATES,
     load_launcher,
+    logged_update,
     pretrain_command,
     pretrain_env,
     run_pretrain,
+    run_signalled_when,
     training_records,
 )
 
@@ -258,28 +258,6 @@ def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained
 
 # --- interrupt and resume ------------------------------------------------------------------------------
 
-def run_signalled_after(command: list[str], update: int, signum: int, env: dict, timeout: float = 600):
-    """Runs COMMAND; once fairseq has logged update UPDATE (common.log_interval=1), sends SIGNUM to the
-    command's own process (the launcher, which passes it on to its training processes). Returns (exit
-    status, output)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
-    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
-    watchdog.start()
-    lines = []
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if re.search(rf"\] update {update}\b", line):  # the progress line of that update
-                process.send_signal(signum)
-                update = None  # once
-        return process.wait(), "".join(lines)
-    finally:
-        watchdog.cancel()
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def curve(save_dir) -> list[tuple[str, str, str]]:
     """(update, loss, lr) of every update, as logged (common.log_interval=1)."""
     return [(r["num_updates"], r["loss"], r["lr"]) for r in training_records(save_dir)]
@@ -309,7 +287,7 @@ def test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted(
             f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "scontrol.args"}\n')
         (tmp_path / "bin" / "scontrol").chmod(0o755)
         env.update(SLURM_JOB_ID="4242", PATH=f"{tmp_path / 'bin'}:{env['PATH']}")
-    status, first = run_signalled_after(args(save_dir), 3, signum, env)
+    status, first = run_signalled_when(args(save_dir), logged_update(3), signum, env)
     assert status == 75, first[-3000:]
     assert f"Loaded checkpoint {tiny_pretrained_checkpoint} (epoch 1 @ 0 updates)" in first
     stopped_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates

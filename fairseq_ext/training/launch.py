@@ -37,7 +37,7 @@ from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed, progress, schedule
-from fairseq_ext.training.lock import held_descriptors, hold_save_dir
+from fairseq_ext.training.lock import held_descriptors, hold_save_dir, release_all
 from fairseq_ext.training.preemption import (
     PREEMPTED,
     STOP_SIGNALS,
@@ -112,6 +112,13 @@ def parse_args(argv: Optional[Sequence[str]]):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        return launch(argv)
+    finally:
+        release_all()  # the save dir's lock, for a caller in this process (the tests); an exit drops it too
+
+
+def launch(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
     if args.from_scratch and args.restore:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
@@ -135,6 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     checks = topology.rank == 0  # under torchrun/srun rank 0 checks; the others only share its decisions
     with quiet_logging():
         cfg = compose_config(config_dir, config_name, overrides)
+        if checks and not args.check_only:  # before the save dir is read: it may be a running training's
+            hold_save_dir(cfg.checkpoint.save_dir, create=False)
         on_cpu = training_on_cpu(cfg)
         if topology.external and not on_cpu:
             distributed.check_ranks_per_gpu(topology, gpu_count())

@@ -18,18 +18,21 @@ import socket
 from pathlib import Path
 
 from fairseq_ext.errors import UserInputError
+from fairseq_ext.outputs import check_writable_directory
 
 LOCK_FILE = ".train.lock"
 _held: dict[Path, int] = {}  # lock file -> its open descriptor, for the life of this process
 
 
-def hold_save_dir(save_dir: str | os.PathLike) -> str:
+def hold_save_dir(save_dir: str | os.PathLike, create: bool = True) -> str:
     """Takes the save dir's lock for the rest of this process (again in the same process: a no-op).
     Returns a line to report, empty when the lock was taken; raises UserInputError when another process
-    holds it."""
+    holds it. ``create=False`` (before the run's checks, which may still refuse it and must leave nothing
+    behind): only a lock file that an earlier or running training made is taken."""
     path = (Path(save_dir) / LOCK_FILE).resolve()
-    if path in _held:
+    if path in _held or not (create or path.is_file()):
         return ""
+    check_writable_directory(save_dir, f"checkpoints in {save_dir}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
