@@ -661,8 +661,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
              bpe, "--dict", bpe / "dict.txt", "--out", hf_mlm]])
         demo.stage("finetune-hf", f"transformers' Trainer, seeds 1-{args.seeds}, squad2_tiny.yaml's recipe "
                    "(finetune_hf.py)", [
-            [py, "scripts/finetune_hf.py", "--model", hf_mlm, "--train", inputs.squad_train, "--valid",
-             inputs.squad_dev, "--out", demo.path("predictions", f"hf-seed{seed}"), "--seed", seed,
+            [py, "scripts/finetune_hf.py", "--config", "squad2_tiny", "--model", hf_mlm, "--train",
+             inputs.squad_train, "--valid", inputs.squad_dev, "--out",
+             demo.path("predictions", f"hf-seed{seed}"), "--seed", seed,
              *SQUAD_WINDOWS, *(("--updates", args.finetune_updates) if args.finetune_updates else ())]
             for seed in range(1, args.seeds + 1)])
     plots = demo.path("plots")

@@ -199,10 +199,13 @@ def prepare_squad(shared_dir: Path, bpe_dir: Path, out: Path, run: Setting) -> P
 
 def compose(config_dir: Path, config_name: str, data: Path, run: Setting):
     from fairseq_ext.training.preflight import compose_config, plugin_dir
+    from fairseq_ext.training.schedule import read_recipe
 
+    recipe = read_recipe(config_dir, config_name, {})  # the base configs state their peak lr there
     cfg = compose_config(config_dir, config_name, [
         f"common.user_dir={plugin_dir()}", f"task.data={data}", f"checkpoint.save_dir={data}",
         "checkpoint.restore_file=none", f"dataset.batch_size={run.batch_size}",
+        *([f"optimization.lr=[{recipe.lr}]"] if recipe else []),
         "optimization.update_freq=[1]", f"optimization.max_update={run.warmup + run.updates}",
         f"common.fp16={str(run.fp16).lower()}", f"common.cpu={str(run.device == 'cpu').lower()}",
         "distributed_training.distributed_world_size=1", "dataset.num_workers=0"])

@@ -16,7 +16,7 @@ import torch
 
 from fairseq_ext.checkpoints import load_checkpoint
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.training import distributed
+from fairseq_ext.training import distributed, schedule
 from tests.pretrain_fixtures import REPO, pretrain_env, training_records
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script
 
@@ -137,20 +137,20 @@ def test_launcher_owns_the_process_group_settings():
 
 
 def test_global_batch_arithmetic():
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.create({"dataset": {"batch_size": 16, "max_tokens": None},
-                            "optimization": {"update_freq": [3]}})
-    assert distributed.batch_plan(cfg, 2, None) == (
-        [], "96 sequences per update = 16 per process (dataset.batch_size) x 2 processes x update_freq 3")
-    assert distributed.batch_plan(cfg, 16, 2048)[0] == ["dataset.batch_size=16",
-                                                         "optimization.update_freq=[8]"]
-    overrides, arithmetic = distributed.batch_plan(cfg, 4, 48)  # squad2_base on 4 GPUs: 16 does not divide
-    assert overrides == ["dataset.batch_size=12", "optimization.update_freq=[1]"]
-    assert arithmetic == ("48 sequences per update = 12 per process (dataset.batch_size, the config's 16 "
-                          "does not divide it) x 4 processes x update_freq 1")
+    """--global-batch on a config that states its batch (no recipe): split over the processes, the batch per
+    process the config's or the largest smaller one that divides evenly (fairseq_ext.training.schedule)."""
+    stated = schedule.Stated(batch_size=16, update_freq=3, max_update=100, max_epoch=0, lr=1e-3,
+                             warmup_updates=6, total_num_update=100)
+    assert schedule.resolve(stated, None, set(), 2, None).lines()[0] == (
+        "batch: 96 sequences per update = 16 per process (dataset.batch_size) x 2 processes x update_freq 3")
+    assert schedule.resolve(stated, None, set(), 16, None, 2048).settings == {
+        "dataset.batch_size": 16, "optimization.update_freq": [8]}
+    plan = schedule.resolve(stated, None, set(), 4, None, 48)  # 16 does not divide 48 / 4
+    assert plan.overrides() == ["++dataset.batch_size=12", "++optimization.update_freq=[1]"]
+    assert plan.lines()[0] == ("batch: 48 sequences per update = 12 per process (dataset.batch_size, the "
+                               "config's 16 does not divide it) x 4 processes x update_freq 1")
     with pytest.raises(UserInputError, match="--global-batch 2048 sequences cannot be split evenly over 24"):
-        distributed.batch_plan(cfg, 24, 2048)
+        schedule.resolve(stated, None, set(), 24, None, 2048)
 
 
 def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,

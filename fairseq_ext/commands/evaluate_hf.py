@@ -18,7 +18,7 @@ from fairseq_ext.errors import UserInputError
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from fairseq_ext.hf.qa import add_answer_arguments
+    from fairseq_ext.hf.qa import add_answer_arguments, add_precision_arguments
     from fairseq_ext.squad.metric import METRICS
 
     parser = argparse.ArgumentParser(prog="evaluate_hf.py",
@@ -36,6 +36,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--csv", type=Path, metavar="CSV",
                         help="also write the answers as ID,Answer rows to this file")
     add_answer_arguments(parser)
+    add_precision_arguments(parser, "the model runs")
     return parser.parse_args(argv)
 
 
@@ -48,7 +49,7 @@ def show_examples(examples, predictions, count: int) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
+    from fairseq_ext.hf.qa import answer_questions, check_precision, load_qa_model, model_settings
     from fairseq_ext.outputs import OutputDirectory
     from fairseq_ext.squad import load_squad
     from fairseq_ext.squad.predict import check_batching, csv_destination, print_scores, write_predictions
@@ -64,12 +65,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output = OutputDirectory(args.out, "evaluate_hf", inputs=[args.model, args.data])
     csv_path = csv_destination(args.csv, output, inputs=[args.model, args.data])
     device = device_of(args.device)
+    check_precision(args.precision, device)
     tokenizer, model = load_qa_model(args.model, device)
     settings, described = model_settings(model, args)
     print(f"settings: {described}")
     with output.staged() as staging:
         predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
-                                       args.batch_size, device, progress=True, max_tokens=args.max_tokens)
+                                       args.batch_size, device, progress=True, max_tokens=args.max_tokens,
+                                       precision=args.precision)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
                                     staging / csv_path if csv_path else None, data_file=args.data)
     if results is None:

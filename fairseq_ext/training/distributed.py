@@ -158,34 +158,6 @@ def check_launcher_keys(overrides: list[str]) -> None:
                                  "N or start it under torchrun or srun")
 
 
-def batch_plan(cfg, world_size: int, global_batch: Optional[int]) -> tuple[list[str], str]:
-    """(overrides, the arithmetic as one line) for the batch: ``dataset.batch_size`` sequences per process
-    x processes x ``update_freq``. With ``global_batch`` (sequences per update) the batch size per process is
-    the config's, or the largest smaller one that splits ``global_batch`` evenly, and update_freq follows."""
-    per_process = cfg.dataset.batch_size
-    if global_batch is None:
-        update_freq = cfg.optimization.update_freq[0]
-        if per_process is None:
-            return [], (f"{cfg.dataset.max_tokens} tokens per process (dataset.max_tokens) x {world_size} "
-                        f"processes x update_freq {update_freq}")
-        return [], (f"{per_process * world_size * update_freq} sequences per update = {per_process} per "
-                    f"process (dataset.batch_size) x {world_size} processes x update_freq {update_freq}")
-    if per_process is None:
-        raise UserInputError("--global-batch counts sequences: the config batches by dataset.max_tokens; "
-                             "set dataset.batch_size")
-    fitting = [size for size in range(min(per_process, global_batch), 0, -1)
-               if global_batch % (size * world_size) == 0]
-    if not fitting:
-        raise UserInputError(f"--global-batch {global_batch} sequences cannot be split evenly over "
-                             f"{world_size} processes")
-    size = fitting[0]
-    update_freq = global_batch // (size * world_size)
-    shrunk = "" if size == per_process else f", the config's {per_process} does not divide it"
-    return ([f"dataset.batch_size={size}", f"optimization.update_freq=[{update_freq}]"],
-            f"{global_batch} sequences per update = {size} per process (dataset.batch_size{shrunk}) x "
-            f"{world_size} processes x update_freq {update_freq}")
-
-
 def apply_compat_patches() -> None:
     """What fairseq training needs under torch >= 2.6, applied explicitly: the weights-only allow-list for
     checkpoints of every fairseq vintage (importing fairseq_ext.checkpoints registers it) and

@@ -13,7 +13,8 @@ Each pitfall is one line (UserInputError):
     (fairseq would stop at once);
   - a validation split too small for one batch (fewer samples than dataset.required_batch_size_multiple);
   - fine-tuning (task squad2) with no checkpoint to start from, unless --from-scratch is given;
-  - fp16 on CPU (common.cpu=true), or fp16 where no CUDA GPU is visible.
+  - fp16 on CPU (common.cpu=true), or fp16 where no CUDA GPU is visible; fp16 and bf16 at once; bf16 on a
+    GPU without bfloat16 arithmetic (before A100).
 A run whose save dir already holds checkpoint_last.pt resumes from it (the restore checkpoint only seeds a
 fresh run); once that run has reached max_update, it has finished. On resuming, the records of updates
 after the checkpoint (done again by the resumed run) are removed from common.log_file.
@@ -78,7 +79,8 @@ def plugin_dir() -> Path:
 
 
 def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
-    """The config fairseq-hydra-train will see (hydra.* overrides only concern hydra itself)."""
+    """The config fairseq-hydra-train will see (hydra.* overrides only concern hydra itself), without the
+    YAML's recipe block (fairseq_ext.training.schedule derives fairseq's settings from it)."""
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
@@ -86,7 +88,9 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
     from omegaconf.errors import OmegaConfBaseException
 
     import fairseq_ext.plugin  # noqa: F401  (registers the plugin's tasks and models, as --user-dir will)
+    from fairseq_ext.training.schedule import without_recipe
 
+    config_dir = without_recipe(config_dir, config_name)
     hydra_init(config_name)
     try:
         with warnings.catch_warnings():
@@ -109,6 +113,9 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
     if checks:
         check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
         check_writable_directory(cfg.checkpoint.save_dir, f"checkpoints in {cfg.checkpoint.save_dir}")
+        if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.bf16:
+            raise UserInputError("common.fp16=true and common.bf16=true: choose one (fairseq would run fp16 "
+                                 "without loss scaling); bf16: common.fp16=false common.bf16=true")
         if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.cpu:
             raise UserInputError("common.fp16=true with common.cpu=true: half precision needs a CUDA GPU; "
                                  "set common.fp16=false to train on CPU (the tiny configs do)")
@@ -327,10 +334,14 @@ def _record_update(line: str) -> float:
 
 
 def check_devices(cfg) -> None:
-    """fp16 needs CUDA (fairseq fails with a traceback without it)."""
+    """fp16 needs CUDA (fairseq fails with a traceback without it); bf16 a GPU with bfloat16 arithmetic
+    (A100 and later: older ones emulate it, slowly) or the CPU."""
     import torch
 
     if torch.cuda.is_available():
+        if cfg.common.bf16 and not cfg.common.cpu and not torch.cuda.is_bf16_supported():
+            raise UserInputError(f"common.bf16=true: {torch.cuda.get_device_name()} has no bfloat16 "
+                                 "arithmetic (A100 and later do): use common.fp16=true common.bf16=false")
         return
     if cfg.common.fp16 or cfg.common.memory_efficient_fp16:
         raise UserInputError("common.fp16=true needs a CUDA GPU and none is visible: run on a GPU node "
