@@ -60,6 +60,14 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err).removeprefix("value: ")) from None
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (a learning rate, a number of epochs)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text}")
+    return value
+
+
 def device_of(option: Optional[str]) -> str:
     """The torch device of ``--device`` (default: cuda when available, else cpu), checked before a model
     is loaded: a device this machine lacks is a one-line error, not torch's AssertionError later."""

@@ -368,7 +368,7 @@ class OutputFiles:
             committed = True
         finally:
             for stream in streams:
-                if stream not in (sys.stdout, sys.stdout.buffer):
+                if stream not in (sys.stdout, getattr(sys.stdout, "buffer", None)):
                     with contextlib.suppress(OSError):
                         stream.close()
             if not committed:

@@ -24,6 +24,7 @@ import datetime as dt
 import gc
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def setting(dry_run: bool, updates: int) -> Setting:
 
 
 def parse_args(argv: Optional[Sequence[str]]):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=os.environ.get("GPU_CHECK_PROG"),  # gpu_check.sh names itself
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=300,
                         help="timed updates per side and stage (default 300)")
     parser.add_argument("--shared-dir", type=Path, default=REPO.parent / "shared",
@@ -197,10 +199,13 @@ def prepare_squad(shared_dir: Path, bpe_dir: Path, out: Path, run: Setting) -> P
 
 def compose(config_dir: Path, config_name: str, data: Path, run: Setting):
     from fairseq_ext.training.preflight import compose_config, plugin_dir
+    from fairseq_ext.training.schedule import read_recipe
 
+    recipe = read_recipe(config_dir, config_name, {})  # the base configs state their peak lr there
     cfg = compose_config(config_dir, config_name, [
         f"common.user_dir={plugin_dir()}", f"task.data={data}", f"checkpoint.save_dir={data}",
         "checkpoint.restore_file=none", f"dataset.batch_size={run.batch_size}",
+        *([f"optimization.lr=[{recipe.lr}]"] if recipe else []),
         "optimization.update_freq=[1]", f"optimization.max_update={run.warmup + run.updates}",
         f"common.fp16={str(run.fp16).lower()}", f"common.cpu={str(run.device == 'cpu').lower()}",
         "distributed_training.distributed_world_size=1", "dataset.num_workers=0"])

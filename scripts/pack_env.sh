@@ -7,11 +7,12 @@
 # (default .venv). Packers refuse (or silently break) editable installs, so this project goes in as an
 # ordinary install built from the working tree; the environment itself is not modified.
 #   COMPRESS_LEVEL=0..9  gzip level (default 4; 1 is much faster and ~10% larger)
+#   ALLOW_CPU_TORCH=1    pack a CPU-only torch (refused otherwise: it would not use the cluster's GPUs)
 #   PYTHON_PREFIX=DIR    venv only: where the target machine has the same Python (venv-pack
 #                        --python-prefix); by default the venv's python links to this machine's
 #                        interpreter path. conda-pack archives carry their own Python.
 set -euo pipefail
-usage="usage: $0 OUT.tar.gz   (env: VENV, COMPRESS_LEVEL, PYTHON_PREFIX; see the header of this script)"
+usage="usage: $0 OUT.tar.gz   (env: VENV, COMPRESS_LEVEL, ALLOW_CPU_TORCH, PYTHON_PREFIX; see the header of this script)"
 [[ ${1:-} == -h || ${1:-} == --help ]] && { echo "$usage"; exit 0; }
 [[ $# -eq 1 ]] || { echo "$usage" >&2; exit 2; }
 [[ $1 == *.tar.gz ]] || { echo "$0: error: OUT must end in .tar.gz: $1" >&2; exit 2; }
@@ -28,6 +29,11 @@ py=$prefix/bin/python
 [[ -x $py ]] || { echo "$0: error: no environment at $prefix (run make setup)" >&2; exit 2; }
 "$py" -c "import ${packer/-/_}" 2>/dev/null || command -v "$packer" >/dev/null \
   || { echo "$0: error: $packer is not installed (pip install $packer)" >&2; exit 2; }
+# A CPU-only torch is refused (ALLOW_CPU_TORCH=1 packs it); an interpreter outside the env is named.
+allow_cpu=
+[[ ${ALLOW_CPU_TORCH:-0} == 0 ]] || allow_cpu=--allow-cpu-torch
+PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$py" -m fairseq_ext.commands.pack_check --packer "$packer" \
+  $allow_cpu ${PYTHON_PREFIX:+--python-prefix "$PYTHON_PREFIX"}
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "$(dirname "$out")/.pack_env.XXXXXX")  # next to OUT: the archive is GBs
 trap 'rm -rf "$work"' EXIT

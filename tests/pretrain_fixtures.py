@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -29,6 +33,39 @@ def run_pretrain(*args, timeout: float = 600) -> subprocess.CompletedProcess:
     """scripts/pretrain.sh ARGS to completion, output captured (fairseq logs to stdout)."""
     return subprocess.run(pretrain_command(*args), capture_output=True, text=True, env=pretrain_env(),
                           timeout=timeout)
+
+
+def run_signalled_when(command: list[str], trigger: Callable[[str], bool], signum: int, env: dict,
+                       timeout: float = 600) -> tuple[int, str]:
+    """Runs COMMAND (unbuffered, stderr into stdout); at the first output line for which TRIGGER is true,
+    sends SIGNUM to the command's own process (the launcher, which passes it on to its training processes).
+    Returns (exit status, output)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**env, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if trigger is not None and trigger(line):
+                process.send_signal(signum)
+                trigger = None  # once
+        return process.wait(), "".join(lines)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def logged_update(update: int) -> Callable[[str], bool]:
+    """run_signalled_when's trigger: the progress line of update UPDATE (common.log_interval=1)."""
+    return lambda line: re.search(rf"\] update {update}\b", line) is not None
+
+
+def progress_lines(output: str) -> list[str]:
+    """The progress lines (one per logged update) in a training's console output."""
+    return re.findall(r"\] update \d+ of .*", output)
 
 
 def load_launcher():
@@ -65,6 +102,8 @@ def tiny_pretrained_checkpoint(wiki_data_bin, tmp_path_factory) -> Path:
                           f"optimization.max_update={TINY_PRETRAIN_UPDATES}", "optimization.lr=[0.001]",
                           "dataset.validate_interval_updates=10")
     assert result.returncode == 0, f"tiny pretraining failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    # what a person watching saw (test_pretrain checks the progress lines)
+    (save_dir.parent / f"{save_dir.name}.console.txt").write_text(result.stdout + result.stderr)
     return save_dir / "checkpoint_last.pt"
 
 
@@ -118,3 +157,28 @@ def make_legacy_checkpoint(modern: Path, data_bin: Path, dest: Path) -> Path:
 def legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
     return make_legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin,
                                   tmp_path_factory.mktemp("legacy") / "model.pt")
+
+
+def make_release_archive(model: Path, dictionary: Path, dest: Path, name: str = "roberta.base") -> Path:
+    """``dest``/NAME.tar.gz in the layout of fairseq's released archives: NAME/model.pt, NAME/dict.txt,
+    NAME/NOTE (xlmr.*: also sentencepiece.bpe.model, here an empty stand-in)."""
+    import tarfile
+
+    archive = dest / f"{name}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(model, f"{name}/model.pt")
+        tar.add(dictionary, f"{name}/dict.txt")
+        note = dest / "NOTE"
+        note.write_text("made by the tests: a tiny model in the release layout\n")
+        tar.add(note, f"{name}/NOTE")
+        if name.startswith("xlmr."):
+            tar.add(note, f"{name}/sentencepiece.bpe.model")
+    return archive
+
+
+@pytest.fixture(scope="session")
+def release_archive(legacy_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
+    """roberta.base.tar.gz as fairseq releases it (a fairseq 0.9 model.pt beside its dict.txt), holding the
+    tiny model: what scripts/get_checkpoint.sh --copy-from takes on an offline machine."""
+    dest = tmp_path_factory.mktemp("release")
+    return make_release_archive(legacy_checkpoint, wiki_data_bin / "dict.txt", dest)

@@ -966,7 +966,8 @@ def _(request, tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
-@case("predict_squad2, evaluate_hf, predict_hf, finetune_hf: --batch-size 0 (ValueError after loading)")
+@case("predict_squad2, evaluate_hf, predict_hf: --batch-size 0, finetune_hf: --global-batch 0 (ValueError "
+      "after loading)")
 def _(request, tmp_path):
     capsys, data = request.getfixturevalue("capsys"), squad_articles(VALID_ARTICLES, tmp_path / "dev.json")
     model = tmp_path / "no-model-is-loaded"
@@ -978,7 +979,7 @@ def _(request, tmp_path):
     rejects("commands.predict_hf", "--model", model, "--question", "Who?", "--context", "Nobody.",
             "--batch-size", 0, pattern=pattern, capsys=capsys)
     rejects("commands.finetune_hf", "--model", model, "--train", data, "--out", tmp_path / "out",
-            "--batch-size", 0, pattern=pattern, capsys=capsys)
+            "--global-batch", 0, pattern="argument --global-batch: must be at least 1: 0", capsys=capsys)
     assert not (tmp_path / "out").exists()
 
 

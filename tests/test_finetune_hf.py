@@ -37,8 +37,9 @@ FAIRSEQ_SETTINGS = (f"optimization.lr=[{LR}]", f"dataset.batch_size={BATCH}",
                     f"lr_scheduler.warmup_updates={WARMUP}", f"model.dropout={DROPOUT}",
                     f"model.attention_dropout={DROPOUT}",
                     "dataset.validate_interval=1000", "checkpoint.save_interval=1000")
-HF_SETTINGS = ("--lr", str(LR), "--batch-size", str(BATCH), "--updates", str(UPDATES), "--warmup-updates",
-               str(WARMUP), "--dropout", str(DROPOUT), *TINY_WINDOWS)
+HF_SETTINGS = ("--config", "squad2_tiny", "--lr", str(LR), "--global-batch", str(BATCH),
+               "--per-device-batch", str(BATCH), "--updates", str(UPDATES), "--warmup-updates", str(WARMUP),
+               "--dropout", str(DROPOUT), *TINY_WINDOWS)
 DEV_F1_AGREEMENT = 2.0
 FIT_F1_AGREEMENT = 5.0
 
@@ -125,3 +126,59 @@ def test_trainer_and_fairseq_fine_tune_alike(tiny_hf_mlm, tiny_pretrained_checkp
     assert abs(fairseq_dev - hf_dev) <= DEV_F1_AGREEMENT
     assert abs(fairseq_fit - hf_fit) <= FIT_F1_AGREEMENT
     assert min(fairseq_fit, hf_fit) > 50 + 10  # both learnt beyond answering nothing (half are unanswerable)
+
+
+def test_default_plan_is_the_launchers_on_any_device_count(tiny_hf_mlm, questions, tmp_path, monkeypatch,
+                                                          capsys):
+    """With no schedule option, finetune_hf.py plans squad2_base's recipe exactly as the fairseq launcher
+    does for the same windows: same global batch, per-device split, updates, warmup and lr, on 1 or 4
+    devices (torchrun's WORLD_SIZE, simulated)."""
+    from tests.test_schedule import plan_of
+
+    train, _, data_bin = questions
+    windows = ("task.max_seq_length=128", "task.doc_stride=32", "task.max_query_length=32",
+               "task.max_positions=128")  # the tiny model's windows, as prepared
+    keys = ("world_size", "batch_size", "update_freq", "global_batch", "train_samples", "max_update",
+            "warmup_updates", "lr", "final_lr")
+    for devices in (1, 4):
+        monkeypatch.setenv("WORLD_SIZE", str(devices))
+        path = tmp_path / f"hf-{devices}.json"
+        assert finetune_hf.main(["--model", str(tiny_hf_mlm), "--train", str(train), "--check-only",
+                                 "--plan", str(path), *TINY_WINDOWS]) == 0
+        printed = capsys.readouterr().out
+        hf = json.loads(path.read_text())
+        fairseq = plan_of(data_bin, tmp_path, "--nproc-per-node", devices, *windows)
+        assert {key: hf[key] for key in keys} == {key: fairseq[key] for key in keys}
+        assert hf["global_batch"] == 48 and hf["recipe"]["epochs"] == 2
+        assert f"x {devices} device{'s' if devices > 1 else ''} x accumulation steps" in printed
+
+
+def test_recipe_run_accumulates_in_bf16_with_the_models_dropout(tiny_hf_mlm, questions, tmp_path):
+    """squad2_base's recipe at another global batch: 16 windows as 8 per device x 2 accumulation steps,
+    the lr by the recipe's square-root rule, decaying to 0 at the last update; bf16 autocast (CPU); the
+    model keeps its own dropout (the recipe states none)."""
+    import math
+
+    from transformers import AutoConfig
+
+    from fairseq_ext.training.schedule import lr_after
+
+    train, dev, _ = questions
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert finetune_hf.main(["--model", str(tiny_hf_mlm), "--train", str(train), "--valid", str(dev),
+                                 "--out", str(out), "--global-batch", "16", "--per-device-batch", "8",
+                                 "--bf16", *TINY_WINDOWS]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    assert (plan["batch_size"], plan["update_freq"], plan["global_batch"]) == (8, 2, 16)
+    assert plan["max_update"] == math.ceil(2 * plan["train_samples"] / 16)
+    assert math.isclose(plan["lr"], 3e-5 * math.sqrt(16 / 48))
+    log = [json.loads(line) for line in (out / "train_log.json").read_text().splitlines()]
+    assert len(log) == plan["max_update"]
+    for done, record in enumerate(log):  # each update's lr: the schedule's after the updates done
+        assert math.isclose(record["learning_rate"], lr_after(done, plan["lr"], plan["warmup_updates"],
+                                                              plan["max_update"]), abs_tol=1e-12)
+    own = AutoConfig.from_pretrained(str(tiny_hf_mlm))
+    trained = AutoConfig.from_pretrained(str(out))
+    assert trained.hidden_dropout_prob == own.hidden_dropout_prob > 0
+    assert (out / "eval_results.json").is_file()

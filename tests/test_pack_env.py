@@ -25,8 +25,9 @@ def test_packed_venv_runs_fairseq_and_the_plugin_elsewhere(tmp_path):
     had_build_dir = (REPO / "build").exists()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")}
     packed = subprocess.run(["bash", str(REPO / "scripts" / "pack_env.sh"), str(archive)],
-                            capture_output=True, text=True, env={**env, "VENV": str(Path(sys.prefix)),
-                                                                 "COMPRESS_LEVEL": "1"})
+                            capture_output=True, text=True,
+                            env={**env, "VENV": str(Path(sys.prefix)), "COMPRESS_LEVEL": "1",
+                                 "ALLOW_CPU_TORCH": "1"})  # this machine's torch is CPU-only
     assert packed.returncode == 0, packed.stderr
     assert sorted(p.name for p in archive.parent.iterdir()) == ["env.tar.gz"]  # no work files left
 
@@ -63,3 +64,69 @@ def test_packed_venv_runs_fairseq_and_the_plugin_elsewhere(tmp_path):
 
     assert Path(fairseq_ext.__file__).resolve() == REPO / "fairseq_ext" / "__init__.py"
     assert (REPO / "build").exists() == had_build_dir
+
+
+def fake_torch(directory: Path, version: str, cuda: str | None) -> Path:
+    """A package named torch that only reports its build (what pack_env.sh's check reads), ahead of the
+    real one on PYTHONPATH."""
+    (directory / "torch").mkdir(parents=True)
+    (directory / "torch" / "__init__.py").write_text(
+        f"import types\n__version__ = {version!r}\n"
+        f"version = types.SimpleNamespace(cuda={cuda!r}, hip=None)\n")
+    return directory
+
+
+def test_pack_env_refuses_a_cpu_torch_before_any_work(tmp_path):
+    import torch
+
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")}
+    if torch.version.cuda is not None:  # this machine's torch is a CUDA build: pack_env.sh sees a CPU one
+        env["PYTHONPATH"] = str(fake_torch(tmp_path / "fake", "2.13.0+cpu", None))
+    out = tmp_path / "out" / "env.tar.gz"
+    result = subprocess.run(["bash", str(REPO / "scripts" / "pack_env.sh"), str(out)], capture_output=True,
+                            text=True, env={**env, "VENV": str(Path(sys.prefix))}, timeout=120)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"pack_env.sh: error: {os.path.realpath(sys.prefix)} has a CPU-only torch (")
+    assert message.endswith("packed, it would train on CPU on the cluster. Build the environment on a GPU "
+                            "node, or with PyPI's default torch wheels (CUDA; see docs/training.md"
+                            "#packing-the-environment-for-a-cluster), or pass ALLOW_CPU_TORCH=1 to pack it "
+                            "anyway")
+    assert not out.parent.exists()  # refused before any work
+
+
+def test_pack_check_names_the_driver_a_cuda_torch_needs(tmp_path, monkeypatch):
+    from fairseq_ext.commands import pack_check
+
+    for version, cuda, driver in (("2.13.0+cu130", "13.0", "580"), ("2.13.0+cu126", "12.6", "525.60.13")):
+        monkeypatch.setitem(sys.modules, "torch", None)
+        monkeypatch.syspath_prepend(str(fake_torch(tmp_path / cuda, version, cuda)))
+        monkeypatch.delitem(sys.modules, "torch")
+        assert pack_check.torch_lines(False) == [f"torch {version} (CUDA {cuda}): the nodes need an NVIDIA "
+                                                 f"driver >= {driver}"]
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.syspath_prepend(str(fake_torch(tmp_path / "cpu", "2.13.0+cpu", None)))
+    monkeypatch.delitem(sys.modules, "torch")
+    assert pack_check.torch_lines(True) == ["packing a CPU-only torch (2.13.0+cpu) as asked "
+                                            "(ALLOW_CPU_TORCH=1): it will not use the cluster's GPUs"]
+
+
+def test_pack_check_names_an_interpreter_outside_the_env(tmp_path, monkeypatch):
+    from fairseq_ext.commands.pack_check import interpreter_warning
+
+    linked = tmp_path / "linked"
+    (linked / "bin").mkdir(parents=True)
+    (linked / "bin" / "python").symlink_to(sys.executable)
+    target = Path(os.path.realpath(sys.executable))
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: target.parents[1]))
+    warning = interpreter_warning(linked)
+    assert warning.startswith(f"{linked}/bin/python links to {target}, outside the environment (a home "
+                              "directory, which the cluster's nodes usually do not have): the unpacked "
+                              "environment runs only where that path exists.")
+    assert "PYTHON_PREFIX=DIR" in warning and "conda-pack" in warning
+
+    own = tmp_path / "own"
+    (own / "bin").mkdir(parents=True)
+    (own / "bin" / "python3.11").write_text("")
+    (own / "bin" / "python").symlink_to("python3.11")  # a conda env's (or a copied) interpreter
+    assert interpreter_warning(own) == ""

@@ -4,11 +4,10 @@ fairseq 0.9 format), interrupted and resumed, and the pre-flight errors."""
 from __future__ import annotations
 
 import math
-import os
 import re
 import signal
 import subprocess
-import threading
+import sys
 
 import pytest
 import torch
@@ -18,9 +17,11 @@ from fairseq_ext.errors import UserInputError
 from tests.pretrain_fixtures import (
     TINY_PRETRAIN_UPDATES,
     load_launcher,
+    logged_update,
     pretrain_command,
     pretrain_env,
     run_pretrain,
+    run_signalled_when,
     training_records,
 )
 
@@ -57,6 +58,15 @@ def test_tiny_pretraining_from_scratch_learns_and_logs(tiny_pretrained_checkpoin
     # TensorBoard event files and the hydra config land in the save dir, not the working directory
     assert list((save_dir / "tensorboard" / "train_inner").glob("events.out.tfevents.*"))
     assert (save_dir / ".hydra" / "config.yaml").is_file()
+    # the console: one progress line per log interval, no JSON records, no model repr, no hydra warnings
+    console = (save_dir.parent / f"{save_dir.name}.console.txt").read_text()
+    progress = re.findall(r"\] update (\d+) of 20 \(\d+%\) \| [\d.]+ updates/s \| ETA \d+m\d\ds \| "
+                          r"train loss ([\d.]+) bits", console)
+    assert [(int(update), float(loss)) for update, loss in progress] == list(zip(range(5, 21, 5), train))
+    assert f"validation at update 20: loss {training_records(save_dir, 'valid')[-1]['valid_loss']} bits" \
+        in console
+    for noise in ('{"epoch"', "RobertaModel(", "version_base", "ConfigStore schema", "'_name': None"):
+        assert noise not in console, noise
 
 
 def test_whole_documents_fall_back_to_blocks_on_lines_longer_than_a_block(wiki_data_bin, tmp_path, capsys):
@@ -119,8 +129,19 @@ def test_preflight_error_is_one_line_before_training(wiki_data_bin, tmp_path):
     result = run_pretrain("--config", "tiny", "--data", tmp_path / "missing", "--save-dir", save_dir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"launch_train.py: error: data directory not found: {tmp_path / 'missing'} (task.data)"]
+        f"pretrain.sh: error: data directory not found: {tmp_path / 'missing'} (--data)"]
     assert result.stdout == "" and not save_dir.exists()
+    # found before the slow imports: not one fairseq, hydra or torch module was loaded
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "fairseq_ext.training.launch",
+                             "--config", "tiny", "--data", str(tmp_path / "missing"),
+                             "--save-dir", str(save_dir)],
+                            capture_output=True, text=True, timeout=300)
+    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in traced.stderr.splitlines()
+               if line.startswith("import time:")}
+    assert traced.returncode == 2 and not modules & {"fairseq", "hydra", "torch"}, modules
+    help_text = subprocess.run(pretrain_command("--help"), capture_output=True, text=True, timeout=300,
+                               env=pretrain_env()).stdout
+    assert help_text.startswith("usage: pretrain.sh ")
 
 
 def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):
@@ -136,7 +157,10 @@ def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):
 def test_missing_checkpoint(wiki_data_bin, tmp_path):
     message = preflight_error("--data", wiki_data_bin, "--save-dir", tmp_path / "run",
                               "--restore", tmp_path / "model.pt")
-    assert message == f"checkpoint not found: {tmp_path / 'model.pt'}"
+    assert message == (f"checkpoint not found: {tmp_path / 'model.pt'}: fetch a released one with "
+                       "scripts/get_checkpoint.sh NAME (roberta.base, roberta.large, xlmr.base, xlmr.large; "
+                       "then --restore NAME/model.pt), or convert a Hugging Face model with "
+                       "convert/hf_to_fairseq.py")
 
 
 def test_checkpoint_that_does_not_load(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
@@ -250,28 +274,6 @@ def test_legacy_checkpoint_continues_training(legacy_checkpoint, tiny_pretrained
 
 # --- interrupt and resume ------------------------------------------------------------------------------
 
-def run_signalled_after(command: list[str], update: int, signum: int, env: dict, timeout: float = 600):
-    """Runs COMMAND; once fairseq has logged update UPDATE (common.log_interval=1), sends SIGNUM to the
-    command's own process (the launcher, which passes it on to its training processes). Returns (exit
-    status, output)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
-    watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
-    watchdog.start()
-    lines = []
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if "[train_inner]" in line and f'"num_updates": "{update}"' in line:
-                process.send_signal(signum)
-                update = None  # once
-        return process.wait(), "".join(lines)
-    finally:
-        watchdog.cancel()
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def curve(save_dir) -> list[tuple[str, str, str]]:
     """(update, loss, lr) of every update, as logged (common.log_interval=1)."""
     return [(r["num_updates"], r["loss"], r["lr"]) for r in training_records(save_dir)]
@@ -301,7 +303,7 @@ def test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted(
             f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "scontrol.args"}\n')
         (tmp_path / "bin" / "scontrol").chmod(0o755)
         env.update(SLURM_JOB_ID="4242", PATH=f"{tmp_path / 'bin'}:{env['PATH']}")
-    status, first = run_signalled_after(args(save_dir), 3, signum, env)
+    status, first = run_signalled_when(args(save_dir), logged_update(3), signum, env)
     assert status == 75, first[-3000:]
     assert f"Loaded checkpoint {tiny_pretrained_checkpoint} (epoch 1 @ 0 updates)" in first
     stopped_at = checkpoint_info(load_checkpoint(save_dir / "checkpoint_last.pt")).num_updates

@@ -10,7 +10,6 @@ eval_results.json.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,7 +18,7 @@ from fairseq_ext.errors import UserInputError
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from fairseq_ext.hf.qa import add_answer_arguments
+    from fairseq_ext.hf.qa import add_answer_arguments, add_precision_arguments
     from fairseq_ext.squad.metric import METRICS
 
     parser = argparse.ArgumentParser(prog="evaluate_hf.py",
@@ -37,6 +36,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--csv", type=Path, metavar="CSV",
                         help="also write the answers as ID,Answer rows to this file")
     add_answer_arguments(parser)
+    add_precision_arguments(parser, "the model runs")
     return parser.parse_args(argv)
 
 
@@ -49,10 +49,10 @@ def show_examples(examples, predictions, count: int) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
+    from fairseq_ext.hf.qa import answer_questions, check_precision, load_qa_model, model_settings
     from fairseq_ext.outputs import OutputDirectory
     from fairseq_ext.squad import load_squad
-    from fairseq_ext.squad.predict import check_batching, csv_destination, write_predictions
+    from fairseq_ext.squad.predict import check_batching, csv_destination, print_scores, write_predictions
 
     check_batching(args)
     squad = load_squad(args.data, training=False)
@@ -65,18 +65,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output = OutputDirectory(args.out, "evaluate_hf", inputs=[args.model, args.data])
     csv_path = csv_destination(args.csv, output, inputs=[args.model, args.data])
     device = device_of(args.device)
+    check_precision(args.precision, device)
     tokenizer, model = load_qa_model(args.model, device)
     settings, described = model_settings(model, args)
     print(f"settings: {described}")
     with output.staged() as staging:
         predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
-                                       args.batch_size, device, progress=True, max_tokens=args.max_tokens)
+                                       args.batch_size, device, progress=True, max_tokens=args.max_tokens,
+                                       precision=args.precision)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
-                                    staging / csv_path if csv_path else None)
+                                    staging / csv_path if csv_path else None, data_file=args.data)
     if results is None:
         print(f"{args.data} has no answers: predictions written, nothing scored")
     else:
-        print(json.dumps(results, indent=2))
+        print_scores(args.metric, results, len(examples))
     show_examples(examples, predictions, args.show_examples)
     print(f"wrote the predictions{' and eval_results.json' if results is not None else ''} to {args.out}")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.hf.hub import load_pretrained
+from fairseq_ext.hf.hub import load_pretrained, model_directory
 from fairseq_ext.squad import Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
@@ -30,9 +30,7 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
     from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise UserInputError(f"{model_dir}: not a Hugging Face model directory (no config.json)")
+    model_dir = model_directory(model_dir)
     hf_logging.set_verbosity_error()  # its load report is replaced by the checks below
     try:
         config = AutoConfig.from_pretrained(str(model_dir))
@@ -54,7 +52,16 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
     if others:
         raise UserInputError(f"{model_dir}: {len(others)} weights missing from its files (e.g. {others[0]}): "
                              "not a complete RoBERTa model")
-    return tokenizer, model.to(device).eval()
+    return tokenizer, with_fp32_head(model).to(device).eval()
+
+
+def with_fp32_head(model):
+    """The model with its span head computing in fp32 under --fp16/--bf16, as fairseq's
+    (fairseq_ext.span_head)."""
+    from fairseq_ext.span_head import compute_in_fp32
+
+    compute_in_fp32(model.qa_outputs)
+    return model
 
 
 def model_settings(model, options) -> tuple[QASettings, str]:
@@ -70,14 +77,45 @@ def model_settings(model, options) -> tuple[QASettings, str]:
     return settings, f"{settings.describe()} (null threshold: {SOURCES[source]})"
 
 
-def hf_forward(model, device: str):
-    """The shared prediction loop's forward for a HF QA model (attention mask from <pad>)."""
+def add_precision_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--fp16`` / ``--bf16`` (dest ``precision``): ``what`` runs under torch's autocast in that type; the
+    span head, the loss and the scores stay fp32."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                       help=f"{what} in float16 mixed precision (CUDA GPUs; the span head stays fp32)")
+    group.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
+                       help=f"{what} in bfloat16 mixed precision (A100/H100 and later, or CPU; the span head "
+                            "stays fp32)")
+
+
+def check_precision(precision: Optional[str], device: str) -> None:
+    """A precision the device lacks: a one-line error before any model is loaded."""
+    import torch
+
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise UserInputError("--fp16 needs a CUDA GPU: on CPU use --bf16, or neither (fp32)")
+    if precision == "bf16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise UserInputError("--bf16: this GPU has no bfloat16 arithmetic (before A100): use --fp16")
+
+
+def autocast(precision: Optional[str], device: str):
+    """torch's autocast in ``precision`` (fp16, bf16) on ``device``; disabled for None (fp32)."""
+    import torch
+
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=precision is not None)
+
+
+def hf_forward(model, device: str, precision: Optional[str] = None):
+    """The shared prediction loop's forward for a HF QA model (attention mask from <pad>), in
+    ``precision`` (None: fp32); the logits are fp32 either way."""
     import torch
 
     @torch.no_grad()
     def forward(tokens):
         input_ids = torch.from_numpy(tokens).to(device)
-        output = model(input_ids=input_ids, attention_mask=input_ids.ne(model.config.pad_token_id))
+        with autocast(precision, device):
+            output = model(input_ids=input_ids, attention_mask=input_ids.ne(model.config.pad_token_id))
         return output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
 
     return forward
@@ -85,12 +123,13 @@ def hf_forward(model, device: str):
 
 def answer_questions(examples: Sequence[SquadExample], tokenizer, model, settings: QASettings,
                      version_2: bool, batch_size: int = 32, device: str = "cpu",
-                     progress: bool = False, max_tokens: Optional[int] = None) -> Predictions:
+                     progress: bool = False, max_tokens: Optional[int] = None,
+                     precision: Optional[str] = None) -> Predictions:
     """The shared SQuAD pipeline (windows -> logits -> run_qa post-processing) with a HF model."""
     features = build_features(examples, HFTokenizerAdapter(tokenizer), **settings.windows(),
                               progress=progress)
-    return shared.answer_questions(examples, features, hf_forward(model, device), settings, version_2,
-                                   batch_size, progress, max_tokens)
+    return shared.answer_questions(examples, features, hf_forward(model, device, precision), settings,
+                                   version_2, batch_size, progress, max_tokens)
 
 
 def add_answer_arguments(parser: argparse.ArgumentParser, runtime: bool = True) -> None:

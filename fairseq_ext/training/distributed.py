@@ -74,6 +74,26 @@ def detect_topology(nproc_per_node: Optional[int], environ: Mapping[str, str] = 
     return topology
 
 
+def check_ranks_per_gpu(topology: Topology, visible_gpus: int,
+                        environ: Mapping[str, str] = os.environ) -> None:
+    """Refuses more ranks on this node than it has GPUs: fairseq's device_id (local rank modulo the GPUs)
+    would put two ranks on one GPU. The node's GPUs: SLURM's allocation (SLURM_GPUS_ON_NODE, also when each
+    task sees only its own GPU), else the visible ones."""
+    if topology.started_by == "torchrun":
+        ranks, gpus = int(environ.get("LOCAL_WORLD_SIZE", 1)), visible_gpus
+        fix = "start torchrun with --nproc-per-node at most the GPUs"
+    elif topology.started_by == "srun":
+        ranks = int(environ.get("SLURM_STEP_TASKS_PER_NODE", "1").split("(")[0].split(",")[0])
+        gpus = int(environ.get("SLURM_GPUS_ON_NODE", visible_gpus))
+        fix = ("one task per GPU: scripts/slurm/*.sbatch start as many as --gpus-per-node; with your own "
+               "srun, give --ntasks-per-node equal to the GPUs")
+    else:
+        return
+    if ranks > gpus:
+        raise UserInputError(f"{ranks} ranks on this node ({topology.started_by}) but {gpus} GPUs: two ranks "
+                             f"would share a GPU; {fix}")
+
+
 def first_slurm_host(environ: Mapping[str, str]) -> str:
     """The first host of the step's node list (``node[01-04]`` -> ``node01``), as scontrol expands it."""
     node_list = environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_JOB_NODELIST")
@@ -136,34 +156,6 @@ def check_launcher_keys(overrides: list[str]) -> None:
         if key.startswith("distributed_training.") and key.split(".", 1)[1] in LAUNCHER_KEYS:
             raise UserInputError(f"{key} is set by the launcher: choose the processes with --nproc-per-node "
                                  "N or start it under torchrun or srun")
-
-
-def batch_plan(cfg, world_size: int, global_batch: Optional[int]) -> tuple[list[str], str]:
-    """(overrides, the arithmetic as one line) for the batch: ``dataset.batch_size`` sequences per process
-    x processes x ``update_freq``. With ``global_batch`` (sequences per update) the batch size per process is
-    the config's, or the largest smaller one that splits ``global_batch`` evenly, and update_freq follows."""
-    per_process = cfg.dataset.batch_size
-    if global_batch is None:
-        update_freq = cfg.optimization.update_freq[0]
-        if per_process is None:
-            return [], (f"{cfg.dataset.max_tokens} tokens per process (dataset.max_tokens) x {world_size} "
-                        f"processes x update_freq {update_freq}")
-        return [], (f"{per_process * world_size * update_freq} sequences per update = {per_process} per "
-                    f"process (dataset.batch_size) x {world_size} processes x update_freq {update_freq}")
-    if per_process is None:
-        raise UserInputError("--global-batch counts sequences: the config batches by dataset.max_tokens; "
-                             "set dataset.batch_size")
-    fitting = [size for size in range(min(per_process, global_batch), 0, -1)
-               if global_batch % (size * world_size) == 0]
-    if not fitting:
-        raise UserInputError(f"--global-batch {global_batch} sequences cannot be split evenly over "
-                             f"{world_size} processes")
-    size = fitting[0]
-    update_freq = global_batch // (size * world_size)
-    shrunk = "" if size == per_process else f", the config's {per_process} does not divide it"
-    return ([f"dataset.batch_size={size}", f"optimization.update_freq=[{update_freq}]"],
-            f"{global_batch} sequences per update = {size} per process (dataset.batch_size{shrunk}) x "
-            f"{world_size} processes x update_freq {update_freq}")
 
 
 def apply_compat_patches() -> None:

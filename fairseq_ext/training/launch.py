@@ -3,7 +3,7 @@ data-parallel in several.
 
     scripts/pretrain.sh | scripts/finetune_squad2.sh | roberta-train | python -m fairseq_ext.training.launch
         --config NAME --data DIR --save-dir DIR [--restore CKPT] [--nproc-per-node N]
-        [--global-batch SEQUENCES] [KEY=VALUE ...]
+        [--global-batch SEQUENCES] [--plan FILE] [recipe.KEY=VALUE ...] [KEY=VALUE ...]
 
 The config is composed exactly as fairseq-hydra-train composes it (YAML + overrides) and checked once,
 before any training process starts (see fairseq_ext.training.preflight). The processes are this one, N
@@ -15,7 +15,10 @@ has reached max_update, running it again reports that and does nothing. SIGUSR1 
 saves checkpoint_last.pt after the update in progress and exits 75 (fairseq_ext.training.preemption).
 scripts/pretrain.sh (masked LM, configs/pretraining) and scripts/finetune_squad2.sh (SQuAD v2,
 configs/finetuning) run this module; the checks follow the config's task. Its messages are those of the
-launcher, ``launch_train``.
+launcher, ``launch_train``. The batch per process, update_freq, the update count, warmup and lr follow
+from the config's recipe, the world size and the training set (fairseq_ext.training.schedule); rank 0
+prints that plan, --plan writes it as JSON, and --check-only with --nproc-per-node N plans for N GPUs that
+are not there.
 """
 
 from __future__ import annotations
@@ -33,11 +36,22 @@ from typing import Optional, Sequence
 from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.training import distributed
-from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq_hydra_train
+from fairseq_ext.training import distributed, progress, schedule
+from fairseq_ext.training.lock import held_descriptors, hold_save_dir, release_all
+from fairseq_ext.training.preemption import (
+    PREEMPTED,
+    STOP_SIGNALS,
+    block_stop_signals,
+    catch_stop_signals,
+    run_fairseq_hydra_train,
+    stop_requested,
+    stopped_before_training,
+)
 from fairseq_ext.training.preflight import (
     FROM_SCRATCH,
+    check_data,
     check_devices,
+    check_given_paths,
     compose_config,
     drop_records_after,
     plugin_dir,
@@ -47,7 +61,10 @@ from fairseq_ext.training.preflight import (
     resolve_config,
 )
 
-PROG = "launch_train.py"  # the name in the launcher's error lines, whichever way it was started
+# the command the user typed, in --help and error lines: scripts/pretrain.sh and finetune_squad2.sh name
+# themselves in PROG_ENV; else launch_train.py
+PROG_ENV = "ROBERTA_TRAIN_PROG"
+PROG = os.environ.get(PROG_ENV) or "launch_train.py"
 
 
 def parse_args(argv: Optional[Sequence[str]]):
@@ -55,7 +72,8 @@ def parse_args(argv: Optional[Sequence[str]]):
         prog=PROG,
         description=__doc__.split("\n\n")[0],
         epilog="Any KEY=VALUE argument is a hydra override passed on to fairseq-hydra-train "
-        "(e.g. optimization.max_update=2000 dataset.batch_size=16 hydra.run.dir=DIR). Under torchrun or "
+        "(e.g. optimization.max_update=2000 dataset.batch_size=16 hydra.run.dir=DIR) and wins over the "
+        "derived schedule; recipe.KEY=VALUE changes the config's recipe (recipe.epochs=3). Under torchrun or "
         "srun (several tasks) run the same command in every process, without --nproc-per-node.",
     )
     parser.add_argument("--config", required=True,
@@ -73,11 +91,19 @@ def parse_args(argv: Optional[Sequence[str]]):
                         help="data-parallel processes to start on this machine: one per GPU, or N on CPU "
                         "(gloo); default: every visible GPU, 1 on CPU")
     parser.add_argument("--global-batch", type=positive_int, metavar="SEQUENCES",
-                        help="sequences per update across all processes: the batch size per process is the "
-                        "config's (or the largest smaller one that divides evenly) and update_freq follows")
+                        help="sequences (SQuAD: windows) per update across all processes (default: the "
+                        "recipe's): the batch size per process is the config's (or the largest smaller one "
+                        "that divides evenly) and update_freq follows; another than the recipe's keeps its "
+                        "epochs or sequences and scales the lr by its rule")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show fairseq's console output as it is (JSON stats, the model, hydra's "
+                        "warnings) instead of one progress line per log interval")
     parser.add_argument("--check-only", action="store_true",
-                        help="check the config, data and checkpoint (not the GPUs: usable on a login node), "
-                        "do not train")
+                        help="check the config, data and checkpoint and print the plan (not the GPUs: usable "
+                        "on a login node; with --nproc-per-node N, planned for N GPUs), do not train")
+    parser.add_argument("--plan", metavar="FILE", type=Path,
+                        help="write the resolved batch and schedule as JSON (world_size, batch_size per "
+                        "process, update_freq, global_batch, max_update, warmup_updates, lr, final_lr, ...)")
     args, overrides = parser.parse_known_args(argv)
     for item in overrides:
         if "=" not in item or item.startswith("-"):
@@ -86,11 +112,24 @@ def parse_args(argv: Optional[Sequence[str]]):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        return launch(argv)
+    finally:
+        release_all()  # the save dir's lock, for a caller in this process (the tests); an exit drops it too
+
+
+def launch(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
     if args.from_scratch and args.restore:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
+    recipe_overrides, overrides = schedule.split_overrides(overrides)
     distributed.check_launcher_keys(overrides)
+    if args.verbose:  # read by every training process (fairseq_ext.training.progress)
+        os.environ[progress.VERBOSE_ENV] = "1"
     config_dir, config_name = resolve_config(args.config, args.config_dir)
+    check_given_paths(args.data, args.restore)  # before fairseq and hydra load (seconds): a typo fails fast
+    recipe = schedule.read_recipe(config_dir, config_name, recipe_overrides)
+    config_dir = schedule.without_recipe(config_dir, config_name)  # what hydra and fairseq read
     overrides = [
         f"common.user_dir={plugin_dir()}",
         f"task.data={':'.join(str(Path(p).resolve()) for p in args.data.split(':'))}",
@@ -103,26 +142,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     checks = topology.rank == 0  # under torchrun/srun rank 0 checks; the others only share its decisions
     with quiet_logging():
         cfg = compose_config(config_dir, config_name, overrides)
+        if checks and not args.check_only:  # before the save dir is read: it may be a running training's
+            hold_save_dir(cfg.checkpoint.save_dir, create=False)
+        on_cpu = training_on_cpu(cfg)
+        if topology.external and not on_cpu:
+            distributed.check_ranks_per_gpu(topology, gpu_count())
+        if not topology.external and not on_cpu:
+            gpus = gpu_count()
+            if args.nproc_per_node is None:
+                topology = distributed.Topology(world_size=gpus)
+            elif args.nproc_per_node > gpus and not args.check_only:
+                raise UserInputError(f"--nproc-per-node {args.nproc_per_node} but {gpus} GPUs are visible "
+                                     "(one process per GPU; common.cpu=true trains on CPU)")
+        if checks:
+            check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
+        run_plan = schedule.plan_run(cfg, recipe, overrides, topology.world_size, args.global_batch,
+                                     count=checks)
+        run_plan.apply(cfg)
         plan = preflight(cfg, checks=checks, from_scratch=args.from_scratch)
     if plan.finished:
         return 0
-    on_cpu = training_on_cpu(cfg)
-    if not topology.external and not on_cpu:
-        gpus = gpu_count()
-        if args.nproc_per_node is None:
-            topology = distributed.Topology(world_size=gpus)
-        elif args.nproc_per_node > gpus and not args.check_only:
-            raise UserInputError(f"--nproc-per-node {args.nproc_per_node} but {gpus} GPUs are visible (one "
-                                 "process per GPU; common.cpu=true trains on CPU)")
-    batch, arithmetic = distributed.batch_plan(cfg, topology.world_size, args.global_batch)
-    if checks and (topology.world_size > 1 or args.global_batch):
-        if topology.world_size > 1:
-            report(distributed.describe(topology, on_cpu))
-        report(f"batch: {arithmetic}")
+    if checks:
+        if topology.world_size > 1:  # planned here for GPUs elsewhere: described as on those
+            planned_for_gpus = args.check_only and not topology.external and not cfg.common.cpu
+            report(distributed.describe(topology, on_cpu and not planned_for_gpus))
+        for line in run_plan.lines():
+            report(line)
+        if args.plan:
+            run_plan.write(args.plan)
     if args.check_only:
         return 0
     if checks:
         check_devices(cfg)
+        locking = hold_save_dir(cfg.checkpoint.save_dir)  # one training per save dir, until this one ends
+        if locking:
+            report(locking)
         if plan.resumed_updates is not None and cfg.common.log_file:
             dropped = drop_records_after(Path(cfg.common.log_file), plan.resumed_updates)
             if dropped:
@@ -132,7 +186,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hydra_defaults = [f"hydra.run.dir={save_dir}", "hydra.job.chdir=false"]  # .hydra/ + log in save_dir
     given = {item.split("=", 1)[0] for item in overrides}
     hydra_args = [item for item in hydra_defaults if item.split("=", 1)[0] not in given]
-    hydra_args += overrides + plan.resume + list(plan.derived) + batch
+    hydra_args += overrides + plan.resume + list(plan.derived) + run_plan.overrides()
+    if stop_requested():  # SIGUSR1/SIGTERM during the checks
+        return stopped_before_training(reports=checks)
     if topology.world_size == 1:
         return run_fairseq_hydra_train(config_dir, config_name,
                                        hydra_args + distributed.fairseq_overrides(topology, on_cpu))
@@ -157,9 +213,11 @@ def gpu_count() -> int:
 def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: str,
                         hydra_args: list[str]) -> int:
     """topology.world_size fairseq-hydra-train processes on this machine, one per rank (as torchrun would
-    start them). SIGUSR1 and SIGTERM are passed on to them: they save and stop after the same update
-    (fairseq_ext.training.preemption) and this returns PREEMPTED. The first one to fail stops the others,
-    as does Ctrl-C. Returns the first failure's exit status, else PREEMPTED if they stopped so, else 0."""
+    start them). SIGUSR1 and SIGTERM are passed on to them (they start with these signals blocked until
+    they listen: one in between waits instead of killing them): they save and stop after the same update
+    (fairseq_ext.training.preemption) and this returns PREEMPTED. They inherit the save dir's lock. The
+    first one to fail stops the others, as does Ctrl-C. Returns the first failure's exit status, else
+    PREEMPTED if they stopped so, else 0."""
     env = {**os.environ, "MASTER_ADDR": topology.master_addr, "MASTER_PORT": str(topology.master_port),
            "WORLD_SIZE": str(topology.world_size), "LOCAL_WORLD_SIZE": str(topology.world_size)}
     processes = []
@@ -176,7 +234,10 @@ def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: s
             command = [sys.executable, "-m", "fairseq_ext.training.preemption", str(config_dir), config_name,
                        *hydra_args, *distributed.fairseq_overrides(rank_topology, on_cpu)]
             rank_env = {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
-            processes.append(subprocess.Popen(command, env=rank_env))
+            processes.append(subprocess.Popen(command, env=rank_env, preexec_fn=block_stop_signals,
+                                              pass_fds=held_descriptors()))
+        if stop_requested():  # came before pass_on listened
+            pass_on(signal.Signals[stop_requested()], None)
         while True:
             statuses = [process.poll() for process in processes]
             failed = [status for status in statuses if status not in (None, 0, PREEMPTED)]
@@ -210,7 +271,9 @@ def run_rank(topology, on_cpu: bool, config_dir: Path, config_name: str, hydra_a
 
 
 def cli() -> None:
-    """The ``roberta-train`` command."""
+    """The ``roberta-train`` command (and scripts/pretrain.sh, finetune_squad2.sh): from its first line a
+    SIGUSR1/SIGTERM asks for a stop (exit 75) instead of killing the launcher."""
+    catch_stop_signals()
     run_cli(main, prog=PROG)
 
 

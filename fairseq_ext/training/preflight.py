@@ -13,7 +13,8 @@ Each pitfall is one line (UserInputError):
     (fairseq would stop at once);
   - a validation split too small for one batch (fewer samples than dataset.required_batch_size_multiple);
   - fine-tuning (task squad2) with no checkpoint to start from, unless --from-scratch is given;
-  - fp16 on CPU (common.cpu=true), or fp16 where no CUDA GPU is visible.
+  - fp16 on CPU (common.cpu=true), or fp16 where no CUDA GPU is visible; fp16 and bf16 at once; bf16 on a
+    GPU without bfloat16 arithmetic (before A100).
 One setting is derived from the data: a masked LM whose samples are whole lines (sample_break_mode complete
 or complete_doc) on a corpus with lines longer than a block trains on contiguous blocks instead
 (sample_break_mode=none), said in one line: fairseq would stop at the first oversized sample.
@@ -34,6 +35,7 @@ from typing import Callable, NamedTuple, Optional
 
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import check_writable_directory, write_text_file
+from fairseq_ext.releases import RELEASES
 
 RESET_FLAGS = ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")
 DEFAULT_RESTORE = "checkpoint_last.pt"  # fairseq's default: <save_dir>/checkpoint_last.pt
@@ -81,7 +83,8 @@ def plugin_dir() -> Path:
 
 
 def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
-    """The config fairseq-hydra-train will see (hydra.* overrides only concern hydra itself)."""
+    """The config fairseq-hydra-train will see (hydra.* overrides only concern hydra itself), without the
+    YAML's recipe block (fairseq_ext.training.schedule derives fairseq's settings from it)."""
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
@@ -89,7 +92,9 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
     from omegaconf.errors import OmegaConfBaseException
 
     import fairseq_ext.plugin  # noqa: F401  (registers the plugin's tasks and models, as --user-dir will)
+    from fairseq_ext.training.schedule import without_recipe
 
+    config_dir = without_recipe(config_dir, config_name)
     hydra_init(config_name)
     try:
         with warnings.catch_warnings():
@@ -113,6 +118,9 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
     if checks:
         check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
         check_writable_directory(cfg.checkpoint.save_dir, f"checkpoints in {cfg.checkpoint.save_dir}")
+        if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.bf16:
+            raise UserInputError("common.fp16=true and common.bf16=true: choose one (fairseq would run fp16 "
+                                 "without loss scaling); bf16: common.fp16=false common.bf16=true")
         if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.cpu:
             raise UserInputError("common.fp16=true with common.cpu=true: half precision needs a CUDA GPU; "
                                  "set common.fp16=false to train on CPU (the tiny configs do)")
@@ -189,6 +197,23 @@ def last_checkpoint(ckpt) -> Path:
     return Path(ckpt.save_dir) / f"checkpoint_last{ckpt.checkpoint_suffix}.pt"
 
 
+def check_given_paths(data: str, restore: Optional[str]) -> None:
+    """The cheap part of check_data and the checkpoint check, on the launcher's own arguments, before the
+    config is composed (importing fairseq and hydra takes seconds): the same one-line errors."""
+    for path in map(Path, data.split(":")):
+        if not path.is_dir():
+            raise UserInputError(f"data directory not found: {path} (--data)")
+    if restore is not None and not Path(restore).is_file():
+        raise missing_checkpoint(restore)
+
+
+def missing_checkpoint(path) -> UserInputError:
+    """The one error for a --restore that does not exist, checked early and again with the config."""
+    return UserInputError(f"checkpoint not found: {path}: fetch a released one with "
+                          f"scripts/get_checkpoint.sh NAME ({', '.join(RELEASES)}; then --restore "
+                          "NAME/model.pt), or convert a Hugging Face model with convert/hf_to_fairseq.py")
+
+
 def check_data(cfg, data_paths: list[Path]) -> None:
     """Every shard holds the train split; the first also the valid splits (fairseq reads them there)."""
     for path in data_paths:
@@ -238,6 +263,8 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     not read (see load_checkpoint)."""
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
+    if not path.is_file() and not resuming:
+        raise missing_checkpoint(path)
     state = load_checkpoint(path, lazy=True)
     info = checkpoint_info(state)
     max_update = cfg.optimization.max_update
@@ -346,10 +373,14 @@ def _record_update(line: str) -> float:
 
 
 def check_devices(cfg) -> None:
-    """fp16 needs CUDA (fairseq fails with a traceback without it)."""
+    """fp16 needs CUDA (fairseq fails with a traceback without it); bf16 a GPU with bfloat16 arithmetic
+    (A100 and later: older ones emulate it, slowly) or the CPU."""
     import torch
 
     if torch.cuda.is_available():
+        if cfg.common.bf16 and not cfg.common.cpu and not torch.cuda.is_bf16_supported():
+            raise UserInputError(f"common.bf16=true: {torch.cuda.get_device_name()} has no bfloat16 "
+                                 "arithmetic (A100 and later do): use common.fp16=true common.bf16=false")
         return
     if cfg.common.fp16 or cfg.common.memory_efficient_fp16:
         raise UserInputError("common.fp16=true needs a CUDA GPU and none is visible: run on a GPU node "

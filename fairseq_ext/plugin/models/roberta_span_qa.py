@@ -1,7 +1,8 @@
 """RoBERTa with an extractive span head: ``qa_outputs = Linear(hidden, 2)`` on every token's features.
 
 The same structure as Hugging Face's ``RobertaForQuestionAnswering`` (encoder without pooler, one linear
-layer giving start and end logits, no dropout before it), so the export is a key rename.
+layer giving start and end logits, no dropout before it), so the export is a key rename. The head
+computes in fp32 under common.fp16 or common.bf16 (fairseq_ext.span_head).
 
 State dict: ``encoder.sentence_encoder.*`` and ``qa_outputs.{weight,bias}``. The masked-LM head is not
 built: span QA reads features only, and an unused head would need DDP's ``find_unused_parameters``.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-import torch.nn as nn
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.roberta.model import (
     RobertaEncoder,
@@ -25,6 +25,8 @@ from fairseq.models.roberta.model import (
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr, safe_hasattr
 from omegaconf import OmegaConf
+
+from fairseq_ext.span_head import Float32Linear
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class SpanQAEncoder(RobertaEncoder):
 class RobertaSpanQAModel(RobertaModel):
     def __init__(self, args, encoder):
         super().__init__(args, encoder)
-        self.qa_outputs = nn.Linear(args.encoder_embed_dim, 2)
+        self.qa_outputs = Float32Linear(args.encoder_embed_dim, 2)
         self.qa_outputs.apply(init_bert_params)
 
     @classmethod
@@ -57,7 +59,7 @@ class RobertaSpanQAModel(RobertaModel):
         return cls(args, encoder)
 
     def forward(self, src_tokens, return_all_hiddens=False, **unused):
-        """Start and end logits, each ``(batch, src_len)`` (padding positions included, as in HF)."""
+        """Start and end logits, each ``(batch, src_len)``, fp32 (padding positions included, as in HF)."""
         features, _ = self.encoder.extract_features(src_tokens, return_all_hiddens=return_all_hiddens)
         logits = self.qa_outputs(features)
         start_logits, end_logits = logits.unbind(dim=-1)
