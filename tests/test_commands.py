@@ -177,6 +177,7 @@ BAD_PATHS = {
     "scripts/split_data.py": ["--inputs", "{missing}", "--outdir", "{out}"],
     "scripts/bpe_encode.py": ["--inputs", "{missing}", "--outputs", "{out}"],
     "scripts/plot_logs.py": ["{missing}"],
+    "scripts/finetune_hf.py": ["--model", "{missing}", "--train", "{missing}", "--out", "{out}"],
     "scripts/launch_train.py": ["--config", "tiny", "--data", "{missing}", "--save-dir", "{out}"],
     "convert/fairseq_to_hf.py": ["--checkpoint", "{missing}", "--out", "{out}"],
     "convert/evaluate_hf.py": ["--model", "{missing}", "--data", "{missing}", "--out", "{out}"],

@@ -26,12 +26,14 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import finite_float, positive_float, positive_int, run_cli
+from fairseq_ext.cli import existing_file, finite_float, positive_float, positive_int, run_cli
 from fairseq_ext.errors import UserInputError
+from fairseq_ext.hf.hub import model_directory
+
+DEFAULT_CONFIG = "squad2_base"  # configs/finetuning/NAME.yaml: the recipe finetune_hf.py follows by default
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from fairseq_ext.hf.finetune import DEFAULT_CONFIG
     from fairseq_ext.hf.qa import add_answer_arguments, add_precision_arguments
 
     parser = argparse.ArgumentParser(prog="finetune_hf.py", description=__doc__.split("\n\n")[0],
@@ -91,6 +93,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    for path in filter(None, (args.train, args.valid)):  # before torch and transformers load: fails at once
+        existing_file(path, "SQuAD file")
+    model_directory(args.model)
     import torch
     from transformers import set_seed
     from transformers.utils import logging as hf_logging

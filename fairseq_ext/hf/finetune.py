@@ -25,7 +25,6 @@ from fairseq_ext.squad.features import PAD
 from fairseq_ext.squad.settings import QASettings
 from fairseq_ext.training import schedule
 
-DEFAULT_CONFIG = "squad2_base"  # configs/finetuning/NAME.yaml: the recipe finetune_hf.py follows by default
 # finetune_hf.py's options for the plan's settings (fairseq_ext.training.schedule names)
 OPTIONS = {"lr": "lr", "batch_size": "per_device_batch", "update_freq": "gradient_accumulation",
            "max_update": "updates", "warmup_updates": "warmup_updates"}
