@@ -81,7 +81,8 @@ def test_bad_sizes_are_one_line_errors(tmp_path):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_question_has_its_kind(lang):
     """question_kinds reads back which questions the name decides; kind_scores scores answers by kind."""
-    _, dev = make_dataset(lang, 30, 600, seed=5, people=2)  # two persons: every kind occurs
+    # two persons with attribute types drawn each: every kind occurs
+    _, dev = make_dataset(lang, 30, 600, seed=5, people=(2, 2), shared=False)
     qas = {qa["id"]: qa for paragraph in dev["data"][0]["paragraphs"] for qa in paragraph["qas"]}
     kinds = question_kinds(dev, lang)
     assert kinds.keys() == qas.keys() and set(kinds.values()) == set(KINDS)  # every kind occurs
@@ -98,7 +99,7 @@ def test_every_question_has_its_kind(lang):
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_absent_share_sets_which_unanswerable_questions_are_asked(share):
     """--absent-share: the share of unanswerable questions about a person absent from the context."""
-    _, dev = make_dataset("en", 30, 300, seed=7, people=1, facts=3, absent_share=share)
+    _, dev = make_dataset("en", 30, 300, seed=7, people=(1, 1), facts=(3, 3), absent_share=share)
     kinds = question_kinds(dev)
     unanswerable = [kind for kind in kinds.values() if kind.startswith("unanswerable")]
     absent = sum(kind == KINDS[3] for kind in unanswerable)
@@ -106,12 +107,24 @@ def test_absent_share_sets_which_unanswerable_questions_are_asked(share):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_kinds_of_a_one_person_set_need_no_second_person(lang):
-    """The default set (one person per context) has only the kinds a single person allows, although
-    one Chinese pet statement ("一只{value}和{name}住在一起。") also reads as a town statement ("{name}住在
-    {value}。"): the more literal template wins."""
-    _, dev = make_dataset(lang, 30, 600, seed=2)
+def test_the_name_decides_every_answerable_question_of_a_set_of_several_persons(lang):
+    """--people 2-3: 2-3 persons per context sharing its attribute types, so every answerable question
+    has several holders of its attribute and only the name tells which sentence answers; unanswerable ones
+    ask about an attribute stated for nobody or about an absent person. Although one Chinese pet statement
+    ("一只{value}和{name}住在一起。") also reads as a town statement ("{name}住在{value}。"), the more
+    literal template wins."""
+    _, dev = make_dataset(lang, 30, 600, seed=2, people=(2, 3))
     kinds = question_kinds(dev, lang)
-    assert set(kinds.values()) == {KINDS[0], KINDS[2], KINDS[3]}
+    assert set(kinds.values()) == {KINDS[1], KINDS[2], KINDS[3]}
+    names = [set(re.findall(r"[A-Z][a-z]+ [A-Z][a-z]+" if lang == "en" else r"^$", paragraph["context"]))
+             for paragraph in dev["data"][0]["paragraphs"]]
+    assert lang == "zh" or {len(persons) for persons in names} == {2, 3}
     contexts = [paragraph["context"] for paragraph in dev["data"][0]["paragraphs"]]
     assert lang == "en" or any("住在一起" in context for context in contexts)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_kinds_of_the_default_one_person_set(lang):
+    """The default set (one person per context) has only the kinds a single person allows."""
+    _, dev = make_dataset(lang, 30, 600, seed=2)
+    assert set(question_kinds(dev, lang).values()) == {KINDS[0], KINDS[2], KINDS[3]}

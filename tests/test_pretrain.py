@@ -69,6 +69,22 @@ def test_tiny_pretraining_from_scratch_learns_and_logs(tiny_pretrained_checkpoin
         assert noise not in console, noise
 
 
+def test_whole_documents_fall_back_to_blocks_on_lines_longer_than_a_block(wiki_data_bin, tmp_path, capsys):
+    """tiny.yaml samples whole documents (complete_doc); the wiki paragraphs have lines longer than its
+    127-token blocks, which fairseq would refuse as oversized samples: the launcher trains on contiguous
+    blocks and says so in one line, and says nothing where the config already uses blocks."""
+    launcher = load_launcher()
+    assert launcher.main(["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir",
+                          str(tmp_path / "a"), "--check-only"]) == 0
+    said = capsys.readouterr()
+    assert re.search(r"\d+ of \d+ lines of .* are longer than a 127-token block: sample_break_mode "
+                     r"complete_doc -> none", said.out + said.err)
+    assert launcher.main(["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir",
+                          str(tmp_path / "b"), "--check-only", "task.sample_break_mode=none"]) == 0
+    said = capsys.readouterr()
+    assert "longer than" not in said.out + said.err
+
+
 # --- continued pretraining ---------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -21,6 +21,22 @@ from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
 
 
+def count_range(text: str) -> tuple[int, int]:
+    """"N" or "LOW-HIGH" -> (low, high): a count drawn per context."""
+    try:
+        low, _, high = text.partition("-")
+        bounds = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number or a range LOW-HIGH, e.g. 2-3") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1, LOW <= HIGH")
+    return bounds
+
+
+def show_range(bounds: tuple[int, int]) -> str:
+    return str(bounds[0]) if bounds[0] == bounds[1] else f"{bounds[0]}-{bounds[1]}"
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -31,10 +47,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--train-questions", type=int, default=12000, help="at least this many (default: 12000)"
     )
     parser.add_argument("--dev-questions", type=int, default=600, help="at least this many (default: 600)")
-    parser.add_argument("--people", type=int, default=PEOPLE,
-                        help="persons per context (default: %(default)s)")
-    parser.add_argument("--facts", type=int, default=FACTS,
-                        help="attributes stated per person (default: %(default)s)")
+    parser.add_argument("--people", type=count_range, default=PEOPLE, metavar="N|LOW-HIGH",
+                        help=f"persons per context, drawn per context (default: {show_range(PEOPLE)})")
+    parser.add_argument("--facts", type=count_range, default=FACTS, metavar="N|LOW-HIGH",
+                        help=f"attributes stated per person (default: {show_range(FACTS)})")
+    parser.add_argument("--own-attributes", action="store_true",
+                        help="draw each person's attribute types separately (default: the persons of a "
+                        "context share them, so the question's name decides which sentence answers)")
     parser.add_argument(
         "--absent-share",
         type=float,
@@ -44,10 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     args = parser.parse_args(argv)
-    for name in ("train_questions", "dev_questions", "people", "facts"):
+    for name in ("train_questions", "dev_questions"):
         if getattr(args, name) < 1:
             raise UserInputError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.facts > 4:
+    if args.facts[1] > 4:
         raise UserInputError("--facts must be at most 4 (a person needs unstated attributes to ask about)")
     if not 0 <= args.absent_share <= 1:
         raise UserInputError("--absent-share must be between 0 and 1")
@@ -64,6 +83,7 @@ def main(argv=None) -> int:
         args.people,
         args.facts,
         args.absent_share,
+        not args.own_attributes,
     )
     output = OutputDirectory(args.out, "learnable_qa")
     with output.staged() as staging:

@@ -186,7 +186,7 @@ def launch(argv: Optional[Sequence[str]] = None) -> int:
     hydra_defaults = [f"hydra.run.dir={save_dir}", "hydra.job.chdir=false"]  # .hydra/ + log in save_dir
     given = {item.split("=", 1)[0] for item in overrides}
     hydra_args = [item for item in hydra_defaults if item.split("=", 1)[0] not in given]
-    hydra_args += overrides + plan.resume + run_plan.overrides()
+    hydra_args += overrides + plan.resume + list(plan.derived) + run_plan.overrides()
     if stop_requested():  # SIGUSR1/SIGTERM during the checks
         return stopped_before_training(reports=checks)
     if topology.world_size == 1:

@@ -15,6 +15,9 @@ Each pitfall is one line (UserInputError):
   - fine-tuning (task squad2) with no checkpoint to start from, unless --from-scratch is given;
   - fp16 on CPU (common.cpu=true), or fp16 where no CUDA GPU is visible; fp16 and bf16 at once; bf16 on a
     GPU without bfloat16 arithmetic (before A100).
+One setting is derived from the data: a masked LM whose samples are whole lines (sample_break_mode complete
+or complete_doc) on a corpus with lines longer than a block trains on contiguous blocks instead
+(sample_break_mode=none), said in one line: fairseq would stop at the first oversized sample.
 A run whose save dir already holds checkpoint_last.pt resumes from it (the restore checkpoint only seeds a
 fresh run); once that run has reached max_update, it has finished. On resuming, the records of updates
 after the checkpoint (done again by the resumed run) are removed from common.log_file.
@@ -55,6 +58,7 @@ class RunPlan(NamedTuple):
     resume: list[str]  # overrides that make an interrupted run continue from its checkpoint_last.pt
     finished: bool  # the save dir's run already reached max_update: nothing to train
     resumed_updates: Optional[int] = None  # the update count a resumed run restarts from
+    derived: tuple[str, ...] = ()  # overrides derived from the data (sample_blocks)
 
 
 def resolve_config(config: str, config_dir: str | Path) -> tuple[Path, str]:
@@ -110,6 +114,7 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
     job started by torchrun or srun: rank 0 checks) only the decisions all ranks must share, silently."""
     say = report if checks else _silent
     task = None
+    derived = sample_blocks(cfg, say)
     if checks:
         check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
         check_writable_directory(cfg.checkpoint.save_dir, f"checkpoints in {cfg.checkpoint.save_dir}")
@@ -128,10 +133,44 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
                                  f"--from-scratch (task {cfg.task._name} from a random initialisation)")
         if checks:
             report(f"training from scratch on {cfg.task.data} ({len(task.source_dictionary)} symbols)")
-        return RunPlan(resume, False)
+        return RunPlan(resume, False, None, derived)
     resuming = start == last_checkpoint(cfg.checkpoint)
     finished, updates = check_checkpoint(cfg, task, start, resets, resuming, checks)
-    return RunPlan(resume, finished, updates if resuming else None)
+    return RunPlan(resume, finished, updates if resuming else None, derived)
+
+
+WHOLE_LINE_MODES = ("complete", "complete_doc")
+
+
+def sample_blocks(cfg, say: Callable[[str], None] = report) -> tuple[str, ...]:
+    """A masked LM's samples are whole lines (complete, complete_doc: a document's lines packed up to a
+    block, so a text's words sit at the same positions in every sample) unless a line of the data is
+    longer than a block (tokens_per_sample - 1, one position for <s>): fairseq keeps such a line whole and
+    then refuses the oversized sample (its shorten_method crops to tokens_per_sample, one too many). Then
+    contiguous blocks (none): the overrides to pass, said in one line."""
+    task = cfg.task
+    if task._name != "masked_lm" or task.sample_break_mode not in WHOLE_LINE_MODES:
+        return ()
+    from fairseq.data import Dictionary, data_utils
+
+    paths = [Path(p) for p in task.data.split(":")]
+    block = task.tokens_per_sample - 1
+    dictionary = Dictionary.load(str(paths[0] / "dict.txt"))
+    splits = [(path, cfg.dataset.train_subset) for path in paths]
+    splits += [(paths[0], split) for split in ([] if cfg.dataset.disable_validation
+                                               else cfg.dataset.valid_subset.split(","))]
+    longer, lines = 0, 0
+    for path, split in splits:
+        dataset = data_utils.load_indexed_dataset(str(path / split), dictionary)
+        if dataset is not None:
+            longer += int((dataset.sizes > block).sum())
+            lines += len(dataset.sizes)
+    if not longer:
+        return ()
+    say(f"{longer} of {lines} lines of {task.data} are longer than a {block}-token block: "
+        f"sample_break_mode {task.sample_break_mode} -> none (contiguous blocks; to keep whole lines, split "
+        "the long ones, e.g. one sentence per line)")
+    return ("task.sample_break_mode=none",)
 
 
 def starting_point(ckpt, say: Callable[[str], None] = report) -> tuple[Optional[Path], dict, list[str]]:
