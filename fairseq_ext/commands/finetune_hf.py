@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import positive_int, run_cli
+from fairseq_ext.cli import any_int, bounded_float, bounded_int, positive_int, ratio, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -43,22 +43,25 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     training.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                           help="fairseq fine-tuning YAML whose hyper-parameters are the defaults below "
                                "(default: configs/finetuning/squad2_tiny.yaml)")
-    training.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (%(default)g)")
+    training.add_argument("--lr", type=bounded_float(0, open_min=True), default=defaults.lr,
+                          help="peak learning rate (%(default)g)")
     training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                           help="windows per update (%(default)s)")
     training.add_argument("--updates", type=positive_int, default=defaults.updates,
                           help="number of updates; the learning rate reaches 0 at the last (%(default)s)")
-    training.add_argument("--warmup-updates", type=int, default=defaults.warmup_updates,
+    training.add_argument("--warmup-updates", type=bounded_int(min=0), default=defaults.warmup_updates,
                           help="linear warm-up updates (%(default)s)")
-    training.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="(%(default)g)")
-    training.add_argument("--adam-betas", type=float, nargs=2, default=defaults.adam_betas,
+    training.add_argument("--weight-decay", type=bounded_float(min=0), default=defaults.weight_decay,
+                          help="(%(default)g)")
+    training.add_argument("--adam-betas", type=ratio(open_max=True), nargs=2, default=defaults.adam_betas,
                           help="(%(default)s)")
-    training.add_argument("--adam-eps", type=float, default=defaults.adam_eps, help="(%(default)g)")
-    training.add_argument("--clip-norm", type=float, default=defaults.clip_norm,
+    training.add_argument("--adam-eps", type=bounded_float(0, open_min=True), default=defaults.adam_eps,
+                          help="(%(default)g)")
+    training.add_argument("--clip-norm", type=bounded_float(min=0), default=defaults.clip_norm,
                           help="gradient norm clipping, 0 for none (%(default)g)")
-    training.add_argument("--dropout", type=float, default=defaults.dropout,
+    training.add_argument("--dropout", type=ratio(open_max=True), default=defaults.dropout,
                           help="dropout and attention dropout (%(default)s; none: the model's)")
-    training.add_argument("--seed", type=int, default=defaults.seed, help="(%(default)s)")
+    training.add_argument("--seed", type=any_int, default=defaults.seed, help="(%(default)s)")
     add_answer_arguments(parser, runtime=False)
     return parser.parse_args(argv)
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fairseq_ext.cli import run_cli
-from fairseq_ext.errors import UserInputError
+from fairseq_ext.cli import any_int, bounded_int, positive_int, ratio, run_cli
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
 
@@ -28,30 +27,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="language (default: en)")
     parser.add_argument(
-        "--train-questions", type=int, default=12000, help="at least this many (default: 12000)"
+        "--train-questions", type=positive_int, default=12000, help="at least this many (default: 12000)"
     )
-    parser.add_argument("--dev-questions", type=int, default=600, help="at least this many (default: 600)")
-    parser.add_argument("--people", type=int, default=PEOPLE,
+    parser.add_argument("--dev-questions", type=positive_int, default=600,
+                        help="at least this many (default: 600)")
+    parser.add_argument("--people", type=positive_int, default=PEOPLE,
                         help="persons per context (default: %(default)s)")
-    parser.add_argument("--facts", type=int, default=FACTS,
+    # a person needs unstated attributes to ask about
+    parser.add_argument("--facts", type=bounded_int(1, 4), default=FACTS,
                         help="attributes stated per person (default: %(default)s)")
     parser.add_argument(
         "--absent-share",
-        type=float,
+        type=ratio(),
         default=ABSENT_SHARE,
         help="share of the unanswerable questions asking about a person absent from the context (the rest "
         "ask about an attribute not stated for a person present; default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    args = parser.parse_args(argv)
-    for name in ("train_questions", "dev_questions", "people", "facts"):
-        if getattr(args, name) < 1:
-            raise UserInputError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.facts > 4:
-        raise UserInputError("--facts must be at most 4 (a person needs unstated attributes to ask about)")
-    if not 0 <= args.absent_share <= 1:
-        raise UserInputError("--absent-share must be between 0 and 1")
-    return args
+    parser.add_argument("--seed", type=any_int, default=1, help="random seed (default: 1)")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
