@@ -422,6 +422,10 @@ class OutputFiles:
         seen = {}
         for path in paths:
             if _is_stream(path):
+                stream = "-" if str(path) == "-" else _real(path)
+                if stream in seen and str(stream) != os.devnull:  # two writers of one stream mix their lines
+                    raise UserInputError(f"{what} {path} is given twice (also as {seen[stream]})")
+                seen[stream] = path
                 continue
             if os.path.isdir(path):
                 raise UserInputError(f"{what} {path} is a directory: give a file name")
