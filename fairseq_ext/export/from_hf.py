@@ -40,7 +40,7 @@ from fairseq_ext.export.fairseq_model import (
 from fairseq_ext.export.state_dict import NOT_WEIGHTS, fairseq_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
-from fairseq_ext.hf.hub import load_pretrained, load_tokenizer
+from fairseq_ext.hf.hub import load_hf_tokenizer, load_pretrained
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.settings import DEFAULT, QASettings
 from fairseq_ext.tokenizer import default_tokenizer_dir, find_tokenizer_dir, load_tokenizer
@@ -77,7 +77,7 @@ def load_hf_model(model_dir: Path):
     kind = hf_kind(config)
     check_hf_structure(kind, config)
     auto_class = {SPAN_QA: AutoModelForQuestionAnswering, ENCODER: AutoModel}.get(kind, AutoModelForMaskedLM)
-    tokenizer = load_tokenizer(model_dir, config)
+    tokenizer = load_hf_tokenizer(model_dir, config)
     model, _ = load_pretrained(auto_class, model_dir, dtype=torch.float32)
     return kind, config, tokenizer, model.eval()
 

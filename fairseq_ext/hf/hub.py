@@ -32,7 +32,7 @@ def resolve_model_dir(model: str) -> Path:
         raise UserInputError(f"{model}: no such directory, and not found in {where}: {reason}") from None
 
 
-def load_tokenizer(model_dir: Path, config):
+def load_hf_tokenizer(model_dir: Path, config):
     """The fast tokenizer of the model directory ``model_dir`` (``config``: its AutoConfig), checked for
     what it is before transformers reads it: its files are there (else they are named), and every token id
     has an embedding row (``config.vocab_size``)."""

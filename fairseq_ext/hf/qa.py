@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.hf.hub import load_pretrained, load_tokenizer
+from fairseq_ext.hf.hub import load_hf_tokenizer, load_pretrained
 from fairseq_ext.squad import Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
@@ -41,7 +41,7 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
                                  f"model ({' or '.join(QA_MODEL_TYPES)}, as fairseq_to_hf.py exports them)")
     except (OSError, ValueError, KeyError) as err:
         raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
-    tokenizer = load_tokenizer(model_dir, config)
+    tokenizer = load_hf_tokenizer(model_dir, config)
     model, loading = load_pretrained(AutoModelForQuestionAnswering, model_dir)
     missing = sorted(loading["missing_keys"])
     head = [key for key in missing if key.startswith(QA_HEAD)]
