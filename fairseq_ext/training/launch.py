@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.training import distributed
+from fairseq_ext.training import distributed, errors
 from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq_hydra_train
 from fairseq_ext.training.preflight import (
     FROM_SCRATCH,
@@ -78,6 +78,9 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--check-only", action="store_true",
                         help="check the config, data and checkpoint (not the GPUs: usable on a login node), "
                         "do not train")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the traceback of a failure too (else one line, and the traceback in "
+                        "SAVE_DIR/launch_error.log)")
     args, overrides = parser.parse_known_args(argv)
     for item in overrides:
         if "=" not in item or item.startswith("-"):
@@ -87,6 +90,11 @@ def parse_args(argv: Optional[Sequence[str]]):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
+    with errors.translated(Path(args.save_dir), args.verbose):  # fairseq's exceptions: one line
+        return launch(args, overrides)
+
+
+def launch(args, overrides: list[str]) -> int:
     if args.from_scratch and args.restore:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
     distributed.check_launcher_keys(overrides)
