@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 
 from fairseq_ext.cli import existing_file, positive_int, run_cli
-from fairseq_ext.corpus.drivers import binarize_files, first_lines, tokenizer_files, unknown_tokens
+from fairseq_ext.corpus.drivers import (
+    binarize_files,
+    check_has_text,
+    first_lines,
+    tokenizer_files,
+    unknown_tokens,
+)
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
@@ -65,6 +71,7 @@ def main(argv=None) -> int:
     if missing:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
     read_dictionary(srcdict)  # a malformed line or an empty file is reported before any work
+    check_has_text([raw_files[split] for split in ("train", "valid")], "split_data.py writes documents there")
     hint = (f"is {srcdict} the dictionary of {tokenizer_dir}?" if args.srcdict else
             f"{tokenizer_dir} holds a dict.txt that does not belong to its tokenizer")
     sample = unknown_tokens(first_lines(raw_files["train"]), tokenizer_dir, srcdict)

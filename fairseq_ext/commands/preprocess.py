@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from fairseq_ext.cli import existing_file, positive_int, run_cli
-from fairseq_ext.corpus.drivers import first_lines, unknown_symbols
+from fairseq_ext.corpus.drivers import check_has_text, first_lines, unknown_symbols
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import DICTIONARY_FILE, ENV_VAR, read_dictionary
@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     splits = {split: bpe_dir / f"data.{split}.bpe" for split in ("train", "valid", "test")}
     for split in ("train", "valid"):
         existing_file(splits[split], f"{split} split")
+    check_has_text([splits["train"], splits["valid"]], "bpe_encode.py writes the encoded splits there")
     # BPE_DIR holds tokenized text (bpe_encode.py: GPT-2 ids; spm pieces): raw text is nearly all <unk>
     check_unknown_share(*unknown_symbols(first_lines(splits["train"]), dictionary), args.max_unk,
                         f"{splits['train']} (first lines)", "is it raw text? encode it with bpe_encode.py "

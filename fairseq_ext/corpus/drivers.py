@@ -167,6 +167,13 @@ def first_lines(path: str | Path, count: int = UNKNOWN_SAMPLE_LINES) -> list[str
     return lines[:count]
 
 
+def check_has_text(paths: Sequence[str | Path], hint: str) -> None:
+    """Each file holds a non-blank line (fairseq binarizes an empty one into a split it cannot load)."""
+    for path in paths:
+        if not first_lines(path, 1):
+            raise UserInputError(f"{path} holds no text (empty or blank): {hint}")
+
+
 def unknown_tokens(lines: Sequence[str], tokenizer_dir: Path, dict_path: str | Path) -> tuple[int, int]:
     """(tokens not in the dictionary, tokens) of ``lines`` tokenized as binarize_files does."""
     from fairseq_ext.tokenizer.base import vocab_to_dictionary
