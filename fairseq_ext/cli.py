@@ -55,11 +55,10 @@ class Range:
     def parse(self, text) -> Union[int, float]:
         """``text`` (a string or a number) as ``kind``; a ValueError saying why not."""
         if self.kind is int:
-            if isinstance(text, float) and text.is_integer():
-                text = int(text)
-            try:
-                value = int(text) if not isinstance(text, bool) else None
-            except (TypeError, ValueError):
+            try:  # a float (read from JSON or YAML) only if it is whole: int() would cut 2.5 to 2
+                whole = isinstance(text, float) and text.is_integer() or not isinstance(text, (float, bool))
+                value = int(text) if whole else None
+            except (TypeError, ValueError, OverflowError):
                 value = None
             if value is None:
                 raise ValueError(f"not a whole number: {text!r}")

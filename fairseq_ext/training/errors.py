@@ -30,6 +30,10 @@ KNOWN = [
     (r"Size of sample #\d+ is invalid.*max length is (\d+)",
      r"a sample is longer than the model's \1 positions: set task.tokens_per_sample (or the task's "
      r"max_positions) to \1 or less"),
+    (r"The dataset is empty",
+     "a split gives no batch: its samples were all skipped as longer than the model's positions (set "
+     "task.tokens_per_sample to model.max_positions or less), or it has fewer samples than "
+     "dataset.required_batch_size_multiple"),
     (r"please ensure that the architectures match",
      "the checkpoint's model has another architecture than the config's (model.*): use the model settings "
      "the checkpoint was trained with, or another checkpoint"),
