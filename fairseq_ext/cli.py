@@ -112,9 +112,15 @@ def ratio(open_max: bool = False) -> Callable[[str], float]:
     return bounded_float(0.0, 1.0, open_max=open_max)
 
 
-positive_int = bounded_int(min=1)  # a worker count, a batch size
+# Upper bounds where a value reaches a limit below it: C ints (SentencePiece, multiprocessing), seeds
+# (numpy, torch and SentencePiece take 32-bit ones), process counts (each one is started).
+C_INT_MAX = 2**31 - 1
+MAX_WORKERS = 1024  # more processes or threads than any node has cores
+
+positive_int = bounded_int(min=1)  # a batch size, a count of items
 finite_float = bounded_float()  # a threshold: any finite number (see finite_number)
-any_int = bounded_int()  # a seed: any whole number
+seed_int = bounded_int(0, 2**32 - 1)  # a random seed
+worker_count = bounded_int(1, MAX_WORKERS)  # worker processes or threads
 
 
 def finite_number(value, what: str) -> float:

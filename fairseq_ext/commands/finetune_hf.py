@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import any_int, bounded_float, bounded_int, positive_int, ratio, run_cli
+from fairseq_ext.cli import bounded_float, bounded_int, positive_int, ratio, run_cli, seed_int
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -61,7 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                           help="gradient norm clipping, 0 for none (%(default)g)")
     training.add_argument("--dropout", type=ratio(open_max=True), default=defaults.dropout,
                           help="dropout and attention dropout (%(default)s; none: the model's)")
-    training.add_argument("--seed", type=any_int, default=defaults.seed, help="(%(default)s)")
+    training.add_argument("--seed", type=seed_int, default=defaults.seed, help="(%(default)s)")
     add_answer_arguments(parser, runtime=False)
     return parser.parse_args(argv)
 

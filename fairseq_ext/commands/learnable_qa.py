@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fairseq_ext.cli import any_int, bounded_int, positive_int, ratio, run_cli
+from fairseq_ext.cli import bounded_int, positive_int, ratio, run_cli, seed_int
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
 
@@ -43,12 +43,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="share of the unanswerable questions asking about a person absent from the context (the rest "
         "ask about an attribute not stated for a person present; default: %(default)s)",
     )
-    parser.add_argument("--seed", type=any_int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--seed", type=seed_int, default=1, help="random seed (default: 1)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    output = OutputDirectory(args.out, "learnable_qa")  # checked before the questions are made
     train, dev = make_dataset(
         args.lang,
         args.train_questions,
@@ -58,7 +59,6 @@ def main(argv=None) -> int:
         args.facts,
         args.absent_share,
     )
-    output = OutputDirectory(args.out, "learnable_qa")
     with output.staged() as staging:
         for name, squad in (("train.json", train), ("dev.json", dev)):
             (staging / name).write_text(json.dumps(squad, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import existing_file, positive_int, run_cli
+from fairseq_ext.cli import existing_file, run_cli, worker_count
 from fairseq_ext.corpus.drivers import (
     binarize_files,
     check_has_text,
@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_tokenizer_argument(parser, ", with dict.txt unless --srcdict")
     parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --tokenizer)")
     parser.add_argument("--destdir", required=True, help="output data-bin directory, e.g. data-bin/wiki")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                         help="worker processes (default: all %(default)s cores)")
     parser.add_argument("--no-keep-empty", dest="keep_empty", action="store_false",
                         help="drop empty lines, i.e. encode without --keep-empty (default: keep them as "

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from fairseq_ext.cli import existing_file, positive_int, run_cli
+from fairseq_ext.cli import existing_file, run_cli, worker_count
 from fairseq_ext.corpus.drivers import check_has_text, first_lines, unknown_symbols
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("destdir", metavar="DESTDIR", help="output data-bin directory")
     parser.add_argument("dict", metavar="DICT", nargs="?",
                         help=f"fairseq dictionary (default: ${ENV_VAR}/{DICTIONARY_FILE})")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                         help="fairseq-preprocess workers (default: all %(default)s cores)")
     add_unknown_argument(parser)
     return parser.parse_args(argv)

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import any_int, bounded_int, progress_bar, ratio, run_cli
+from fairseq_ext.cli import bounded_int, progress_bar, ratio, run_cli, seed_int
 from fairseq_ext.corpus.reading import expand_inputs, is_stream
 from fairseq_ext.corpus.split import assign_splits, iter_documents
 from fairseq_ext.errors import UserInputError
@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="exact number of valid documents (instead of ratios)")
     parser.add_argument("--test-docs", type=bounded_int(min=0),
                         help="exact number of test documents (instead of ratios)")
-    parser.add_argument("--seed", type=any_int, default=1,
+    parser.add_argument("--seed", type=seed_int, default=1,
                         help="random seed of the assignment (default %(default)s)")
     parser.add_argument("--errors", choices=["strict", "replace"], default="strict",
                         help="invalid UTF-8: stop with an error naming file and line (strict, default) or "

@@ -16,7 +16,15 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import any_int, bounded_float, bounded_int, positive_int, progress_bar, run_cli
+from fairseq_ext.cli import (
+    C_INT_MAX,
+    bounded_float,
+    bounded_int,
+    progress_bar,
+    run_cli,
+    seed_int,
+    worker_count,
+)
 from fairseq_ext.corpus.reading import expand_inputs, input_bytes, read_line_blocks
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
@@ -36,18 +44,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--inputs", nargs="+", required=True,
                         help="raw text: files, directories (read recursively) or glob patterns")
     parser.add_argument("--out", required=True, help="output directory (the tokenizer directory)")
-    parser.add_argument("--vocab-size", type=bounded_int(min=4), required=True,
+    parser.add_argument("--vocab-size", type=bounded_int(4, C_INT_MAX), required=True,
                         help="pieces in the model, specials included")
     parser.add_argument("--character-coverage", type=bounded_float(*COVERAGE_RANGE), default=0.9995,
                         help="share of characters the pieces must cover; rarer ones become <unk> "
                              "(default %(default)s, sentencepiece's advice for CJK; 1.0 for small alphabets)")
     parser.add_argument("--model-type", choices=("unigram", "bpe"), default="unigram",
                         help="default %(default)s (XLM-R's)")
-    parser.add_argument("--max-sentences", type=positive_int, default=2_000_000,
+    parser.add_argument("--max-sentences", type=bounded_int(1, C_INT_MAX), default=2_000_000,
                         help="lines sampled from the inputs for training (default %(default)s)")
-    parser.add_argument("--seed", type=any_int, default=1,
+    parser.add_argument("--seed", type=seed_int, default=1,
                         help="sampling and training seed (default %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=worker_count, default=os.cpu_count() or 1,
                         help="training threads (default: all %(default)s cores)")
     parser.add_argument("--force", action="store_true", help="replace a model already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
