@@ -21,10 +21,20 @@ class Terminated(BaseException):
     """SIGTERM (a scheduler's kill, ``timeout``): raised like Ctrl-C so that ``finally`` clean-ups run."""
 
 
-def existing_file(path: str | Path, what: str = "file") -> Path:
+def existing_file(path: str | Path, what: str = "file", stream: bool = False) -> Path:
+    """``path`` checked for what it is: a regular file; with ``stream`` also a FIFO or ``<(zcat ...)``
+    (/dev/fd/N), which its caller reads once. A directory, a missing path or a stream where the caller
+    reads twice or seeks is a one-line error saying which."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise UserInputError(f"{what} is a directory, not a file: {path}")
+    if not path.exists():
         raise UserInputError(f"{what} not found: {path}")
+    if not stream:
+        raise UserInputError(f"{what} must be a regular file, not a stream (it is read more than once or "
+                             f"seeked): {path}")
     return path
 
 

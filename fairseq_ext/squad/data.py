@@ -64,7 +64,7 @@ class SquadData:
 def read_json(path: PathLike, what: str = "input file") -> Any:
     """A JSON file the user gives, parsed; a UTF-8 byte order mark (written by some Windows editors) is
     read past, as Python's utf-8-sig does. Not JSON or not UTF-8: a one-line error."""
-    path = existing_file(path, what)
+    path = existing_file(path, what, stream=True)
     try:
         with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
