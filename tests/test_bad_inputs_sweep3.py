@@ -411,6 +411,69 @@ def _(request, tmp_path):
     assert "1 answers not found in their context" in done.stderr
 
 
+# --- a fresh sweep after the mechanisms (other tools, other data): what it still found ---------------------
+
+@case("bpe_encode/train_spm: workers, threads, seeds too large (OverflowError, ValueError): refused")
+def _(request, tmp_path):
+    huge = "9" * 21
+    corpus = corpus_file(tmp_path)
+    fails("bpe_encode.py", "--tokenizer", request.getfixturevalue("gpt2_bpe_dir"), "--inputs", corpus,
+          "--outputs", tmp_path / "o.bpe", "--workers", huge,
+          pattern=r"argument --workers: must be between 1 and 1024")
+    for option, value in (("--threads", huge), ("--seed", str(2**32)), ("--seed", "-1"),
+                          ("--max-sentences", str(2**31))):
+        fails("train_spm.py", "--inputs", corpus, "--out", tmp_path / "spm", "--vocab-size", 300, option,
+              value, pattern=f"argument {option}: must be between")
+    assert sorted(os.listdir(tmp_path)) == ["corpus"]
+
+
+@case("to_squad from a FIFO ('input file not found'): read; a checkpoint FIFO or directory: named")
+def _(request, tmp_path):
+    data, predictions, _ = squad_and_predictions(tmp_path, 0.5)
+    succeeds("to_squad.py", "--format", "squad", data, tmp_path / "from-file.json")
+    fifo, writer = fifo_of(data, data.read_bytes())
+    succeeds("to_squad.py", "--format", "squad", fifo, tmp_path / "from-fifo.json")
+    writer.join()
+    assert (tmp_path / "from-fifo.json").read_bytes() == (tmp_path / "from-file.json").read_bytes()
+    stream = tmp_path / "checkpoint.fifo"
+    os.mkfifo(stream)  # torch.load would seek in it
+    refuses("commands.fairseq_to_hf", "--checkpoint", stream, "--out", tmp_path / "hf",
+            pattern="checkpoint must be a regular file, not a stream")
+    refuses("commands.fairseq_to_hf", "--checkpoint", tmp_path, "--out", tmp_path / "hf",
+            pattern="checkpoint is a directory, not a file")
+
+
+@case("evaluate_squad2 --metric cmrc, predictions of another file (F1/EM 0.000, exit 0): refused")
+def _(request, tmp_path):
+    data, _, _ = squad_and_predictions(tmp_path, 0.5)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"not-a-question-of-data": "x"}))
+    fails("evaluate_squad2.py", data, other, "--metric", "cmrc",
+          pattern="none of the \\d+ questions has a prediction .*: the predictions are for another data file")
+
+
+@case("pretrain.sh: optimization.lr=[nan] (accepted) / task.mask_prob=0.2 ('not in struct', no hint)")
+def _(request, tmp_path):
+    data = request.getfixturevalue("wiki_data_bin")
+    for override, pattern in (("optimization.lr=[nan]", "optimization.lr: nan is not a finite number"),
+                              ("optimization.lr=[0.001,0]", "optimization.lr: must be greater than 0"),
+                              ("task.mask_prob=0.2", r"not in struct: the config does not set this key: "
+                                                     r"\+KEY=VALUE adds it")):
+        refuses("training.launch", "--config", "tiny", "--data", data, "--save-dir", tmp_path / "run",
+                "--from-scratch", override, "--check-only", pattern=pattern)
+
+
+@case("bpe_encode --encoder-json without --vocab-bpe, no tokenizer directory: the missing option named")
+def _(request, tmp_path):
+    monkeypatch = request.getfixturevalue("monkeypatch")  # no default directory, whatever the checkout has
+    monkeypatch.delenv("GPT2_BPE_DIR", raising=False)
+    monkeypatch.setattr("fairseq_ext.tokenizer.REPO_DIR", tmp_path / "no-gpt2_bpe")
+    refuses("commands.bpe_encode", "--encoder-json", request.getfixturevalue("gpt2_bpe_dir") / "encoder.json",
+            "--inputs", corpus_file(tmp_path), "--outputs", tmp_path / "o.bpe",
+            pattern="--encoder-json given without --vocab-bpe, and no tokenizer directory")
+    assert not (tmp_path / "o.bpe").exists()
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_case(name, request, tmp_path):
     CASES[name](request, tmp_path)

@@ -45,7 +45,14 @@ def main(argv=None) -> int:
         files = tokenizer_files(find_tokenizer_dir(args.tokenizer))
     else:
         if args.encoder_json is None or args.vocab_bpe is None:
-            directory = find_tokenizer_dir()
+            try:
+                directory = find_tokenizer_dir()
+            except UserInputError as err:
+                given, missing = ("--encoder-json", "--vocab-bpe") if args.encoder_json else \
+                    ("--vocab-bpe", "--encoder-json")
+                if args.encoder_json or args.vocab_bpe:  # the other file was to come from the directory
+                    raise UserInputError(f"{given} given without {missing}, and {err}") from None
+                raise
             args.encoder_json = args.encoder_json or directory / "encoder.json"
             args.vocab_bpe = args.vocab_bpe or directory / "vocab.bpe"
         files = (Gpt2Bpe.kind, str(args.encoder_json), str(args.vocab_bpe))

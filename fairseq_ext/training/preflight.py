@@ -91,6 +91,8 @@ def check_config_ranges(cfg) -> None:
     if cfg.optimization.get("update_freq"):
         for value in cfg.optimization.update_freq:
             Range(int, min=1).check(value, "optimization.update_freq")
+    for value in cfg.optimization.get("lr") or []:  # a NaN learning rate trains nothing, silently
+        Range(float, min=0, open_min=True).check(value, "optimization.lr")
 
 
 def report(message: str) -> None:
@@ -149,6 +151,8 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
         return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     except (HydraException, OmegaConfBaseException) as err:
         reasons = [str(e).splitlines()[0].rstrip(".") for e in (err, err.__cause__) if e is not None]
+        if any("not in struct" in reason for reason in reasons):  # a key the YAML does not list
+            reasons.append("the config does not set this key: +KEY=VALUE adds it")
         raise UserInputError(f"config {config_name}: {': '.join(reasons)}") from None
 
 
