@@ -118,6 +118,34 @@ def test_every_numeric_option_declares_its_range(script):
     assert not undeclared, f"{script}: numeric options without a declared range: {undeclared}"
 
 
+def outside_values(valid: Range) -> list[str]:
+    """The values just outside each bound of ``valid`` (the bound itself where it is open)."""
+    values = []
+    for bound, side, is_open in ((valid.min, -1, valid.open_min), (valid.max, 1, valid.open_max)):
+        if bound is not None:
+            if valid.kind is int:
+                values.append(str(int(bound) + side))
+            else:
+                values.append(repr(bound) if is_open else repr(bound + side * 1e-6 * max(1.0, abs(bound))))
+    return values
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_every_bound_is_enforced(script, capsys):
+    """Each bound of each numeric option: the value just outside it is refused by the parser, naming the
+    option, before any work (the command runs with missing inputs: it must stop at its arguments)."""
+    parser = parser_of(script)
+    with tempfile.TemporaryDirectory() as scratch:
+        given = base_arguments(script, parser, Place(Path(scratch)), valid=False)
+        for action in options(parser):
+            for text in outside_values(value_range(action)) if value_range(action) else []:
+                argv = argv_of(script, parser, {**given, action.dest: [text] * count_of(action)})
+                with pytest.raises(SystemExit) as stopped:
+                    main_of(script)(argv)
+                error = capsys.readouterr().err.strip().splitlines()[-1]
+                assert stopped.value.code == 2 and f"argument {flag(action)}: " in error, (argv, error)
+
+
 # --- the scratch place of one example -------------------------------------------------------------------
 
 PATH_KINDS = ("missing", "missing-parent", "directory", "fifo", "empty", "junk")
@@ -287,10 +315,11 @@ BASES: dict[str, tuple[Callable, Callable]] = {
 }
 
 
-def base_arguments(script: str, parser: argparse.ArgumentParser, place: Place) -> dict[str, list[str]]:
-    """dest -> values: the valid base of the command, else every required argument given (a missing path
-    under the scratch directory, a choice, the smallest valid number)."""
-    given = BASES[script][0](place) if script in BASES else {}
+def base_arguments(script: str, parser: argparse.ArgumentParser, place: Place,
+                   valid: bool = True) -> dict[str, list[str]]:
+    """dest -> values: the valid base of the command (unless not ``valid``), else every required argument
+    given (a missing path under the scratch directory, a choice, the smallest valid number)."""
+    given = BASES[script][0](place) if valid and script in BASES else {}
     for action in options(parser):
         if action.dest in given or not (action.required or not action.option_strings):
             continue
@@ -329,7 +358,14 @@ def numbers_for(valid: Range) -> st.SearchStrategy[str]:
             else:
                 around += [repr(bound + step) for step in (-1e-6, 0.0, 1e-6)]
     small = st.integers(-5, 50).map(str) if valid.kind is int else st.floats(-2, 2, allow_nan=False).map(repr)
-    return st.one_of(st.sampled_from(special + around), small)
+    low = valid.min if valid.min is not None else -5
+    high = valid.max if valid.max is not None else low + 50
+    if valid.kind is int:  # inside the range, so that the command runs
+        inside = st.integers(int(low), int(min(high, low + 50))).map(str)
+    else:
+        inside = st.floats(low, min(high, low + 2), exclude_min=valid.open_min, exclude_max=valid.open_max,
+                           allow_nan=False).map(repr)
+    return st.one_of(*([st.sampled_from(around)] if around else []), st.sampled_from(special), small, inside)
 
 
 @st.composite
@@ -388,7 +424,8 @@ def _text(stream: io.TextIOWrapper) -> str:
     return stream.buffer.getvalue().decode("utf-8", errors="replace")
 
 
-def check_promise(script: str, values: dict[str, tuple[str, list[str]]]) -> None:
+def check_promise(script: str, values: dict[str, tuple[str, list[str]]]) -> int:
+    """Runs one example and checks the promise; returns the exit status."""
     parser = parser_of(script)
     by_dest = {action.dest: action for action in options(parser)}
     with tempfile.TemporaryDirectory() as scratch:
@@ -431,6 +468,7 @@ def check_promise(script: str, values: dict[str, tuple[str, list[str]]]) -> None
         changed = [name for name, content in before.items()
                    if after.get(name) != content and not (status == 0 and name in named)]
         assert not changed, f"{shown}: changed or removed existing files: {changed}"
+        return status
 
 
 def _outside(valid: Range, text: str) -> bool:
@@ -439,6 +477,12 @@ def _outside(valid: Range, text: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+@pytest.mark.parametrize("script", sorted(BASES))
+def test_valid_bases_succeed(script):
+    """Each valid base runs (exit 0) and its result check passes: the fuzz's exit-0 checks can fail."""
+    assert check_promise(script, {}) == 0
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
