@@ -2,14 +2,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
-# tokenizer directory; unset, the tools look in $$GPT2_BPE_DIR, then gpt2_bpe/ (make gpt2-bpe)
+# tokenizer directory; unset, the tools look in $$GPT2_BPE_DIR, then the checkout's gpt2_bpe/
 GPT2_BPE ?=
 BPE_FLAG = $(if $(GPT2_BPE),--gpt2-bpe $(GPT2_BPE))
 REAL ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
-CORPUS ?= $(SHARED)/data/wiki/wiki-paragraphs.txt
-CORPUS_NAME ?= wiki
+CORPUS ?=
+CORPUS_NAME ?= $(basename $(notdir $(patsubst %/,%,$(firstword $(CORPUS)))))
 SPLIT_ARGS ?= --valid-docs 2 --test-docs 1
 SQUAD_TRAIN ?= train-v2.0.json
 SQUAD_DEV ?= dev-v2.0.json
@@ -18,15 +18,18 @@ PYTEST_ARGS ?=
 # pytest processes (pytest-xdist): the tests are single-threaded, one per core; 0 = in this process
 TEST_WORKERS ?= 2
 TEST_DATA_DIR ?=
+# $(call require,VAR,EXAMPLE): a target needing VAR stops, before any work, saying which variable with an example
+require = $(if $($(1)),,$(error make $@ needs $(1)=..., e.g. make $@ $(1)=$(2)))
 
 .PHONY: help setup test lint fuzz test-data demo demo-zh learn-check bench corpus pretrain squad2-data finetune-squad2 predict-squad2 \
-	export-hf evaluate-hf import-hf pack-env cluster-test check-base gpu-check gpt2-bpe clean
+	export-hf evaluate-hf import-hf checkpoint pack-env cluster-test check-base gpu-check gpt2-bpe clean
 
 help:  ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "%-16s %s\n", $$1, $$2 }'
 
 setup:  ## create .venv: torch, fairseq (cached wheel), transformers, this project (idempotent)
 	@VENV=$(VENV) bash scripts/setup_env.sh
+	@$(MAKE) --no-print-directory gpt2-bpe
 
 lint: setup  ## ruff check
 	$(VENV)/bin/ruff check .
@@ -60,11 +63,13 @@ demo-zh: setup  ## the Chinese path (SentencePiece, CMRC 2018 metric) on the Chi
 bench: setup  ## ratios ours vs fairseq/transformers, one table -> runs/bench-TIMESTAMP/bench.json
 	$(PY) scripts/bench.py --shared-dir $(SHARED) $(BENCH_ARGS)
 
-corpus: setup  ## split CORPUS by documents, BPE + binarize into data-bin/CORPUS_NAME
+corpus: setup  ## split CORPUS=FILE|DIR by documents, BPE + binarize into data-bin/CORPUS_NAME (default: its name)
+	$(call require,CORPUS,mytexts.txt)
 	$(PY) scripts/split_data.py --inputs $(CORPUS) --outdir data/$(CORPUS_NAME) $(SPLIT_ARGS)
 	$(PY) scripts/prepare_corpus.py --raw-dir data/$(CORPUS_NAME) $(BPE_FLAG) --destdir data-bin/$(CORPUS_NAME)
 
 pretrain: setup  ## continue pretraining: DATA=data-bin/x SAVE=runs/pretrain [RESTORE=..] [CONFIG=tiny] [ARGS='k=v']
+	$(call require,DATA,data-bin/mycorpus)$(call require,SAVE,runs/pretrain)
 	scripts/pretrain.sh --config $(or $(CONFIG),roberta_base_continue) --data $(DATA) --save-dir $(SAVE) \
 	  $(if $(RESTORE),--restore $(RESTORE)) $(ARGS)
 
@@ -80,12 +85,15 @@ predict-squad2: setup  ## answers + official metric on SQUAD_DEV from runs/squad
 	  $(BPE_FLAG) --out runs/squad2_base/predictions
 
 export-hf: setup  ## fairseq checkpoint -> verified HF directory: CKPT=... OUT=... [DICT=dict.txt]
+	$(call require,CKPT,runs/squad2_base/checkpoint_best.pt)$(call require,OUT,hf/roberta-squad2)
 	$(PY) convert/fairseq_to_hf.py --checkpoint $(CKPT) $(BPE_FLAG) --out $(OUT) $(if $(DICT),--dict $(DICT))
 
 evaluate-hf: setup  ## SQuAD evaluation with transformers only: MODEL=... DATA=... OUT=...
+	$(call require,MODEL,hf/roberta-squad2)$(call require,DATA,dev-v2.0.json)$(call require,OUT,runs/eval-hf)
 	$(PY) convert/evaluate_hf.py --model $(MODEL) --data $(DATA) --out $(OUT)
 
 import-hf: setup  ## HF RoBERTa (directory or cached hub id) -> verified fairseq dir: MODEL=... OUT=...
+	$(call require,MODEL,FacebookAI/roberta-base)$(call require,OUT,roberta.base-from-hf)
 	$(PY) convert/hf_to_fairseq.py --model $(MODEL) $(BPE_FLAG) --out $(OUT)
 
 # Pre-release check (6 to 12 minutes on a loaded 2-core machine, half of it packing the environment).
@@ -95,15 +103,20 @@ cluster-test: setup  ## SLURM for real: a 1-node cluster here runs the sbatch sc
 
 # Pre-release check (about 10-15 minutes on 2 cores): roberta-base size, random init, every stage on CPU.
 check-base: setup  ## base configs, random 125M model, CPU: every stage a few updates; words/s, memory, sizes
-	@shared_dir=$$($(PY) -m fairseq_ext.commands.test_data resolve) && \
+	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  OMP_NUM_THREADS=1 $(PY) scripts/check_base.py --shared-dir "$$shared_dir"
 
 gpu-check: setup  ## on one GPU: fairseq vs transformers words/s and peak memory, roberta-base size, fp16
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
 	  $(PY) scripts/gpu_check.py --shared-dir "$$shared_dir"
 
-gpt2-bpe:  ## fetch encoder.json, vocab.bpe, dict.txt into gpt2_bpe/
-	bash scripts/get_gpt2_bpe.sh gpt2_bpe
+checkpoint:  ## fairseq's released NAME=roberta.base|roberta.large|xlmr.base|xlmr.large -> ./NAME [DEST=..] [COPY_FROM=..]
+	bash scripts/get_checkpoint.sh $(or $(NAME),roberta.base) $(if $(DEST),--dest $(DEST)) \
+	  $(if $(COPY_FROM),--copy-from $(COPY_FROM))
+
+gpt2-bpe:  ## gpt2_bpe/encoder.json rebuilt offline from the checkout's vocab.bpe; all three sha256-checked
+	@test -s gpt2_bpe/encoder.json || $(PY) -m fairseq_ext.commands.gpt2_encoder gpt2_bpe/vocab.bpe gpt2_bpe/encoder.json
+	@cd gpt2_bpe && sha256sum --quiet --check SHA256SUMS
 
 pack-env: setup  ## pack .venv (or the active conda env) into roberta-squad2-env.tar.gz for a cluster
 	COMPRESS_LEVEL=$(or $(COMPRESS_LEVEL),4) bash scripts/pack_env.sh roberta-squad2-env.tar.gz

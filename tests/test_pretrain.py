@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -57,6 +58,15 @@ def test_tiny_pretraining_from_scratch_learns_and_logs(tiny_pretrained_checkpoin
     # TensorBoard event files and the hydra config land in the save dir, not the working directory
     assert list((save_dir / "tensorboard" / "train_inner").glob("events.out.tfevents.*"))
     assert (save_dir / ".hydra" / "config.yaml").is_file()
+    # the console: one progress line per log interval, no JSON records, no model repr, no hydra warnings
+    console = (save_dir.parent / f"{save_dir.name}.console.txt").read_text()
+    progress = re.findall(r"\] update (\d+) of 20 \(\d+%\) \| [\d.]+ updates/s \| ETA \d+m\d\ds \| "
+                          r"train loss ([\d.]+) bits", console)
+    assert [(int(update), float(loss)) for update, loss in progress] == list(zip(range(5, 21, 5), train))
+    assert f"validation at update 20: loss {training_records(save_dir, 'valid')[-1]['valid_loss']} bits" \
+        in console
+    for noise in ('{"epoch"', "RobertaModel(", "version_base", "ConfigStore schema", "'_name': None"):
+        assert noise not in console, noise
 
 
 # --- continued pretraining ---------------------------------------------------------------------------
@@ -103,8 +113,19 @@ def test_preflight_error_is_one_line_before_training(wiki_data_bin, tmp_path):
     result = run_pretrain("--config", "tiny", "--data", tmp_path / "missing", "--save-dir", save_dir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"launch_train.py: error: data directory not found: {tmp_path / 'missing'} (task.data)"]
+        f"pretrain.sh: error: data directory not found: {tmp_path / 'missing'} (--data)"]
     assert result.stdout == "" and not save_dir.exists()
+    # found before the slow imports: not one fairseq, hydra or torch module was loaded
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "fairseq_ext.training.launch",
+                             "--config", "tiny", "--data", str(tmp_path / "missing"),
+                             "--save-dir", str(save_dir)],
+                            capture_output=True, text=True, timeout=300)
+    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in traced.stderr.splitlines()
+               if line.startswith("import time:")}
+    assert traced.returncode == 2 and not modules & {"fairseq", "hydra", "torch"}, modules
+    help_text = subprocess.run(pretrain_command("--help"), capture_output=True, text=True, timeout=300,
+                               env=pretrain_env()).stdout
+    assert help_text.startswith("usage: pretrain.sh ")
 
 
 def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):
@@ -120,7 +141,10 @@ def test_data_bin_without_valid_split(wiki_data_bin, tmp_path):
 def test_missing_checkpoint(wiki_data_bin, tmp_path):
     message = preflight_error("--data", wiki_data_bin, "--save-dir", tmp_path / "run",
                               "--restore", tmp_path / "model.pt")
-    assert message == f"checkpoint not found: {tmp_path / 'model.pt'}"
+    assert message == (f"checkpoint not found: {tmp_path / 'model.pt'}: fetch a released one with "
+                       "scripts/get_checkpoint.sh NAME (roberta.base, roberta.large, xlmr.base, xlmr.large; "
+                       "then --restore NAME/model.pt), or convert a Hugging Face model with "
+                       "convert/hf_to_fairseq.py")
 
 
 def test_checkpoint_that_does_not_load(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
@@ -246,7 +270,7 @@ def run_signalled_after(command: list[str], update: int, signum: int, env: dict,
     try:
         for line in process.stdout:
             lines.append(line)
-            if "[train_inner]" in line and f'"num_updates": "{update}"' in line:
+            if re.search(rf"\] update {update}\b", line):  # the progress line of that update
                 process.send_signal(signum)
                 update = None  # once
         return process.wait(), "".join(lines)

@@ -167,3 +167,97 @@ def test_cli_bad_predictions_are_one_line_errors(tmp_path, dev_path, predictions
     (tmp_path / "pred.json").write_text(predictions)
     with pytest.raises(UserInputError, match=message):
         evaluate_squad2.main([str(dev_path), str(tmp_path / "pred.json")])
+
+
+def test_answer_nothing_baseline_and_warnings_on_the_shared_dev_data(tmp_path, dev_path, capsys):
+    """The score of answering nothing is the share of unanswerable questions (3168 of 6078 here), computed
+    by the metric itself; evaluate_squad2 says so beside the score (stderr: stdout stays the official JSON)
+    and flags predictions that answer nothing, or get no answerable question partly right."""
+    from fairseq_ext.squad.metric import no_answer_baseline, score_notes
+
+    data = load_squad(dev_path)
+    assert no_answer_baseline("squad", data) == pytest.approx(100 * 3168 / 6078)
+    assert no_answer_baseline("cmrc", data) == pytest.approx(100 * 3168 / 6078)  # our CMRC extension
+    v1 = [example for example in data.examples if example.answers][:50]
+    assert no_answer_baseline("squad", v1, version_2=False) == 0.0
+
+    nothing = {example.qid: "" for example in data.examples}
+    (tmp_path / "nothing.json").write_text(json.dumps(nothing))
+    assert evaluate_squad2.main([str(dev_path), str(tmp_path / "nothing.json")]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["f1"] == pytest.approx(100 * 3168 / 6078)
+    assert printed.err.splitlines() == [
+        f"EM {100 * 3168 / 6078:.2f}, F1 {100 * 3168 / 6078:.2f}; answering nothing scores "
+        f"{100 * 3168 / 6078:.2f} on this data (the share of unanswerable questions); 0 of 6078 questions "
+        "answered",
+        "warning: the model answers 0 of 6078 questions: its score is (almost) that of answering nothing, "
+        "not of reading"]
+
+    wrong = {example.qid: "zzz" if example.answers else "" for example in data.examples}
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong))
+    assert evaluate_squad2.main([str(dev_path), str(tmp_path / "wrong.json")]) == 0
+    assert capsys.readouterr().err.splitlines()[1] == (
+        "warning: HasAns F1 is 0: no answerable question got a single word right")
+
+    good = {example.qid: example.answers[0].text if example.answers else "" for example in data.examples}
+    result = squad_evaluate(data, good)
+    assert len(score_notes("squad", result, no_answer_baseline("squad", data), 2910, 6078)) == 1
+
+
+def test_file_identity_names_only_the_official_dev_file(dev_path, tmp_path):
+    """The official dev-v2.0.json is recognised by its published sha256; the shared part of it is not."""
+    import hashlib
+
+    from fairseq_ext.squad.data import OFFICIAL_FILES, file_identity
+
+    identity = file_identity(dev_path)
+    digest = hashlib.sha256(dev_path.read_bytes()).hexdigest()
+    assert identity == {"file": "squad2-dev-part.json", "sha256": digest, "dataset": None,
+                        "dataset_name": None}
+    assert OFFICIAL_FILES["80a5225e94905956a6446d296ca1093975c4d3b3260f1d6c8f68bc2ab77182d8"][0] == "squad_v2"
+
+
+# issue 27: 4 answerable questions whose best non-null answers are right (null odds 0.5, 0.8, 1.2, -1) and 2
+# unanswerable ones (5, 6); predicted with threshold 0, three right answers were cut to ""
+THRESHOLD_EXAMPLES = [question("a1", "Eiffel Tower"), question("a2", "blue whale"), question("a3", "whale"),
+                      question("a4", "Tower"), question("u1"), question("u2")]
+THRESHOLD_ODDS = {"a1": 0.5, "a2": 0.8, "a3": 1.2, "a4": -1.0, "u1": 5.0, "u2": 6.0}
+NON_NULL = {"a1": "Eiffel Tower", "a2": "blue whale", "a3": "whale", "a4": "Tower", "u1": "not",
+            "u2": "Eiffel"}
+CUT_AT_0 = {qid: text if THRESHOLD_ODDS[qid] <= 0 else "" for qid, text in NON_NULL.items()}
+
+
+def test_best_threshold_search_finds_a_positive_optimum_on_the_best_non_null_answers():
+    searched = squad_evaluate(THRESHOLD_EXAMPLES, CUT_AT_0, na_probs=THRESHOLD_ODDS, na_prob_thresh=0.0,
+                              non_null=NON_NULL)
+    assert (searched["best_f1"], searched["best_f1_thresh"]) == (100.0, 1.2)
+    assert (searched["best_exact"], searched["best_exact_thresh"]) == (100.0, 1.2)
+    # the thresholded scores are those of the predictions as given (3 of 6 right)
+    as_given = squad_evaluate(THRESHOLD_EXAMPLES, CUT_AT_0, na_probs=THRESHOLD_ODDS, na_prob_thresh=0.0)
+    assert {k: searched[k] for k in V2_KEYS} == {k: as_given[k] for k in V2_KEYS} and as_given["f1"] == 50.0
+    # searched on the cut answers (the official script fed predictions.json) it cannot pass threshold 0
+    assert (as_given["best_f1"], as_given["best_f1_thresh"]) == (50.0, -1.0)
+    # the same with the uncut answers as predictions: the official script's intended use
+    official = squad_evaluate(THRESHOLD_EXAMPLES, NON_NULL, na_probs=THRESHOLD_ODDS, na_prob_thresh=1.2)
+    assert official["f1"] == 100.0 and (official["best_f1"], official["best_f1_thresh"]) == (100.0, 1.2)
+
+
+def test_cli_searches_the_best_non_null_answers_of_the_nbest_file(tmp_path, capsys):
+    context = THRESHOLD_EXAMPLES[0].context
+    data = {"version": "v2.0", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": e.qid, "question": "?", "is_impossible": e.is_impossible,
+         "answers": [{"text": a.text, "answer_start": context.index(a.text)} for a in e.answers]}
+        for e in THRESHOLD_EXAMPLES]}]}]}
+    nbest = {qid: [{"text": "", "probability": 0.6}, {"text": text, "probability": 0.4}]
+             for qid, text in NON_NULL.items()}
+    files = {"data.json": data, "pred.json": CUT_AT_0, "null_odds.json": THRESHOLD_ODDS, "nbest.json": nbest}
+    for name, content in files.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    evaluate_squad2.main([str(tmp_path / "data.json"), str(tmp_path / "pred.json"), "-n",
+                          str(tmp_path / "null_odds.json"), "-t", "0",
+                          "--nbest-file", str(tmp_path / "nbest.json")])
+    result = json.loads(capsys.readouterr().out)
+    assert (result["f1"], result["best_f1"], result["best_f1_thresh"]) == (50.0, 100.0, 1.2)
+    with pytest.raises(UserInputError, match="give --na-prob-file too"):
+        evaluate_squad2.main([str(tmp_path / "data.json"), str(tmp_path / "pred.json"),
+                              "--nbest-file", str(tmp_path / "nbest.json")])

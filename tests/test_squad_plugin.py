@@ -141,7 +141,10 @@ def test_validation_em_f1_are_whole_question_metrics_on_any_number_of_workers(sq
     reference = squad_evaluate(squad, predictions.answers)
 
     by_tokens = {"max_tokens": 1024}
-    for workers, batching in ((1, {"max_sentences": 7}), (2, {"max_sentences": 7}), (1, by_tokens)):
+    # a limit below the largest question's windows: those questions are batches of their own, still scored
+    below_largest = {"max_tokens": int(np.sort(dataset.padded_tokens)[-5])}
+    for workers, batching in ((1, {"max_sentences": 7}), (2, {"max_sentences": 7}), (1, by_tokens),
+                              (2, below_largest)):
         shards = [list(task.get_batch_iterator(dataset, num_shards=workers, shard_id=shard, **batching)
                        .next_epoch_itr(shuffle=False)) for shard in range(workers)]
         assert len({len(batches) for batches in shards}) == 1  # fairseq pads shards with dummy batches
@@ -236,8 +239,10 @@ def test_prepare_counts_repaired_and_skipped_answers(tmp_path, gpt2_bpe_dir, cap
     path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [paragraph]}]}))
 
     command("prepare_squad2").main(["--train", str(path), "--gpt2-bpe", str(gpt2_bpe_dir),
-                                   "--destdir", str(tmp_path / "bin"), *TINY_WINDOWS])
-    assert "1 answer_start repaired, 1 questions skipped" in capsys.readouterr().out
+                                   "--destdir", str(tmp_path / "bin"), *TINY_WINDOWS, "--quiet"])
+    printed = capsys.readouterr()
+    assert "1 answer_start repaired, 1 questions skipped" in printed.out  # --quiet keeps the counts
+    assert "features" not in printed.err  # and drops the progress bar
     counts = json.loads((tmp_path / "bin" / METADATA_FILE).read_text())["splits"]["train"]
     assert counts["repaired"] == 1 and counts["skipped"] == 1
     assert counts["skipped_questions"][0]["id"] == answered[1]["id"]
@@ -280,8 +285,18 @@ def test_finetune_preflight(squad2_data_bin, tiny_pretrained_checkpoint, tmp_pat
     from fairseq_ext.training.launch import main as launch
 
     with_config_dir = ["--config-dir", str(REPO / "configs" / "finetuning"), *args]
-    with pytest.raises(UserInputError, match="prepared with max_seq_length=128"):
+    with pytest.raises(UserInputError, match="prepared with max_seq_length=128") as refused:
         launch([*with_config_dir, "task.max_seq_length=96"])
+    # the fix is a command to copy: the data's sources and tokenizer as recorded, the config's windows;
+    # the override keeping the data's windows is offered only because they fit the model's positions
+    assert (f"prepare it with these windows: python scripts/prepare_squad2.py --train "
+            f"{squad2_data_bin.parent / 'train.json'}") in str(refused.value)
+    assert str(refused.value).endswith("--max-seq-length 96 --doc-stride 32 --max-query-length 32 (or "
+                                       "keep the data with task.max_seq_length=128)")
+    with pytest.raises(UserInputError, match="exceeds the model's 128 positions") as refused:
+        launch([*with_config_dir, "task.max_seq_length=384"])
+    assert "set task.max_seq_length=128 or less, with data prepared so: python scripts/prepare_squad2.py" \
+        in str(refused.value)
     with pytest.raises(UserInputError, match="data directory not found"):
         launch([*with_config_dir[:4], "--data", str(tmp_path / "nowhere"), *with_config_dir[6:]])
 

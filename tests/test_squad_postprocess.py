@@ -64,6 +64,7 @@ def test_null_answer_when_null_beats_the_best_span_by_more_than_the_threshold(th
     start, end = logits_for(feature, 0, 1, null=(11.0, 11.0))  # null 22 vs best span 20: odds 2
     predictions = run(examples, [feature], [(start, end)], null_score_diff_threshold=threshold)
     assert predictions.answers == {"q": answer} and predictions.null_odds["q"] == pytest.approx(2.0)
+    assert predictions.non_null == {"q": "Paris is"}  # whatever the threshold: the best-threshold search's
 
 
 def test_v1_mode_never_predicts_no_answer():
@@ -71,7 +72,7 @@ def test_v1_mode_never_predicts_no_answer():
     (feature,) = build_features(examples, WordTokenizer())
     start, end = logits_for(feature, 0, 0, null=(50.0, 50.0))
     predictions = run(examples, [feature], [(start, end)], version_2=False)
-    assert predictions.answers == {"q": "Paris"} and predictions.null_odds == {}
+    assert predictions.answers == {"q": "Paris"} and predictions.null_odds == predictions.non_null == {}
     assert all(candidate["text"] for candidate in predictions.nbest["q"])
 
 

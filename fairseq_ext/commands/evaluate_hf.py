@@ -10,7 +10,6 @@ eval_results.json.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -53,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from fairseq_ext.hf.qa import answer_questions, load_qa_model, model_settings
     from fairseq_ext.outputs import OutputDirectory
     from fairseq_ext.squad import load_squad
-    from fairseq_ext.squad.predict import check_batching, csv_destination, write_predictions
+    from fairseq_ext.squad.predict import check_batching, csv_destination, print_scores, write_predictions
 
     check_batching(args)
     squad = load_squad(args.data, training=False)
@@ -73,11 +72,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         predictions = answer_questions(examples, tokenizer, model, settings, squad.version_2,
                                        args.batch_size, device, progress=True, max_tokens=args.max_tokens)
         results = write_predictions(staging, examples, predictions, settings, squad.version_2, args.metric,
-                                    staging / csv_path if csv_path else None)
+                                    staging / csv_path if csv_path else None, data_file=args.data)
     if results is None:
         print(f"{args.data} has no answers: predictions written, nothing scored")
     else:
-        print(json.dumps(results, indent=2))
+        print_scores(args.metric, results, len(examples))
     show_examples(examples, predictions, args.show_examples)
     print(f"wrote the predictions{' and eval_results.json' if results is not None else ''} to {args.out}")
     return 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import bounded_float, run_cli
+from fairseq_ext.cli import bounded_float, existing_file, run_cli
 from fairseq_ext.export.config import DEFAULT_TOLERANCE
 from fairseq_ext.tokenizer import add_tokenizer_argument
 
@@ -37,9 +37,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     card.add_argument("--eval-results", type=Path, metavar="FILE",
                       help="eval_results.json of predict_squad2.py/evaluate_hf.py: EM/F1/HasAns/NoAns go "
                            "into the card's model-index")
-    card.add_argument("--eval-dataset", default="squad_v2",
-                      help="the data the eval results were measured on, as a hub dataset id "
-                           "(default: %(default)s)")
+    card.add_argument("--eval-dataset", metavar="HUB_ID",
+                      help="the data the eval results were measured on, as a hub dataset id (default: "
+                           "squad_v2 when the official dev-v2.0.json was scored, recognised by its sha256; "
+                           "else 'custom', named by the scored file)")
     card.add_argument("--language", nargs="+", default=["en"], help="the model's languages (default: en)")
     card.add_argument("--license", help="license id for the card, e.g. mit (default: none stated)")
     return parser.parse_args(argv)
@@ -47,6 +48,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    existing_file(args.checkpoint, "checkpoint")  # before torch and transformers load: fails at once
     from transformers.utils import logging as hf_logging
 
     from fairseq_ext.export.to_hf import CardOptions, describe, export

@@ -1,8 +1,12 @@
 """Plot fairseq JSON training logs (``common.log_format=json``) as PNG curves against updates.
 
 Each log becomes one PNG: training loss (the ``train_inner`` records, plus the end-of-epoch ``train``
-averages), validation loss, and, when the task logs them (our ``squad2`` task does), validation F1 and
-exact match.
+averages as a line when there are two or more), validation loss, and, when the task logs them (our
+``squad2`` task does), validation F1 and exact match with the F1 of answering nothing (``baseline_f1``,
+or --baseline) as a dashed line. The loss axis states its unit (masked LM: bits per token, base 2, as
+fairseq logs it; span QA: nats per window) and starts at 0, scores span 0-100: noise is not magnified.
+``--label NAME=TEXT`` says what a run is (e.g. ``squad2=from pretrained masked LM``) in its title and
+in legends; NAME is the run's plot name (--labels, else the log's directory name).
 
 Reads every form fairseq writes: console and ``hydra_train.log`` lines (``... | valid | {json}``,
 ``[time][valid][INFO] - {json}``) and the ``common.log_file`` form (bare JSON lines; fairseq adds a file
@@ -23,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Optional, Sequence
 
-from fairseq_ext.cli import existing_file, run_cli
+from fairseq_ext.cli import existing_file, finite_float, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputFiles
 
 # validation metrics drawn on a second panel when present: our squad2 task's EM and F1 (not fairseq's
 # valid_best_<metric>, the best value so far of the checkpoint metric)
 QA_METRICS = ("f1", "em")
+BASELINE = "valid baseline_f1"  # the squad2 task's F1 of answering nothing (metric.no_answer_baseline)
+EPOCH_MEAN = "train (epoch mean) loss"
 
 
 @dataclass
@@ -49,6 +55,7 @@ class TrainingLog:
     curves: dict[str, Curve] = field(default_factory=dict)
     records: int = 0
     duplicates: int = 0
+    bits: bool = False  # fairseq logged a perplexity (2 ** loss): the loss is in bits (masked LM)
 
     def add(self, name: str, update: float, value: float) -> None:
         self.curves.setdefault(name, Curve()).add(update, value)
@@ -69,7 +76,7 @@ def _add_record(log: TrainingLog, record: dict) -> None:
         subset = prefixed[0]
         update = _as_float(record[f"{subset}_num_updates"])
         kind = "train (epoch mean)" if subset == "train" else subset
-        names = ("loss",) + (() if subset == "train" else QA_METRICS)
+        names = ("loss",) + (() if subset == "train" else QA_METRICS + ("baseline_f1",))
         for name in names:
             value = _as_float(record.get(f"{subset}_{name}"))
             if update is not None and value is not None:
@@ -80,6 +87,7 @@ def _add_record(log: TrainingLog, record: dict) -> None:
             log.add("train loss", update, value)
     else:
         return
+    log.bits = log.bits or any(key == "ppl" or key.endswith("_ppl") for key in record)
     log.records += 1
 
 
@@ -122,35 +130,65 @@ def _pyplot():
     return plt
 
 
-def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO) -> None:
+def loss_unit(log: TrainingLog) -> str:
+    return ("bits per token (base 2, as fairseq's masked LM logs it)" if log.bits
+            else "nats per window (span QA cross-entropy)")
+
+
+def _baseline(ax, value: Optional[float]) -> None:
+    if value is not None:
+        ax.axhline(value, color="gray", linestyle="--", linewidth=1,
+                   label=f"answering nothing ({value:.1f})")
+
+
+def plot_log(log: TrainingLog, title: str, source: Path, out_png: BinaryIO,
+             baseline: Optional[float] = None) -> None:
     plt = _pyplot()
-    loss_curves = {name: c for name, c in log.curves.items() if name.endswith(" loss")}
-    metric_curves = {name: c for name, c in log.curves.items() if not name.endswith(" loss")}
-    panels = [(loss_curves, "loss (as the criterion logs it)")]
+    curves = dict(log.curves)
+    if len(curves.get(EPOCH_MEAN, Curve()).values) < 2:  # a lone mean reads as an outlier: not drawn
+        curves.pop(EPOCH_MEAN, None)
+    loss_curves = {name: c for name, c in curves.items() if name.endswith(" loss")}
+    metric_curves = {name: c for name, c in curves.items() if not name.endswith(" loss") and name != BASELINE}
+    panels = [(loss_curves, f"loss: {loss_unit(log)}")]
     if metric_curves:
         panels.append((metric_curves, "validation score (%)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), squeeze=False)
-    for ax, (curves, ylabel) in zip(axes[0], panels):
-        for name, curve in sorted(curves.items()):
-            style = "-" if name == "train loss" else "o-"
+    for ax, (panel, ylabel) in zip(axes[0], panels):
+        for name, curve in sorted(panel.items()):
+            style = "-" if name in ("train loss", EPOCH_MEAN) else "o-"
             ax.plot(curve.updates, curve.values, style, label=name, markersize=4, linewidth=1.2)
+        if panel is metric_curves:
+            _baseline(ax, baseline if baseline is not None else log_baseline(log))
+            ax.set_ylim(0, 100)
+        else:  # from 0: the starting value and the scale of any change are in view
+            ax.set_ylim(0, max(value for c in panel.values() for value in c.values) * 1.05 or 1)
         ax.set_xlabel("updates")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.text(0.5, 0.005, str(source), ha="center", va="bottom", fontsize=7, color="gray")
+    fig.text(0.5, 0.005, source.name if source.is_absolute() else str(source), ha="center", va="bottom",
+             fontsize=7, color="gray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(out_png, dpi=110, format="png")
     plt.close(fig)
 
 
-def plot_comparison(curves: dict[str, Curve], title: str, out_png: BinaryIO) -> None:
-    """One validation F1 curve per run (label -> curve) on one axes."""
+def log_baseline(log: TrainingLog) -> Optional[float]:
+    """The answer-nothing F1 the squad2 task logged (the same at every validation), if any."""
+    curve = log.curves.get(BASELINE)
+    return curve.values[-1] if curve and curve.values else None
+
+
+def plot_comparison(curves: dict[str, Curve], title: str, out_png: BinaryIO,
+                    baseline: Optional[float] = None) -> None:
+    """One validation F1 curve per run (legend -> curve) on one axes, with the answer-nothing line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for label, curve in curves.items():
         ax.plot(curve.updates, curve.values, "o-", label=label, markersize=4, linewidth=1.2)
+    _baseline(ax, baseline)
+    ax.set_ylim(0, 100)
     ax.set_xlabel("updates")
     ax.set_ylabel("validation F1 (%)")
     ax.grid(alpha=0.3)
@@ -159,6 +197,20 @@ def plot_comparison(curves: dict[str, Curve], title: str, out_png: BinaryIO) -> 
     fig.tight_layout()
     fig.savefig(out_png, dpi=110, format="png")
     plt.close(fig)
+
+
+def parse_descriptions(items: Sequence[str], labels: Sequence[str]) -> dict[str, str]:
+    """--label NAME=TEXT items as {NAME: TEXT}; NAME must be one of the runs' ``labels``."""
+    descriptions = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        if not equals or not text:
+            raise UserInputError(f"--label {item!r}: expected NAME=TEXT, e.g. "
+                                 "squad2='from pretrained masked LM'")
+        if name not in labels:
+            raise UserInputError(f"--label {item!r}: no run is named {name!r} (runs: {', '.join(labels)})")
+        descriptions[name] = text
+    return descriptions
 
 
 def default_label(path: Path) -> str:
@@ -179,6 +231,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "(default: the log's directory name, e.g. the checkpoint save dir)"
     )
     parser.add_argument(
+        "--label", action="append", default=[], metavar="NAME=TEXT", dest="descriptions",
+        help="what run NAME is, for its title and the legends (e.g. squad2-scratch='from random init'); "
+        "repeatable"
+    )
+    parser.add_argument(
+        "--baseline", type=finite_float, metavar="F1",
+        help="the F1 of answering nothing, drawn on F1 plots (default: the baseline_f1 the squad2 task logs)"
+    )
+    parser.add_argument(
         "--compare", metavar="NAME", help="also NAME.png: the validation F1 of every log that has one, on "
         "one axes (at least two such logs)"
     )
@@ -186,6 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.labels and len(args.labels) != len(args.logs):
         raise UserInputError(f"--labels gives {len(args.labels)} names for {len(args.logs)} logs")
     labels = args.labels or [default_label(path) for path in args.logs]
+    descriptions = parse_descriptions(args.descriptions, labels)
     names = labels + ([args.compare] if args.compare is not None else [])  # NAME.png each
     for name in names:  # PNGs go into --out-dir, nowhere else
         if name in ("", ".", "..") or Path(name).name != name:
@@ -194,7 +256,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if len(set(names)) != len(names):
         raise UserInputError(f"two plots would write the same PNG ({names}); name them with --labels")
     logs = [parse_log(existing_file(path, "log file")) for path in args.logs]
-    compared = {label: log.curves["valid f1"] for label, log in zip(labels, logs) if "valid f1" in log.curves}
+    compared = {descriptions.get(label, label): log.curves["valid f1"] for label, log in zip(labels, logs)
+                if "valid f1" in log.curves}
     if args.compare is not None and len(compared) < 2:
         raise UserInputError(f"--compare needs two logs with validation F1; {len(compared)} of "
                              f"{len(logs)} have one")
@@ -204,9 +267,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     comparison = [args.out_dir / f"{args.compare}.png"] if args.compare is not None else []
     with OutputFiles(pngs + comparison, inputs=args.logs).open("wb") as streams:
         for path, label, log, stream in zip(args.logs, labels, logs, streams):
-            plot_log(log, label, path, stream)
+            title = f"{label}: {descriptions[label]}" if label in descriptions else label
+            plot_log(log, title, path, stream, args.baseline)
         if comparison:
-            plot_comparison(compared, args.compare, streams[-1])
+            baseline = args.baseline if args.baseline is not None else next(
+                (value for value in map(log_baseline, logs) if value is not None), None)
+            plot_comparison(compared, args.compare, streams[-1], baseline)
     for png, log in zip(pngs, logs):
         points = ", ".join(f"{name}: {len(c.values)}" for name, c in sorted(log.curves.items()))
         print(f"{png}: {points} points ({log.duplicates} repeated records skipped)")

@@ -14,6 +14,7 @@ from typing import Optional, Sequence, TextIO
 
 from fairseq_ext.cli import device_of, run_cli
 from fairseq_ext.errors import UserInputError
+from fairseq_ext.hf.hub import model_directory
 
 NO_ANSWER = "no answer"
 
@@ -87,6 +88,7 @@ def interactive(answer: Answerer, lines: TextIO) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    model_directory(args.model)  # before torch and transformers load: a wrong path fails at once
     from fairseq_ext.hf.qa import load_qa_model, model_settings
     from fairseq_ext.squad.predict import check_batching
 

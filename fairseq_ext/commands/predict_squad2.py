@@ -15,7 +15,6 @@ is checked before the model runs and replaced as a whole (see fairseq_ext/output
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from fairseq_ext.cli import device_of, existing_file, run_cli
@@ -29,6 +28,7 @@ from fairseq_ext.squad.predict import (
     answer_questions,
     check_batching,
     csv_destination,
+    print_scores,
     write_predictions,
 )
 from fairseq_ext.squad.settings import QASettings
@@ -118,13 +118,14 @@ def main(argv=None):
                                        squad.version_2, args.batch_size, progress=True,
                                        max_tokens=args.max_tokens)
         results = write_predictions(staging, squad.examples, predictions, settings, squad.version_2,
-                                    args.metric, staging / csv_path if csv_path else None)
+                                    args.metric, staging / csv_path if csv_path else None,
+                                    data_file=args.data)
     print(f"{len(features)} windows of {len(squad.examples)} questions -> {args.out}"
           + (f", {args.csv}" if args.csv else ""))
     if results is None:
         print(f"{args.data} has no answers: predictions written, nothing scored")
     else:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        print_scores(args.metric, results, len(squad.examples))
 
 
 def cli() -> None:

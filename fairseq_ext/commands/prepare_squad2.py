@@ -54,6 +54,8 @@ def parse_args(argv=None):
     parser.add_argument("--destdir", metavar="DIR", default="data-bin/squad2",
                         help="output directory (default: data-bin/squad2)")
     QASettings.add_arguments(parser, QASettings.WINDOW_FIELDS)
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (the counts are still printed)")
     args = parser.parse_args(argv)
     if not args.train and not args.valid:
         parser.error("give --train and/or --valid")
@@ -74,9 +76,9 @@ def load_split(split: str, source: Path) -> SquadData:
 
 
 def prepare_split(split: str, source: Path, squad: SquadData, tokenizer: DictionaryTokenizer,
-                  settings: QASettings, destdir: Path) -> dict:
+                  settings: QASettings, destdir: Path, progress: bool = True) -> dict:
     """Writes DESTDIR/<split>.features.npz; returns the split's counts for the metadata file."""
-    features = build_features(squad.examples, tokenizer, progress=True, **settings.windows())
+    features = build_features(squad.examples, tokenizer, progress=progress, **settings.windows())
     arrays = FeatureArrays.from_features(features)
     arrays.save(features_file(destdir, split))
     labelled = np.zeros(len(squad.examples), dtype=bool)
@@ -115,7 +117,8 @@ def main(argv=None):
                              inputs=[*sources.values(),
                                      *(tokenizer_dir / name for name in os.listdir(tokenizer_dir))])
     with output.staged() as destdir:
-        splits = {split: prepare_split(split, sources[split], squad, tokenizer, settings, destdir)
+        splits = {split: prepare_split(split, sources[split], squad, tokenizer, settings, destdir,
+                                       progress=not args.quiet)
                   for split, squad in squads.items()}
         shutil.copyfile(tokenizer_dir / DICTIONARY_FILE, destdir / DICTIONARY_FILE)
         if "valid" in sources:

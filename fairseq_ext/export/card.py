@@ -1,6 +1,12 @@
 """The model card (README.md) of an export, written with huggingface_hub's ``ModelCard``: task, languages,
-base checkpoint, training data and config as the checkpoint records them, the verification figures, a
-usage snippet and, given our eval_results.json, a model-index with EM/F1/HasAns/NoAns."""
+model size and tokenizer, base checkpoint, training data and config as the checkpoint records them (file
+and directory names only: no path of the machine that built it), the verification figures, a usage
+snippet and, given our eval_results.json, a model-index with EM/F1/HasAns/NoAns beside the score of
+answering nothing, and how they were obtained.
+
+The dataset the scores are labelled with is the one given (--eval-dataset), else the one eval_results.json
+recognised by its checksum (an official file, fairseq_ext.squad.data.OFFICIAL_FILES), else ``custom``
+named by the scored file: a part of SQuAD's dev set, or any other file, is never labelled ``squad_v2``."""
 
 from __future__ import annotations
 
@@ -36,7 +42,9 @@ class CardFacts:
     languages: list[str] = field(default_factory=lambda: ["en"])
     license: Optional[str] = None
     eval_results: Optional[dict] = None
-    eval_dataset: str = "squad_v2"
+    eval_dataset: Optional[str] = None  # a hub dataset id given by the user; None: from eval_results' data
+    parameters: Optional[int] = None
+    tokenizer: Optional[str] = None  # e.g. "GPT-2 byte-level BPE, 50265 ids"
     null_threshold: Optional[tuple[float, str]] = None  # (value, where it comes from)
 
 
@@ -56,8 +64,30 @@ def training_facts(state: dict) -> dict[str, object]:
             value = part.get(key) if isinstance(part, dict) else None
         # 0 means "no limit" for these settings; checkpoint_last.pt is fairseq's default, not a base model
         if value not in (None, "", [], 0, "checkpoint_last.pt"):
-            facts[f"{section}.{key}"] = value
+            facts[f"{section}.{key}"] = _without_directories(value)
     return facts
+
+
+def _without_directories(value):
+    """A path as its last component (``/home/me/data-bin/squad2`` -> ``squad2``; data shards joined by
+    ``:`` each so): a card is published, the builder's directories are nobody's business."""
+    if isinstance(value, str) and "/" in value:
+        return ":".join(Path(part).name for part in value.split(":"))
+    return value
+
+
+# CUSTOM: the model-index dataset type of a file that is no recognised official one
+CUSTOM = "custom"
+
+
+def eval_dataset(facts: CardFacts) -> tuple[str, str]:
+    """(model-index dataset type, dataset name) of the scores: see the module doc."""
+    data = (facts.eval_results or {}).get("data") or {}
+    if facts.eval_dataset:
+        return facts.eval_dataset, data.get("file") or facts.eval_dataset
+    if data.get("dataset"):
+        return data["dataset"], data.get("dataset_name") or data["dataset"]
+    return CUSTOM, data.get("file") or "an unrecorded data file"
 
 
 def read_eval_results(path: Path) -> dict:
@@ -71,17 +101,19 @@ def read_eval_results(path: Path) -> dict:
 def model_card(facts: CardFacts):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    eval_results = None
+    eval_results, dataset_type = None, None
     if facts.eval_results is not None:
+        dataset_type, dataset_name = eval_dataset(facts)
         eval_results = [
-            EvalResult(task_type=PIPELINE_TAGS[SPAN_QA], dataset_type=facts.eval_dataset,
-                       dataset_name=facts.eval_dataset, metric_type=metric_type, metric_name=metric_name,
+            EvalResult(task_type=PIPELINE_TAGS[SPAN_QA], dataset_type=dataset_type,
+                       dataset_name=dataset_name, metric_type=metric_type, metric_name=metric_name,
                        metric_value=round(float(facts.eval_results[key]), 2))
             for key, (metric_type, metric_name) in EVAL_METRICS.items() if key in facts.eval_results]
     data = ModelCardData(
         language=facts.languages, license=facts.license, library_name="transformers",
         pipeline_tag=PIPELINE_TAGS[facts.kind], tags=["roberta", "fairseq"] + (
-            ["extractive-qa", "squad_v2"] if facts.kind == SPAN_QA else []),
+            ["extractive-qa"] if facts.kind == SPAN_QA else []) + (  # squad_v2: the official file only
+            ["squad_v2"] if dataset_type == "squad_v2" else []),
         model_name=facts.name, eval_results=eval_results)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{_body(facts)}")
 
@@ -93,7 +125,9 @@ def _body(facts: CardFacts) -> str:
         f"# {facts.name}", "",
         f"A RoBERTa ({config['num_hidden_layers']} layers, hidden size {config['hidden_size']}, "
         f"{config['num_attention_heads']} heads, {config['max_position_embeddings'] - 2} positions) "
-        f"trained with fairseq and converted to `{architecture}`.", "",
+        f"trained with fairseq and converted to `{architecture}`"
+        + (f": {facts.parameters / 1e6:.1f}M parameters" if facts.parameters else "")
+        + (f"; tokenizer: {facts.tokenizer}" if facts.tokenizer else "") + ".", "",
         "## Training", "",
         f"- fairseq checkpoint: `{facts.checkpoint.name}` after {facts.num_updates} updates",
     ]
@@ -112,11 +146,38 @@ def _body(facts: CardFacts) -> str:
             lines.append(f"The \"no answer\" threshold `null_score_diff_threshold={value:g}` comes from "
                          f"{source}.")
     if facts.eval_results is not None:
-        lines += ["", "## Evaluation", "", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {name} | {float(facts.eval_results[key]):.2f} |"
-                  for key, (_, name) in EVAL_METRICS.items() if key in facts.eval_results]
+        lines += ["", "## Evaluation", "", *_evaluation(facts)]
     lines += ["", "## Usage", "", *_usage(facts), ""]
     return "\n".join(lines)
+
+
+def _evaluation(facts: CardFacts) -> list[str]:
+    """The scores, the answer-nothing baseline beside them, how they were obtained, and a warning when they
+    are (almost) the baseline's."""
+    from fairseq_ext.squad.metric import score_notes
+
+    results = facts.eval_results
+    dataset_type, dataset_name = eval_dataset(facts)
+    data = results.get("data") or {}
+    where = f"`{data['file']}` (sha256 `{data['sha256'][:16]}…`)" if data.get("file") else dataset_name
+    label = (f"labelled `{dataset_type}`" if dataset_type != CUSTOM else
+             "not an official SQuAD file (checked by its sha256), so labelled `custom`")
+    lines = [f"Measured on {where}, {label}, by this project's `predict_squad2.py` (fairseq) or "
+             "`evaluate_hf.py` (this export): every question answered, the answers as written scored with "
+             "the official SQuAD 2.0 metric (`evaluate-v2.0.py`).", "",
+             "| metric | value |", "| --- | --- |"]
+    lines += [f"| {name} | {float(results[key]):.2f} |"
+              for key, (_, name) in EVAL_METRICS.items() if key in results]
+    if "no_answer_baseline" in results:
+        baseline = float(results["no_answer_baseline"])
+        lines.append(f"| answering nothing (baseline: EM = F1) | {baseline:.2f} |")
+        lines += ["", "Answering \"no answer\" to every question scores the baseline (the share of "
+                  "unanswerable questions): read EM/F1 against it."]
+        if "answered" in results and "total" in results:
+            warnings = score_notes("squad", results, results["no_answer_baseline"], results["answered"],
+                                   results["total"])[1:]
+            lines += [f"**{line[0].upper()}{line[1:]}.**" for line in warnings]
+    return lines
 
 
 def _usage(facts: CardFacts) -> list[str]:

@@ -36,7 +36,7 @@ class CardOptions:
     languages: tuple[str, ...] = ("en",)
     license: Optional[str] = None
     eval_results: Optional[Path] = None  # eval_results.json of predict_squad2.py / evaluate_hf.py
-    eval_dataset: str = "squad_v2"
+    eval_dataset: Optional[str] = None  # a hub dataset id; None: recognised from eval_results.json
     null_threshold: Union[None, float, str] = None  # a value, BEST, or None: the fine-tuning task's
 
 
@@ -120,6 +120,7 @@ def export(checkpoint: Path, tokenizer_dir: Optional[Path], out_dir: Path,
     vocabulary = files.export_vocabulary(dictionary.symbols)
     hf_model = build_hf_model(roberta, vocabulary, files.hf_family)
     config = hf_model.config
+    parameters = hf_model.num_parameters()
 
     with output.staged() as staging:
         hf_model.save_pretrained(str(staging))
@@ -137,7 +138,8 @@ def export(checkpoint: Path, tokenizer_dir: Optional[Path], out_dir: Path,
             num_updates=checkpoint_info(state).num_updates, training=card.training_facts(state),
             verification=verification.summary() if verification else None,
             languages=list(card_options.languages), license=card_options.license,
-            eval_results=eval_results, eval_dataset=card_options.eval_dataset, null_threshold=threshold)
+            eval_results=eval_results, eval_dataset=card_options.eval_dataset, null_threshold=threshold,
+            parameters=parameters, tokenizer=f"{files.description}, {len(vocabulary.tokens)} ids")
         card.model_card(facts).save(staging / "README.md")
     return ExportReport(kind=roberta.kind, config=config, dictionary=dictionary_path, vocabulary=vocabulary,
                         dropped=roberta.dropped, verification=verification, null_threshold=threshold)

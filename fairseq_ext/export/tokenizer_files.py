@@ -179,6 +179,7 @@ class Gpt2Files:
 
     kind = "gpt2"
     hf_family = "Roberta"  # the transformers classes: RobertaForMaskedLM, RobertaForQuestionAnswering
+    description = "GPT-2 byte-level BPE (RobertaTokenizerFast)"
     fairseq_files = ("encoder.json", "vocab.bpe")
 
     def __init__(self, directory: Path):
@@ -210,6 +211,7 @@ class SentencePieceFiles:
 
     kind = "sentencepiece"
     hf_family = "XLMRoberta"  # XLMRobertaForMaskedLM, XLMRobertaForQuestionAnswering
+    description = "SentencePiece (XLMRobertaTokenizerFast)"
 
     def __init__(self, directory: Path):
         self.directory = directory

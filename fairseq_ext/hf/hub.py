@@ -14,13 +14,19 @@ TOKENIZER_FILES = {"xlm-roberta": (("tokenizer.json",), ("sentencepiece.bpe.mode
 DEFAULT_TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 
 
+def model_directory(path: str | Path) -> Path:
+    """``path`` if it is a Hugging Face model directory (it has config.json), else a one-line error; cheap,
+    so that tools check it before transformers loads."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise UserInputError(f"{path}: not a Hugging Face model directory (no config.json)")
+    return path
+
+
 def resolve_model_dir(model: str) -> Path:
     """A model directory as given, or the local snapshot of a hub id (downloaded unless HF_HUB_OFFLINE)."""
-    path = Path(model)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserInputError(f"{path}: not a Hugging Face model directory (no config.json)")
-        return path
+    if Path(model).is_dir():
+        return model_directory(model)
     from huggingface_hub import constants, snapshot_download
 
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.hf.hub import load_hf_tokenizer, load_pretrained
+from fairseq_ext.hf.hub import load_hf_tokenizer, load_pretrained, model_directory
 from fairseq_ext.squad import Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
@@ -30,9 +30,7 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
     from transformers import AutoConfig, AutoModelForQuestionAnswering
     from transformers.utils import logging as hf_logging
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise UserInputError(f"{model_dir}: not a Hugging Face model directory (no config.json)")
+    model_dir = model_directory(model_dir)
     hf_logging.set_verbosity_error()  # its load report is replaced by the checks below
     try:
         config = AutoConfig.from_pretrained(str(model_dir))

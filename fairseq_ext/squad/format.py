@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,6 +22,7 @@ import numpy as np
 from fairseq_ext.squad.features import QAFeature
 from fairseq_ext.squad.settings import QASettings
 from fairseq_ext.tokenizer import DICTIONARY_FILE
+from fairseq_ext.tokenizer import RECORD_FILE as TOKENIZER_RECORD
 from fairseq_ext.tokenizer.dictionary import MASK, roberta_symbols
 
 METADATA_FILE = "squad2_features.json"
@@ -52,14 +55,46 @@ def write_metadata(data_dir, settings: QASettings, splits: dict) -> None:
     (Path(data_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
 
 
-def check_window_settings(data_dir, settings: QASettings, where: str = "task.") -> None:
-    """The window settings must be those the features in ``data_dir`` were prepared with."""
+def check_window_settings(data_dir, settings: QASettings, where: str = "task.",
+                          positions: Optional[int] = None) -> None:
+    """The window settings must be those the features in ``data_dir`` were prepared with. The error gives
+    the command that prepares the data with ``settings`` (the config's), its sources and tokenizer as
+    recorded; and the override that would instead take the data's windows, only when they fit the
+    model's ``positions``."""
     metadata = read_metadata(data_dir)
-    for name in QASettings.WINDOW_FIELDS:
-        if metadata[name] != getattr(settings, name):
-            raise ValueError(f"{data_dir} was prepared with {name}={metadata[name]} but {where}{name}="
-                             f"{getattr(settings, name)}: set {where}{name}={metadata[name]} or re-run "
-                             "scripts/prepare_squad2.py")
+    differ = [name for name in QASettings.WINDOW_FIELDS if metadata[name] != getattr(settings, name)]
+    if not differ:
+        return
+    prepared = ", ".join(f"{name}={metadata[name]}" for name in differ)
+    wanted = ", ".join(f"{where}{name}={getattr(settings, name)}" for name in differ)
+    message = (f"{data_dir} was prepared with {prepared} but {wanted}: prepare it with these windows: "
+               f"{prepare_command(data_dir, settings)}")
+    if positions is None or metadata["max_seq_length"] <= positions:
+        message += (" (or keep the data with "
+                    + " ".join(f"{where}{name}={metadata[name]}" for name in differ) + ")")
+    raise ValueError(message)
+
+
+def prepare_command(data_dir, settings: QASettings) -> str:
+    """The prepare_squad2.py line that rebuilds ``data_dir`` from its recorded sources and tokenizer with
+    ``settings``' windows (placeholders where nothing was recorded)."""
+    metadata = read_metadata(data_dir)
+    splits = metadata.get("splits") or {}
+    sources = [f"--{split} {_shown(splits[split].get('source', split.upper() + '_JSON'))}"
+               for split in ("train", "valid") if split in splits]
+    sources = sources or ["--train TRAIN_JSON --valid VALID_JSON"]
+    tokenizer = "DIR"
+    record_file = Path(data_dir) / TOKENIZER_RECORD
+    if record_file.is_file():
+        tokenizer = json.loads(record_file.read_text()).get("directory", tokenizer)
+    return " ".join(["python scripts/prepare_squad2.py", *sources, "--tokenizer", _shown(tokenizer),
+                     "--destdir", _shown(data_dir), *settings.window_arguments()])
+
+
+def _shown(path) -> str:
+    """A path for a command line to copy: relative to the current directory when below it, quoted."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else str(path)
+    return shlex.quote(str(path) if relative.startswith("..") else relative)
 
 
 @dataclass

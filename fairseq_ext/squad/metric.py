@@ -57,11 +57,15 @@ Gold = Union[SquadData, Sequence[SquadExample], Sequence[dict]]
 
 
 def squad_evaluate(gold: Gold, predictions: Mapping[str, str], na_probs: Optional[Mapping[str, float]] = None,
-                   na_prob_thresh: float = 1.0, version_2: Optional[bool] = None) -> collections.OrderedDict:
+                   na_prob_thresh: float = 1.0, version_2: Optional[bool] = None,
+                   non_null: Optional[Mapping[str, str]] = None) -> collections.OrderedDict:
     """The official metric dict for ``predictions`` (qid -> text) against ``gold``: a SquadData, its
     examples, or the ``data`` list of a SQuAD file. ``version_2`` (default: the data's own, or whether
     any question is unanswerable) selects the v2.0 keys or the v1.1 ones (exact_match, f1).
-    ``na_probs`` (qid -> no-answer probability or null odds) adds best_exact/best_f1 and their thresholds.
+    ``na_probs`` (qid -> no-answer probability or null odds) adds best_exact/best_f1 and their thresholds,
+    searched on ``non_null`` (qid -> the best non-null answer, e.g. Predictions.non_null) where given, as
+    the official script intends: on answers already cut at a threshold (predictions.json), the search could
+    never find a threshold above that one.
     """
     if isinstance(gold, SquadData):
         version_2 = gold.version_2 if version_2 is None else version_2
@@ -83,7 +87,7 @@ def squad_evaluate(gold: Gold, predictions: Mapping[str, str], na_probs: Optiona
         if na_probs is not None:
             raise UserInputError("no-answer probabilities apply to SQuAD 2.0 data only")
         return _evaluate_v1(examples, predictions)
-    return _evaluate_v2(examples, predictions, na_probs, na_prob_thresh)
+    return _evaluate_v2(examples, predictions, na_probs, na_prob_thresh, non_null or {})
 
 
 def _evaluate_v1(examples: Sequence[SquadExample], predictions: Mapping[str, str]) -> collections.OrderedDict:
@@ -103,19 +107,14 @@ def _evaluate_v1(examples: Sequence[SquadExample], predictions: Mapping[str, str
 
 
 def _evaluate_v2(examples: Sequence[SquadExample], predictions: Mapping[str, str],
-                 na_probs: Optional[Mapping[str, float]], na_prob_thresh: float) -> collections.OrderedDict:
+                 na_probs: Optional[Mapping[str, float]], na_prob_thresh: float,
+                 non_null: Mapping[str, str]) -> collections.OrderedDict:
     missing = [example.qid for example in examples if example.qid not in predictions]
     if missing:  # evaluate-v2.0.py cannot score these either (it fails on them)
         raise UserInputError(f"{len(missing)} of {len(examples)} questions have no prediction "
                              f"(e.g. {', '.join(missing[:3])})")
     has_answer = {example.qid: bool(example.answers) for example in examples}
-    exact_raw, f1_raw = {}, {}
-    for example in examples:
-        # answers that normalise to nothing count as no answer
-        golds = [answer.text for answer in example.answers if normalize_answer(answer.text)] or [""]
-        prediction = predictions[example.qid]
-        exact_raw[example.qid] = max(compute_exact(g, prediction) for g in golds)
-        f1_raw[example.qid] = max(compute_f1(g, prediction) for g in golds)
+    exact_raw, f1_raw = _raw_scores(examples, predictions)
 
     thresholded_na_probs = na_probs if na_probs is not None else {qid: 0.0 for qid in predictions}
     absent = [qid for qid in exact_raw if qid not in thresholded_na_probs]
@@ -131,10 +130,24 @@ def _evaluate_v2(examples: Sequence[SquadExample], predictions: Mapping[str, str
             for key, value in _eval_dict(exact, f1, qids).items():
                 result[f"{prefix}_{key}"] = value
     if na_probs is not None:
-        for key, raw in (("exact", exact_raw), ("f1", f1_raw)):
-            result[f"best_{key}"], result[f"best_{key}_thresh"] = _best_threshold(predictions, raw, na_probs,
+        searched = {**predictions, **{qid: text for qid, text in non_null.items() if qid in predictions}}
+        raw_scores = _raw_scores(examples, searched) if non_null else (exact_raw, f1_raw)
+        for key, raw in zip(("exact", "f1"), raw_scores):
+            result[f"best_{key}"], result[f"best_{key}_thresh"] = _best_threshold(searched, raw, na_probs,
                                                                                   has_answer)
     return result
+
+
+def _raw_scores(examples: Sequence[SquadExample], predictions: Mapping[str, str]) -> tuple[dict, dict]:
+    """(exact, f1) per question of ``predictions``, before any threshold."""
+    exact_raw, f1_raw = {}, {}
+    for example in examples:
+        # answers that normalise to nothing count as no answer
+        golds = [answer.text for answer in example.answers if normalize_answer(answer.text)] or [""]
+        prediction = predictions[example.qid]
+        exact_raw[example.qid] = max(compute_exact(g, prediction) for g in golds)
+        f1_raw[example.qid] = max(compute_f1(g, prediction) for g in golds)
+    return exact_raw, f1_raw
 
 
 def _apply_no_answer_threshold(scores, na_probs, has_answer, na_prob_thresh):
@@ -171,7 +184,8 @@ METRICS = ("squad", "cmrc")
 
 def evaluate(metric: str, gold: Gold, predictions: Mapping[str, str],
              na_probs: Optional[Mapping[str, float]] = None, na_prob_thresh: float = 1.0,
-             version_2: Optional[bool] = None) -> collections.OrderedDict:
+             version_2: Optional[bool] = None, non_null: Optional[Mapping[str, str]] = None
+             ) -> collections.OrderedDict:
     """The result dict of ``metric``: "squad" (squad_evaluate: the official SQuAD v1.1/v2.0 keys) or "cmrc"
     (the CMRC 2018 metric for Chinese: AVERAGE, F1, EM, TOTAL, SKIP; no-answer probabilities unused)."""
     from fairseq_ext.squad.cmrc_metric import cmrc_evaluate
@@ -188,7 +202,7 @@ def evaluate(metric: str, gold: Gold, predictions: Mapping[str, str],
         return cmrc_evaluate(examples, predictions)
     version_2 = gold.version_2 if isinstance(gold, SquadData) and version_2 is None else version_2
     return squad_evaluate(examples, predictions, na_probs=na_probs, na_prob_thresh=na_prob_thresh,
-                          version_2=version_2)
+                          version_2=version_2, non_null=non_null)
 
 
 def headline(metric: str, result: Mapping) -> tuple[float, float]:
@@ -196,3 +210,34 @@ def headline(metric: str, result: Mapping) -> tuple[float, float]:
     if metric == "cmrc":
         return result["EM"], result["F1"]
     return result.get("exact", result.get("exact_match")), result["f1"]
+
+
+# A model answering at most this share of the questions is flagged: its score is (almost) the baseline's.
+ALMOST_NOTHING = 0.02
+
+
+def no_answer_baseline(metric: str, gold: Gold, version_2: Optional[bool] = None) -> float:
+    """F1 (and EM: the same) of answering "" to every question of ``gold``, by ``metric`` itself: for SQuAD
+    2.0 (and CMRC with unanswerable questions) the share of unanswerable questions x 100, for v1.1 0. The
+    number a score must be read against: a model that learned nothing scores exactly this."""
+    examples = gold.examples if isinstance(gold, SquadData) else list(gold)
+    if examples and isinstance(examples[0], dict):
+        examples = parse_articles(examples, align_answers=False).examples
+    nothing = {example.qid: "" for example in examples}
+    if isinstance(gold, SquadData) and version_2 is None:
+        version_2 = gold.version_2
+    return headline(metric, evaluate(metric, examples, nothing, version_2=version_2))[1]
+
+
+def score_notes(metric: str, result: Mapping, baseline: float, answered: int, total: int) -> list[str]:
+    """The lines that say what a score means: the answer-nothing baseline beside EM/F1, and a warning when
+    the model answers (almost) nothing or gets no answerable question partly right (HasAns F1 0)."""
+    exact, f1 = headline(metric, result)
+    notes = [f"EM {exact:.2f}, F1 {f1:.2f}; answering nothing scores {baseline:.2f} on this data (the share "
+             f"of unanswerable questions); {answered} of {total} questions answered"]
+    if answered <= ALMOST_NOTHING * total:
+        notes.append(f"warning: the model answers {answered} of {total} questions: its score is (almost) "
+                     "that of answering nothing, not of reading")
+    elif result.get("HasAns_f1", 1.0) == 0:
+        notes.append("warning: HasAns F1 is 0: no answerable question got a single word right")
+    return notes

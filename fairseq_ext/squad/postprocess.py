@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +18,9 @@ class Predictions:
     answers: dict[str, str]  # qid -> answer text, "" for no answer
     null_odds: dict[str, float]  # qid -> null score - best non-null score (SQuAD 2.0 only; empty for 1.1)
     nbest: dict[str, list[dict]]  # qid -> [{start_logit, end_logit, text, probability}], best first
+    # qid -> best non-null answer whatever the threshold (SQuAD 2.0 only): what the best-threshold search
+    # scores, as the official script intends
+    non_null: dict[str, str] = field(default_factory=dict)
 
 
 def postprocess_predictions(examples: Sequence[SquadExample], features: Sequence[QAFeature],
@@ -53,6 +56,7 @@ def postprocess_predictions(examples: Sequence[SquadExample], features: Sequence
             best_non_null = next(candidate for candidate in nbest if candidate["text"] != "")
             null_odds = float(null["score"] - best_non_null["start_logit"] - best_non_null["end_logit"])
             predictions.null_odds[example.qid] = null_odds
+            predictions.non_null[example.qid] = best_non_null["text"]
             answer = "" if null_odds > null_score_diff_threshold else best_non_null["text"]
         else:
             answer = nbest[0]["text"]

@@ -14,9 +14,9 @@ import numpy as np
 from fairseq_ext.cli import positive_int
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory, OutputFiles, PathLike, json_text
-from fairseq_ext.squad.data import SquadExample
+from fairseq_ext.squad.data import SquadExample, file_identity
 from fairseq_ext.squad.features import PAD, QAFeature
-from fairseq_ext.squad.metric import evaluate
+from fairseq_ext.squad.metric import evaluate, no_answer_baseline, score_notes
 from fairseq_ext.squad.postprocess import Predictions, postprocess_predictions
 from fairseq_ext.squad.settings import QASettings
 
@@ -95,13 +95,17 @@ def answer_questions(examples: Sequence[SquadExample], features: Sequence[QAFeat
 
 def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: Predictions,
                       settings: QASettings, version_2: bool, metric: str = "squad",
-                      csv_path: Optional[Path] = None) -> Optional[dict]:
+                      csv_path: Optional[Path] = None,
+                      data_file: Optional[PathLike] = None) -> Optional[dict]:
     """Writes into the directory ``out`` (an OutputDirectory's staging) predictions.json,
     nbest_predictions.json, null_odds.json (SQuAD 2.0) and, when the questions have gold answers,
     eval_results.json (``metric``: the official SQuAD metric, the null odds as no-answer
     probabilities thresholded where the answers were, so that "exact"/"f1" score predictions.json as
     written and best_f1_thresh suggests a better threshold; or the CMRC 2018 metric). ``csv_path``: also
-    ``ID,Answer`` rows in question order. Returns the scores, or None for unlabelled questions."""
+    ``ID,Answer`` rows in question order. eval_results.json also says what the score means:
+    ``no_answer_baseline`` (the score of answering nothing, metric.no_answer_baseline), ``answered``
+    (questions given a non-empty answer) and ``data`` (data.file_identity of ``data_file``: the model card
+    names the dataset from it). Returns the scores, or None for unlabelled questions."""
     out = Path(out)
     outputs = {PREDICTION_FILES[0]: predictions.answers, PREDICTION_FILES[1]: predictions.nbest}
     if version_2:
@@ -110,13 +114,25 @@ def write_predictions(out: Path, examples: Sequence[SquadExample], predictions: 
     if all(example.labelled for example in examples):
         results = evaluate(metric, examples, predictions.answers,
                            na_probs=predictions.null_odds if version_2 else None,
-                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2)
+                           na_prob_thresh=settings.null_score_diff_threshold, version_2=version_2,
+                           non_null=predictions.non_null)
+        results["no_answer_baseline"] = no_answer_baseline(metric, examples, version_2=version_2)
+        results["answered"] = sum(bool(predictions.answers[example.qid]) for example in examples)
+        if data_file is not None:
+            results["data"] = file_identity(data_file)
         outputs[PREDICTION_FILES[3]] = results
     for name, content in outputs.items():
         (out / name).write_text(json_text(content, name), encoding="utf-8")
     if csv_path is not None:
         write_csv(csv_path, examples, predictions.answers)
     return results
+
+
+def print_scores(metric: str, results: dict, questions: int) -> None:
+    """eval_results.json's content (of ``questions`` questions), then what it means (metric.score_notes)."""
+    print(json_text(results), end="")
+    for line in score_notes(metric, results, results["no_answer_baseline"], results["answered"], questions):
+        print(line)
 
 
 def csv_destination(csv_path: Optional[PathLike], output: OutputDirectory,

@@ -26,9 +26,9 @@ from fairseq_ext.tokenizer.spm import SentencePiece
 
 KINDS: tuple[type[Tokenizer], ...] = (Gpt2Bpe, SentencePiece)
 ENV_VAR = "GPT2_BPE_DIR"
-REPO_DIR = checkout_path("gpt2_bpe")  # where `make gpt2-bpe` puts the files
-FETCH_HINT = ("scripts/get_gpt2_bpe.sh DIR fetches the official GPT-2 BPE files; scripts/train_spm.py "
-              "trains a SentencePiece model")
+REPO_DIR = checkout_path("gpt2_bpe")  # the checkout's copy (vocab.bpe, dict.txt; make gpt2-bpe: encoder.json)
+FETCH_HINT = ("the checkout's gpt2_bpe/ has them after `make gpt2-bpe`; scripts/get_gpt2_bpe.sh DIR fetches "
+              "the official GPT-2 BPE files; scripts/train_spm.py trains a SentencePiece model")
 RECORD_FILE = "tokenizer.json"  # in a data directory: the tokenizer that made it
 
 __all__ = ["DICTIONARY_FILE", "DictionaryTokenizer", "Gpt2Bpe", "KINDS", "RECORD_FILE", "SentencePiece",
@@ -81,6 +81,9 @@ def _missing(directory: Path, need_dict: bool) -> Optional[str]:
     if not directory.is_dir():
         return "not a directory"
     if tokenizer_kind(directory) is None:
+        if (directory / "vocab.bpe").is_file() and not (directory / "encoder.json").exists():
+            return (f"no encoder.json: rebuild it from vocab.bpe (offline) with `python -m "
+                    f"fairseq_ext.commands.gpt2_encoder {directory}/vocab.bpe {directory}/encoder.json`")
         wanted = " or ".join(" + ".join(kind.files) for kind in KINDS)
         return f"no tokenizer files ({wanted})"
     if need_dict and not (directory / DICTIONARY_FILE).is_file():
@@ -91,7 +94,7 @@ def _missing(directory: Path, need_dict: bool) -> Optional[str]:
 def find_tokenizer_dir(explicit: Optional[PathLike] = None, need_dict: bool = False,
                        fallbacks: Sequence[PathLike] = ()) -> Path:
     """The tokenizer directory: ``explicit`` (--tokenizer/--gpt2-bpe) if given, else the first complete one
-    of $GPT2_BPE_DIR, ``fallbacks`` and the repository's gpt2_bpe/ (make gpt2-bpe)."""
+    of $GPT2_BPE_DIR, ``fallbacks`` and the checkout's gpt2_bpe/."""
     if explicit is not None:
         directory = Path(explicit)
         problem = _missing(directory, need_dict)

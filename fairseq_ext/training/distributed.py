@@ -74,6 +74,26 @@ def detect_topology(nproc_per_node: Optional[int], environ: Mapping[str, str] = 
     return topology
 
 
+def check_ranks_per_gpu(topology: Topology, visible_gpus: int,
+                        environ: Mapping[str, str] = os.environ) -> None:
+    """Refuses more ranks on this node than it has GPUs: fairseq's device_id (local rank modulo the GPUs)
+    would put two ranks on one GPU. The node's GPUs: SLURM's allocation (SLURM_GPUS_ON_NODE, also when each
+    task sees only its own GPU), else the visible ones."""
+    if topology.started_by == "torchrun":
+        ranks, gpus = int(environ.get("LOCAL_WORLD_SIZE", 1)), visible_gpus
+        fix = "start torchrun with --nproc-per-node at most the GPUs"
+    elif topology.started_by == "srun":
+        ranks = int(environ.get("SLURM_STEP_TASKS_PER_NODE", "1").split("(")[0].split(",")[0])
+        gpus = int(environ.get("SLURM_GPUS_ON_NODE", visible_gpus))
+        fix = ("one task per GPU: scripts/slurm/*.sbatch start as many as --gpus-per-node; with your own "
+               "srun, give --ntasks-per-node equal to the GPUs")
+    else:
+        return
+    if ranks > gpus:
+        raise UserInputError(f"{ranks} ranks on this node ({topology.started_by}) but {gpus} GPUs: two ranks "
+                             f"would share a GPU; {fix}")
+
+
 def first_slurm_host(environ: Mapping[str, str]) -> str:
     """The first host of the step's node list (``node[01-04]`` -> ``node01``), as scontrol expands it."""
     node_list = environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_JOB_NODELIST")

@@ -21,9 +21,9 @@ from typing import Iterator, Optional
 
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import write_failure
+from fairseq_ext.training.progress import VERBOSE_ENV  # --verbose, passed on to the training processes
 
 LOG_NAME = "launch_error.log"
-VERBOSE_ENV = "ROBERTA_TRAIN_VERBOSE"  # --verbose, passed on to the training processes
 
 # (pattern searched in "ExceptionType: message", the line that replaces it); \1 etc. from the match.
 KNOWN = [

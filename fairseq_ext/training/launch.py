@@ -33,11 +33,21 @@ from typing import Optional, Sequence
 from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.training import distributed, errors
-from fairseq_ext.training.preemption import PREEMPTED, STOP_SIGNALS, run_fairseq_hydra_train
+from fairseq_ext.training import distributed, errors, progress
+from fairseq_ext.training.lock import held_descriptors, hold_save_dir
+from fairseq_ext.training.preemption import (
+    PREEMPTED,
+    STOP_SIGNALS,
+    block_stop_signals,
+    catch_stop_signals,
+    run_fairseq_hydra_train,
+    stop_requested,
+    stopped_before_training,
+)
 from fairseq_ext.training.preflight import (
     FROM_SCRATCH,
     check_devices,
+    check_given_paths,
     compose_config,
     drop_records_after,
     plugin_dir,
@@ -47,7 +57,10 @@ from fairseq_ext.training.preflight import (
     resolve_config,
 )
 
-PROG = "launch_train.py"  # the name in the launcher's error lines, whichever way it was started
+# the command the user typed, in --help and error lines: scripts/pretrain.sh and finetune_squad2.sh name
+# themselves in PROG_ENV; else launch_train.py
+PROG_ENV = "ROBERTA_TRAIN_PROG"
+PROG = os.environ.get(PROG_ENV) or "launch_train.py"
 
 
 def parse_args(argv: Optional[Sequence[str]]):
@@ -75,12 +88,13 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--global-batch", type=positive_int, metavar="SEQUENCES",
                         help="sequences per update across all processes: the batch size per process is the "
                         "config's (or the largest smaller one that divides evenly) and update_freq follows")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show fairseq's console output as it is (JSON stats, the model, hydra's "
+                        "warnings) instead of one progress line per log interval, and the traceback of a "
+                        "failure (else one line, and the traceback in SAVE_DIR/launch_error.log)")
     parser.add_argument("--check-only", action="store_true",
                         help="check the config, data and checkpoint (not the GPUs: usable on a login node), "
                         "do not train")
-    parser.add_argument("--verbose", action="store_true",
-                        help="print the traceback of a failure too (else one line, and the traceback in "
-                        "SAVE_DIR/launch_error.log)")
     args, overrides = parser.parse_known_args(argv)
     for item in overrides:
         if "=" not in item or item.startswith("-"):
@@ -98,7 +112,10 @@ def launch(args, overrides: list[str]) -> int:
     if args.from_scratch and args.restore:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
     distributed.check_launcher_keys(overrides)
+    if args.verbose:  # read by every training process (fairseq_ext.training.progress)
+        os.environ[progress.VERBOSE_ENV] = "1"
     config_dir, config_name = resolve_config(args.config, args.config_dir)
+    check_given_paths(args.data, args.restore)  # before fairseq and hydra load (seconds): a typo fails fast
     overrides = [
         f"common.user_dir={plugin_dir()}",
         f"task.data={':'.join(str(Path(p).resolve()) for p in args.data.split(':'))}",
@@ -115,6 +132,8 @@ def launch(args, overrides: list[str]) -> int:
     if plan.finished:
         return 0
     on_cpu = training_on_cpu(cfg)
+    if topology.external and not on_cpu:
+        distributed.check_ranks_per_gpu(topology, gpu_count())
     if not topology.external and not on_cpu:
         gpus = gpu_count()
         if args.nproc_per_node is None:
@@ -131,6 +150,9 @@ def launch(args, overrides: list[str]) -> int:
         return 0
     if checks:
         check_devices(cfg)
+        locking = hold_save_dir(cfg.checkpoint.save_dir)  # one training per save dir, until this one ends
+        if locking:
+            report(locking)
         if plan.resumed_updates is not None and cfg.common.log_file:
             dropped = drop_records_after(Path(cfg.common.log_file), plan.resumed_updates)
             if dropped:
@@ -141,6 +163,8 @@ def launch(args, overrides: list[str]) -> int:
     given = {item.split("=", 1)[0] for item in overrides}
     hydra_args = [item for item in hydra_defaults if item.split("=", 1)[0] not in given]
     hydra_args += overrides + plan.resume + batch
+    if stop_requested():  # SIGUSR1/SIGTERM during the checks
+        return stopped_before_training(reports=checks)
     if topology.world_size == 1:
         return run_fairseq_hydra_train(config_dir, config_name,
                                        hydra_args + distributed.fairseq_overrides(topology, on_cpu))
@@ -165,9 +189,11 @@ def gpu_count() -> int:
 def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: str,
                         hydra_args: list[str]) -> int:
     """topology.world_size fairseq-hydra-train processes on this machine, one per rank (as torchrun would
-    start them). SIGUSR1 and SIGTERM are passed on to them: they save and stop after the same update
-    (fairseq_ext.training.preemption) and this returns PREEMPTED. The first one to fail stops the others,
-    as does Ctrl-C. Returns the first failure's exit status, else PREEMPTED if they stopped so, else 0."""
+    start them). SIGUSR1 and SIGTERM are passed on to them (they start with these signals blocked until
+    they listen: one in between waits instead of killing them): they save and stop after the same update
+    (fairseq_ext.training.preemption) and this returns PREEMPTED. They inherit the save dir's lock. The
+    first one to fail stops the others, as does Ctrl-C. Returns the first failure's exit status, else
+    PREEMPTED if they stopped so, else 0."""
     env = {**os.environ, "MASTER_ADDR": topology.master_addr, "MASTER_PORT": str(topology.master_port),
            "WORLD_SIZE": str(topology.world_size), "LOCAL_WORLD_SIZE": str(topology.world_size)}
     processes = []
@@ -184,7 +210,10 @@ def run_local_processes(topology, on_cpu: bool, config_dir: Path, config_name: s
             command = [sys.executable, "-m", "fairseq_ext.training.preemption", str(config_dir), config_name,
                        *hydra_args, *distributed.fairseq_overrides(rank_topology, on_cpu)]
             rank_env = {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
-            processes.append(subprocess.Popen(command, env=rank_env))
+            processes.append(subprocess.Popen(command, env=rank_env, preexec_fn=block_stop_signals,
+                                              pass_fds=held_descriptors()))
+        if stop_requested():  # came before pass_on listened
+            pass_on(signal.Signals[stop_requested()], None)
         while True:
             statuses = [process.poll() for process in processes]
             failed = [status for status in statuses if status not in (None, 0, PREEMPTED)]
@@ -218,7 +247,9 @@ def run_rank(topology, on_cpu: bool, config_dir: Path, config_name: str, hydra_a
 
 
 def cli() -> None:
-    """The ``roberta-train`` command."""
+    """The ``roberta-train`` command (and scripts/pretrain.sh, finetune_squad2.sh): from its first line a
+    SIGUSR1/SIGTERM asks for a stop (exit 75) instead of killing the launcher."""
+    catch_stop_signals()
     run_cli(main, prog=PROG)
 
 

@@ -38,6 +38,7 @@ from typing import Callable, NamedTuple, Optional
 from fairseq_ext.cli import Range
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import check_writable_directory, write_text_file
+from fairseq_ext.releases import RELEASES
 
 RESET_FLAGS = ("reset_optimizer", "reset_lr_scheduler", "reset_meters", "reset_dataloader")
 DEFAULT_RESTORE = "checkpoint_last.pt"  # fairseq's default: <save_dir>/checkpoint_last.pt
@@ -208,6 +209,16 @@ def last_checkpoint(ckpt) -> Path:
     return Path(ckpt.save_dir) / f"checkpoint_last{ckpt.checkpoint_suffix}.pt"
 
 
+def check_given_paths(data: str, restore: Optional[str]) -> None:
+    """The cheap part of check_data and the checkpoint check, on the launcher's own arguments, before the
+    config is composed (importing fairseq and hydra takes seconds): the same one-line errors."""
+    for path in map(Path, data.split(":")):
+        if not path.is_dir():
+            raise UserInputError(f"data directory not found: {path} (--data)")
+    if restore is not None and not Path(restore).is_file():
+        raise UserInputError(f"checkpoint not found: {restore}")
+
+
 def check_data(cfg, data_paths: list[Path]) -> None:
     """Every shard holds the train split; the first also the valid splits (fairseq reads them there)."""
     for path in data_paths:
@@ -280,6 +291,10 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     not read (see load_checkpoint)."""
     from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
 
+    if not path.is_file() and not resuming:
+        raise UserInputError(f"checkpoint not found: {path}: fetch a released one with "
+                             f"scripts/get_checkpoint.sh NAME ({', '.join(RELEASES)}; then --restore "
+                             "NAME/model.pt), or convert a Hugging Face model with convert/hf_to_fairseq.py")
     state = load_checkpoint(path, lazy=True)
     info = checkpoint_info(state)
     max_update = cfg.optimization.max_update

@@ -2,13 +2,16 @@
 
 Validation reports ``em`` and ``f1`` over whole questions (run_qa post-processing of all windows of a
 question; ``task.metric``: the official SQuAD metric, or ``cmrc``, the CMRC 2018 metric for Chinese, whose
-EM and F1 they then are), so ``checkpoint.best_checkpoint_metric=f1
+EM and F1 they then are), and beside them ``baseline_f1``, the F1 of answering nothing on the same
+questions (metric.no_answer_baseline: SQuAD 2.0's share of unanswerable questions), the figure to read F1
+against; so ``checkpoint.best_checkpoint_metric=f1
 checkpoint.maximize_best_checkpoint_metric=true`` keeps the best model. Each validation batch holds whole
 questions (see squad2_data.SquadFeatureDataset), so the per-batch EM/F1 sums are plain scalars that
 fairseq adds up across GPUs like any other logging output: no logits are gathered.
 """
 
 # no `from __future__ import annotations` here: fairseq reads the config dataclass's field types
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +34,9 @@ from fairseq_ext.squad.format import (
     check_window_settings,
     examples_file,
     features_file,
+    prepare_command,
 )
-from fairseq_ext.squad.metric import METRICS, evaluate, headline
+from fairseq_ext.squad.metric import METRICS, evaluate, headline, no_answer_baseline
 from fairseq_ext.squad.settings import DEFAULT, QASettings
 from fairseq_ext.tokenizer.dictionary import load_roberta_dictionary
 
@@ -84,12 +88,20 @@ class SquadV2Task(FairseqTask):
         if not dict_path.is_file():
             raise FileNotFoundError(f"squad2 task: {dict_path} not found (task.data should be a directory "
                                     "made by scripts/prepare_squad2.py)")
+        settings = QASettings.from_object(cfg)
         try:
-            QASettings.from_object(cfg).check_fits(cfg.max_positions, hint=" (task.max_positions)")
+            settings.check_fits(cfg.max_positions, name="task.max_seq_length", hint=" (task.max_positions)")
         except UserInputError as err:
-            raise ValueError(f"squad2 task: {err}") from None
+            fix = f"task.max_seq_length={cfg.max_positions} or less"
+            if (Path(cfg.data) / METADATA_FILE).is_file():  # and the data prepared to match
+                fitting = dataclasses.replace(settings, max_seq_length=cfg.max_positions,
+                                              doc_stride=min(settings.doc_stride, cfg.max_positions // 4),
+                                              max_query_length=min(settings.max_query_length,
+                                                                   cfg.max_positions // 4))
+                fix += f", with data prepared so: {prepare_command(cfg.data, fitting)}"
+            raise ValueError(f"squad2 task: {err}: set {fix}") from None
         if (Path(cfg.data) / METADATA_FILE).is_file():  # absent when only predicting (task.data = a BPE dir)
-            check_window_settings(cfg.data, QASettings.from_object(cfg))
+            check_window_settings(cfg.data, QASettings.from_object(cfg), positions=cfg.max_positions)
         dictionary = cls.load_dictionary(dict_path)
         logger.info("dictionary: %d types", len(dictionary))
         return cls(cfg, dictionary)
@@ -145,7 +157,7 @@ class SquadV2Task(FairseqTask):
         of a GPU without data may be a training batch): fairseq all-reduces logging outputs key by key.
         """
         if evaluation is None:
-            return {"squad_questions": 0, "squad_em_sum": 0.0, "squad_f1_sum": 0.0}
+            return {"squad_questions": 0, "squad_em_sum": 0.0, "squad_f1_sum": 0.0, "squad_baseline_sum": 0.0}
         predictions = postprocess_predictions(
             evaluation["examples"], evaluation["features"],
             start_logits.float().cpu().numpy(), end_logits.float().cpu().numpy(),
@@ -154,14 +166,15 @@ class SquadV2Task(FairseqTask):
                           version_2=evaluation["version_2"])
         questions = len(evaluation["examples"])
         exact, f1 = headline(self.metric, scores)
+        baseline = no_answer_baseline(self.metric, evaluation["examples"], version_2=evaluation["version_2"])
         return {"squad_questions": questions, "squad_em_sum": exact * questions / 100,
-                "squad_f1_sum": f1 * questions / 100}
+                "squad_f1_sum": f1 * questions / 100, "squad_baseline_sum": baseline * questions / 100}
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         if not any("squad_questions" in log for log in logging_outputs):
             return
-        for key in ("squad_questions", "squad_em_sum", "squad_f1_sum"):
+        for key in ("squad_questions", "squad_em_sum", "squad_f1_sum", "squad_baseline_sum"):
             metrics.log_scalar("_" + key, sum(log.get(key, 0) for log in logging_outputs))
 
         def percentage(key):
@@ -172,3 +185,4 @@ class SquadV2Task(FairseqTask):
 
         metrics.log_derived("em", percentage("_squad_em_sum"))
         metrics.log_derived("f1", percentage("_squad_f1_sum"))
+        metrics.log_derived("baseline_f1", percentage("_squad_baseline_sum"))

@@ -1,11 +1,14 @@
 """The fairseq dataset that batches SQuAD FeatureArrays (fairseq_ext.squad.format).
 
 Training items are windows. Evaluation items are questions with all their windows, so every batch
-holds whole questions: EM/F1 can be computed batch by batch and summed, on any number of GPUs.
+holds whole questions: EM/F1 can be computed batch by batch and summed, on any number of GPUs. A question
+whose windows exceed max_tokens (a long context: 17 windows of 384 tokens > 6144) is a batch of its own,
+so it is still scored (fairseq's batching would stop on an assertion).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Optional, Sequence
 
 import numpy as np
@@ -14,6 +17,8 @@ from fairseq.data import FairseqDataset
 
 from fairseq_ext.squad.data import SquadExample
 from fairseq_ext.squad.format import FeatureArrays
+
+logger = logging.getLogger(__name__)
 
 
 class SquadFeatureDataset(FairseqDataset):
@@ -64,6 +69,18 @@ class SquadFeatureDataset(FairseqDataset):
         # dataset.max_tokens, counted with the padding) hold similar lengths; fairseq shuffles the batches
         indices = np.random.permutation(len(self))
         return indices[np.argsort(self.sizes[indices], kind="mergesort")]
+
+    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+        """fairseq's batches; evaluation questions larger than ``max_tokens`` each in a batch of their own."""
+        if self.examples is None or not max_tokens:
+            return super().batch_by_size(indices, max_tokens, max_sentences, required_batch_size_multiple)
+        oversized = self.padded_tokens[indices] > max_tokens
+        batches = super().batch_by_size(indices[~oversized], max_tokens, max_sentences,
+                                        required_batch_size_multiple)
+        if oversized.any():
+            logger.info("%d questions have more window tokens than max_tokens=%d: each is a batch of its own",
+                        int(oversized.sum()), max_tokens)
+        return [*batches, *(indices[oversized][:, None])]
 
     def collater(self, samples):
         if len(samples) == 0:
