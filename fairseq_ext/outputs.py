@@ -228,13 +228,7 @@ def _rename_new(staging: Path, target: Path) -> bool:
     empty directory: rename refuses a non-empty one); False when it was taken meanwhile."""
     code = _renameat2(staging, target, _RENAME_NOREPLACE)
     if code is None:
-        try:
-            os.rename(staging, target)
-        except OSError as err:
-            if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                return False
-            raise
-        return True
+        return _replace_empty(staging, target)
     if code in (errno.EEXIST, errno.ENOTEMPTY):
         return False
     if code:

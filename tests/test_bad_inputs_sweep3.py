@@ -27,6 +27,7 @@ from tests.test_bad_inputs import (  # noqa: F401  (mlm_export, squad_export: fi
     TIMEOUT,
     assert_one_line_error,
     bpe_splits,
+    case_registry,
     command,
     copy_tree,
     corpus_file,
@@ -44,14 +45,7 @@ from tests.test_bad_inputs import (  # noqa: F401  (mlm_export, squad_export: fi
     wait_for,
 )
 
-CASES: dict[str, Callable] = {}
-
-
-def case(name: str):
-    def register(function):
-        CASES[name] = function
-        return function
-    return register
+CASES, case = case_registry()
 
 
 # --- tracebacks ----------------------------------------------------------------------------------------

@@ -211,29 +211,21 @@ def test_json_text_refuses_nan():
         json_text({"a": float("nan")}, "null_odds.json")
 
 
-def test_two_writers_of_one_new_directory_cannot_both_succeed(tmp_path):
-    """Both pass the checks while OUT does not exist; the first to finish writes it, the second is refused
-    at its commit (a no-replace rename) and its result is not swapped in: the first one's output stays."""
-    out = tmp_path / "new"
-    first, second = OutputDirectory(out, TOOL), OutputDirectory(out, TOOL)
-    with first.staged() as staging:
-        (staging / "a.txt").write_text("first")
-    with pytest.raises(UserInputError, match="written by another process while this one ran"):
-        with second.staged() as staging:
-            (staging / "a.txt").write_text("second")
-    assert (out / "a.txt").read_text() == "first" and listing(tmp_path) == ["new"]
-
-
-def test_two_writers_replacing_one_earlier_output_cannot_both_succeed(tmp_path):
+@pytest.mark.parametrize("earlier", [False, True], ids=["new", "replacing an earlier output"])
+def test_two_writers_of_one_directory_cannot_both_succeed(tmp_path, earlier):
+    """Both pass the checks (OUT does not exist, or is an earlier output); the first to finish writes it,
+    the second is refused at its commit (a no-replace rename, or an exchange that finds OUT changed) and
+    its result is not swapped in: the first one's output stays."""
     out = tmp_path / "out"
-    write_output(out, {"a.txt": "old"})
+    if earlier:
+        write_output(out, {"a.txt": "old"})
     first, second = OutputDirectory(out, TOOL), OutputDirectory(out, TOOL)
     with first.staged() as staging:
         (staging / "a.txt").write_text("first")
     with pytest.raises(UserInputError, match="written by another process while this one ran"):
         with second.staged() as staging:
             (staging / "a.txt").write_text("second")
-    assert (out / "a.txt").read_text() == "first"
+    assert (out / "a.txt").read_text() == "first" and listing(tmp_path) == ["out"]
 
 
 def test_two_processes_writing_one_new_directory(tmp_path):
