@@ -36,7 +36,7 @@ from typing import Callable, Optional
 
 import pytest
 import tomllib
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from fairseq_ext.cli import Range
@@ -45,7 +45,7 @@ from tests.conftest import REPO, shared_path
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("FUZZ_RANDOM") == "1"  # make fuzz: new examples each run
-EXAMPLE_SECONDS = 60  # one example running longer is a hang (a FIFO read twice, a loop on a bad value)
+EXAMPLE_SECONDS = 30  # one example running longer is a hang (a FIFO read twice, a loop on a bad value)
 SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 # Always given, so that nothing trains or waits for standard input: the launcher only checks the run,
 # predict_hf answers one question (without --question it reads questions from standard input).
@@ -306,6 +306,11 @@ def _spm_result(place: Place, argv: list[str], stdout: str) -> None:
     assert list((place.root / "spm").glob("*.model")), "no SentencePiece model written"
 
 
+# Commands whose work grows without bound with a count (learnable_qa --train-questions 10**30 runs for
+# ever, as asked): their output is always refused (a path under a file), so the fuzz checks their parser
+# and their output check; the output option itself is not fuzzed. Their results: their own tests.
+REFUSED_OUTPUT = {"roberta-learnable-qa": "out"}
+
 BASES: dict[str, tuple[Callable, Callable]] = {
     "roberta-split": (_split_base, _split_result),
     "roberta-bpe-encode": (_bpe_base, _bpe_result),
@@ -320,6 +325,8 @@ def base_arguments(script: str, parser: argparse.ArgumentParser, place: Place,
     """dest -> values: the valid base of the command (unless not ``valid``), else every required argument
     given (a missing path under the scratch directory, a choice, the smallest valid number)."""
     given = BASES[script][0](place) if valid and script in BASES else {}
+    if script in REFUSED_OUTPUT:
+        given[REFUSED_OUTPUT[script]] = [str(place.root / "junk.txt" / "out")]
     for action in options(parser):
         if action.dest in given or not (action.required or not action.option_strings):
             continue
@@ -372,7 +379,8 @@ def numbers_for(valid: Range) -> st.SearchStrategy[str]:
 def examples(draw, script: str) -> dict[str, tuple[str, list[str]]]:
     """dest -> ("number", values) or ("path", kinds): one to three options of the command."""
     parser = parser_of(script)
-    fuzzed = [action for action in options(parser) if value_range(action) is not None or takes_path(action)]
+    fuzzed = [action for action in options(parser) if (value_range(action) is not None or takes_path(action))
+              and action.dest != REFUSED_OUTPUT.get(script)]
     chosen = draw(st.lists(st.sampled_from(fuzzed), min_size=1, max_size=3, unique_by=lambda a: a.dest))
     values = {}
     for action in chosen:
@@ -488,7 +496,7 @@ def test_valid_bases_succeed(script):
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_command_line_promise(script):
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
-              suppress_health_check=list(HealthCheck))
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
     @given(examples(script))
     def promise(values):
         check_promise(script, values)
