@@ -21,51 +21,124 @@ class Terminated(BaseException):
     """SIGTERM (a scheduler's kill, ``timeout``): raised like Ctrl-C so that ``finally`` clean-ups run."""
 
 
-def existing_file(path: str | Path, what: str = "file") -> Path:
+def existing_file(path: str | Path, what: str = "file", stream: bool = False) -> Path:
+    """``path`` checked for what it is: a regular file; with ``stream`` also a FIFO or ``<(zcat ...)``
+    (/dev/fd/N), which its caller reads once. A directory, a missing path or a stream where the caller
+    reads twice or seeks is a one-line error saying which."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise UserInputError(f"{what} is a directory, not a file: {path}")
+    if not path.exists():
         raise UserInputError(f"{what} not found: {path}")
+    if not stream:
+        raise UserInputError(f"{what} must be a regular file, not a stream (it is read more than once or "
+                             f"seeked): {path}")
     return path
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1 (a worker count, a batch size)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
+class Range:
+    """The valid values of one numeric option or config field, declared where it is declared::
+
+        parser.add_argument("--doc-stride", type=bounded_int(min=0))  # argparse: the option is named
+        Range(int, min=1).check(cfg.dataset.batch_size, "dataset.batch_size")  # a config value
+
+    ``min``/``max`` are inclusive unless ``open_min``/``open_max``; NaN and infinities are never valid
+    (a NaN compares false with every bound and would pass any hand-written check). ``kind`` int accepts
+    whole numbers only. One layer (this class) enforces every range before any work: no tool checks a
+    range by hand, and the fuzz test of the command line (tests/test_cli_fuzz.py) reads the ranges from
+    the parsers to generate values on both sides of each bound."""
+
+    def __init__(self, kind: type = int, min: Optional[float] = None, max: Optional[float] = None,
+                 open_min: bool = False, open_max: bool = False):
+        self.kind, self.min, self.max, self.open_min, self.open_max = kind, min, max, open_min, open_max
+
+    def describe(self) -> str:
+        """'at least 1', 'between 0 and 1', 'greater than 0', ... (empty when unbounded)."""
+        low = None if self.min is None else ("greater than" if self.open_min else "at least", self.min)
+        high = None if self.max is None else ("less than" if self.open_max else "at most", self.max)
+        if low and high and not self.open_min and not self.open_max:
+            return f"between {self.min:g} and {self.max:g}"
+        return " and ".join(f"{word} {bound:g}" for word, bound in filter(None, (low, high)))
+
+    def parse(self, text) -> Union[int, float]:
+        """``text`` (a string or a number) as ``kind``; a ValueError saying why not."""
+        if self.kind is int:
+            try:  # a float (read from JSON or YAML) only if it is whole: int() would cut 2.5 to 2
+                whole = isinstance(text, float) and text.is_integer() or not isinstance(text, (float, bool))
+                value = int(text) if whole else None
+            except (TypeError, ValueError, OverflowError):
+                value = None
+            if value is None:
+                raise ValueError(f"not a whole number: {text!r}")
+        else:
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                raise ValueError(f"{text!r} is not a number") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{text!r} is not a finite number")
+        if (self.min is not None and (value < self.min or (self.open_min and value == self.min))) or \
+                (self.max is not None and (value > self.max or (self.open_max and value == self.max))):
+            raise ValueError(f"must be {self.describe()}: {text}")
+        return value
+
+    def check(self, value, name: str) -> Union[int, float]:
+        """``value`` parsed and checked; a UserInputError naming ``name`` (an option or config key)."""
+        try:
+            return self.parse(value)
+        except ValueError as err:
+            raise UserInputError(f"{name}: {err}") from None
+
+    def argument_type(self) -> Callable[[str], Union[int, float]]:
+        """The argparse ``type=`` of an option with this range (argparse names the option in its error:
+        ``argument --doc-stride: must be at least 0: -5``); the range stays readable as ``.range``."""
+
+        def parse(text: str):
+            try:
+                return self.parse(text)
+            except ValueError as err:
+                raise argparse.ArgumentTypeError(str(err)) from None
+
+        parse.range = self  # type: ignore[attr-defined]
+        parse.__name__ = f"{self.kind.__name__} {self.describe()}".strip()
+        return parse
+
+
+def bounded_int(min: Optional[int] = None, max: Optional[int] = None) -> Callable[[str], int]:
+    """argparse type: a whole number in [min, max] (either bound may be left out)."""
+    return Range(int, min, max).argument_type()
+
+
+def bounded_float(min: Optional[float] = None, max: Optional[float] = None, open_min: bool = False,
+                  open_max: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number in the range (bounds inclusive unless open_*)."""
+    return Range(float, min, max, open_min, open_max).argument_type()
+
+
+def ratio(open_max: bool = False) -> Callable[[str], float]:
+    """argparse type: a share, 0 to 1 (below 1 with ``open_max``)."""
+    return bounded_float(0.0, 1.0, open_max=open_max)
+
+
+# Upper bounds where a value reaches a limit below it: C ints (SentencePiece, multiprocessing), seeds
+# (numpy, torch and SentencePiece take 32-bit ones), process counts (each one is started).
+C_INT_MAX = 2**31 - 1
+MAX_WORKERS = 1024  # more processes or threads than any node has cores
+
+positive_int = bounded_int(min=1)  # a batch size, a count of items
+finite_float = bounded_float()  # a threshold: any finite number (see finite_number)
+positive_float = bounded_float(0, open_min=True)  # a learning rate, a number of epochs
+seed_int = bounded_int(0, 2**32 - 1)  # a random seed
+worker_count = bounded_int(1, MAX_WORKERS)  # worker processes or threads
 
 
 def finite_number(value, what: str) -> float:
     """``value`` (a string or a number, e.g. read from JSON) as a float; NaN, an infinity or a non-number
     is a UserInputError naming ``what``. The one rule for thresholds: a NaN compares false with
     everything, so a NaN "no answer" threshold would silently never answer "no answer"."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"{what}: {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise UserInputError(f"{what}: {value!r} is not a finite number")
-    return number
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (see finite_number)."""
-    try:
-        return finite_number(text, "value")
-    except UserInputError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("value: ")) from None
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number above 0 (a learning rate, a number of epochs)."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0: {text}")
-    return value
+    return Range(float).check(value, what)
 
 
 def device_of(option: Optional[str]) -> str:

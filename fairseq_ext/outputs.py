@@ -7,14 +7,19 @@
   end: the output holds the old complete result or the new complete one, never a mix, and no file of an
   earlier run survives next to new ones. On any exit before that (error, Ctrl-C, SIGTERM through
   fairseq_ext.cli.run_cli) the staging is removed; one left by a killed process is removed by the next run.
+- Output directories are created exclusively: of two processes writing the same OUT, the second one
+  refuses at once when it sees the first one's staging, and in any case when it would replace a directory
+  that appeared, or changed, after its checks (a no-replace rename): both can never say "wrote OUT".
 - Files and directories get ordinary permissions (umask-respecting), and a device such as /dev/stdout or
-  /dev/full is written directly; failures to write are one-line errors.
+  /dev/full is written directly; failures to write (a full disk, a quota, a file size limit), whatever the
+  library that writes (safetensors, torch, numpy), are one-line errors that leave the earlier output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import platform
@@ -34,7 +39,10 @@ from fairseq_ext.errors import UserInputError
 PathLike = Union[str, os.PathLike]
 MARKER = ".roberta-squad2-output.json"  # in every output directory: which tool wrote which files
 _HOST = f"{zlib.crc32(platform.node().encode()):08x}"  # staging names say which machine made them
-_RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2  # renameat2 flags (Linux >= 3.15)
+# Errors that mean the output cannot be written, whoever raised them: a library written in another
+# language (safetensors) reports them as its own exception whose message holds the system's wording.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 
 def _real(path: PathLike) -> Path:
@@ -112,17 +120,50 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def remove_leftovers(target: Path) -> None:
-    """Removes the staging siblings of ``target`` left by killed processes of this machine."""
+def remove_leftovers(target: Path) -> Optional[int]:
+    """Removes the staging siblings of ``target`` left by killed processes of this machine; returns the
+    process id of another live process staging ``target`` now, if any."""
     pattern = re.compile(rf"\.{re.escape(target.name)}\.partial-{_HOST}-(\d+)-[0-9a-f]{{8}}")
     try:
         siblings = list(target.parent.iterdir())
     except OSError:
-        return
+        return None
+    writer = None
     for sibling in siblings:
         match = pattern.fullmatch(sibling.name)
         if match and not _alive(int(match.group(1))):
             _remove(sibling)
+        elif match and int(match.group(1)) != os.getpid():
+            writer = int(match.group(1))
+    return writer
+
+
+def write_failure(err: BaseException) -> Optional[str]:
+    """The reason when ``err`` (or an exception it was raised from) is a failure to write the output (see
+    WRITE_ERRORS), else None."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in WRITE_ERRORS:
+            return err.strerror
+        text = str(err)
+        for code in WRITE_ERRORS:
+            if os.strerror(code) in text or f"os error {code})" in text or f"code: {code}," in text:
+                return os.strerror(code)
+        err = err.__cause__ or err.__context__
+    return None
+
+
+@contextlib.contextmanager
+def write_failures_reported(shown: PathLike, unchanged: str) -> Iterator[None]:
+    """A write failure (see write_failure) inside the block becomes one line naming ``shown``."""
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as err:
+        reason = write_failure(err)
+        if reason is None:
+            raise
+        raise UserInputError(f"cannot write {shown}: {reason} ({unchanged})") from None
 
 
 def _alive(pid: int) -> bool:
@@ -164,14 +205,44 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swaps two existing paths in one step where the system can (Linux renameat2), else False."""
+def _renameat2(a: Path, b: Path, flags: int) -> Optional[int]:
+    """Linux renameat2: 0 when done, else the errno; None where the system has no such call."""
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):
-        return False
+        return None
     at_fdcwd = -100
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flags) == 0:
+        return 0
+    code = ctypes.get_errno()
+    return None if code in (errno.ENOSYS, errno.EINVAL) else code  # a filesystem without the flags
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two existing paths in one step where the system can, else False."""
+    return _renameat2(a, b, _RENAME_EXCHANGE) == 0
+
+
+def _rename_new(staging: Path, target: Path) -> bool:
+    """Renames ``staging`` to ``target`` only if ``target`` does not exist (or, without renameat2, is an
+    empty directory: rename refuses a non-empty one); False when it was taken meanwhile."""
+    code = _renameat2(staging, target, _RENAME_NOREPLACE)
+    if code is None:
+        return _replace_empty(staging, target)
+    if code in (errno.EEXIST, errno.ENOTEMPTY):
+        return False
+    if code:
+        raise OSError(code, os.strerror(code))
+    return True
+
+
+def _identity(path: Path) -> Optional[tuple[int, int, bool]]:
+    """What the checks saw at ``path``: (device, inode, empty), or None when nothing was there."""
+    try:
+        info = os.stat(path)
+        return info.st_dev, info.st_ino, not os.listdir(path)
+    except OSError:
+        return None
 
 
 def _normalise_permissions(root: Path) -> None:
@@ -220,6 +291,7 @@ class OutputDirectory:
             self._check_existing(what, replace, force_hint)
         else:
             _check_parent(self.target, path)
+        self.checked = _identity(self.target)  # the commit replaces only what was checked
 
     def relative_path(self, path: PathLike) -> Optional[Path]:
         """``path`` relative to this directory (``.`` for the directory itself), or None when it lies
@@ -262,12 +334,17 @@ class OutputDirectory:
         committed = False
         try:  # from before the staging exists: a signal at any point leaves nothing behind
             _make_parents(self.target, self.shown, created)
-            remove_leftovers(self.target)
+            writer = remove_leftovers(self.target)
+            if writer is not None:
+                raise UserInputError(f"{self.shown} is being written by another process (pid {writer}): wait "
+                                     "for it to finish, or choose another output")
             try:
                 staging.mkdir()
             except OSError as err:
                 raise UserInputError(f"cannot write {self.shown}: {err.strerror}") from None
-            yield staging
+            unchanged = f"the earlier {self.shown} is intact" if self.checked else "nothing was written"
+            with write_failures_reported(self.shown, unchanged):
+                yield staging
             pause_point("staged")
             self._commit(staging)
             committed = True
@@ -282,8 +359,13 @@ class OutputDirectory:
             (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
             _normalise_permissions(staging)
             with _signals_held():
-                if not self.target.exists() or not os.listdir(self.target):
-                    os.replace(staging, self.target)  # an empty directory is replaced by rename too
+                now = _identity(self.target)
+                if now != self.checked and now is not None:
+                    self._taken_meanwhile()
+                if now is None or now[2]:  # new, or an empty directory (rename refuses a non-empty one)
+                    placed = _rename_new if now is None else _replace_empty
+                    if not placed(staging, self.target):
+                        self._taken_meanwhile()
                 elif _exchange(staging, self.target):
                     _remove(staging)  # now the previous output
                 else:
@@ -293,6 +375,21 @@ class OutputDirectory:
                     _remove(previous)
         except OSError as err:
             raise UserInputError(f"cannot write {self.shown}: {err.strerror}") from None
+
+    def _taken_meanwhile(self) -> None:
+        raise UserInputError(f"{self.shown} was written by another process while this one ran: nothing of "
+                             "this run was written (run it again, or choose another output)")
+
+
+def _replace_empty(staging: Path, target: Path) -> bool:
+    """Renames ``staging`` over the empty directory ``target``; False if it is no longer empty."""
+    try:
+        os.rename(staging, target)
+    except OSError as err:
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    return True
 
 
 def _read_marker(path: Path) -> Optional[dict]:
@@ -319,6 +416,10 @@ class OutputFiles:
         seen = {}
         for path in paths:
             if _is_stream(path):
+                stream = "-" if str(path) == "-" else _real(path)
+                if stream in seen and str(stream) != os.devnull:  # two writers of one stream mix their lines
+                    raise UserInputError(f"{what} {path} is given twice (also as {seen[stream]})")
+                seen[stream] = path
                 continue
             if os.path.isdir(path):
                 raise UserInputError(f"{what} {path} is a directory: give a file name")
@@ -350,7 +451,8 @@ class OutputFiles:
                     remove_leftovers(real)
                     staged.append(_staging_name(real))  # before it exists: removed whatever happens next
                     streams.append(_open_for_writing(staged[-1], "xb" if binary else "x", encoding, path))
-            yield streams
+            with write_failures_reported(", ".join(map(str, self.paths)), "the earlier files are intact"):
+                yield streams
             pause_point("staged")
             current = None
             try:

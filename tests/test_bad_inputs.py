@@ -29,14 +29,19 @@ from tests.pretrain_fixtures import training_records
 from tests.squad_fixtures import TINY_WINDOWS, VALID_ARTICLES, squad_articles
 
 TIMEOUT = 300  # seconds: a hang fails the case
-CASES: dict[str, Callable] = {}
+def case_registry() -> tuple[dict[str, Callable], Callable]:
+    """(CASES, case): ``@case(name)`` registers a function as the case ``name`` of a sweep."""
+    cases: dict[str, Callable] = {}
+
+    def case(name: str):
+        def register(function):
+            cases[name] = function
+            return function
+        return register
+    return cases, case
 
 
-def case(name: str):
-    def register(function):
-        CASES[name] = function
-        return function
-    return register
+CASES, case = case_registry()
 
 
 # --- running the commands ----------------------------------------------------------------------------

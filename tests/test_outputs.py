@@ -142,9 +142,12 @@ def test_leftovers_of_a_killed_run_are_removed(tmp_path):
         leftover = staging.with_name(staging.name.replace(f"-{os.getpid()}-", f"-{dead}-"))
         running = staging.with_name(staging.name.replace(f"-{os.getpid()}-", "-1-"))  # pid 1 is alive
     leftover.mkdir()
-    running.mkdir()
     write_output(out, {"x": "1"})
-    assert listing(tmp_path) == sorted(["out", running.name])
+    assert listing(tmp_path) == ["out"]
+    running.mkdir()  # another live process is writing out: this one refuses before any work
+    with pytest.raises(UserInputError, match=r"out is being written by another process \(pid 1\)"):
+        write_output(out, {"x": "2"})
+    assert listing(tmp_path) == sorted(["out", running.name]) and (out / "x").read_text() == "1"
 
 
 def test_sigterm_removes_staging_and_keeps_the_previous_result(tmp_path):
@@ -206,3 +209,75 @@ def test_json_text_refuses_nan():
     assert json_text({"a": 1.5}) == '{\n  "a": 1.5\n}\n'
     with pytest.raises(UserInputError, match="null_odds.json: Out of range float values are not JSON"):
         json_text({"a": float("nan")}, "null_odds.json")
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new", "replacing an earlier output"])
+def test_two_writers_of_one_directory_cannot_both_succeed(tmp_path, earlier):
+    """Both pass the checks (OUT does not exist, or is an earlier output); the first to finish writes it,
+    the second is refused at its commit (a no-replace rename, or an exchange that finds OUT changed) and
+    its result is not swapped in: the first one's output stays."""
+    out = tmp_path / "out"
+    if earlier:
+        write_output(out, {"a.txt": "old"})
+    first, second = OutputDirectory(out, TOOL), OutputDirectory(out, TOOL)
+    with first.staged() as staging:
+        (staging / "a.txt").write_text("first")
+    with pytest.raises(UserInputError, match="written by another process while this one ran"):
+        with second.staged() as staging:
+            (staging / "a.txt").write_text("second")
+    assert (out / "a.txt").read_text() == "first" and listing(tmp_path) == ["out"]
+
+
+def test_two_processes_writing_one_new_directory(tmp_path):
+    """The race of issue 28 as two processes: exactly one says it wrote OUT, and OUT is its output."""
+    out = tmp_path / "new"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from fairseq_ext.cli import run_cli
+        from fairseq_ext.outputs import OutputDirectory
+        def main(argv):
+            output = OutputDirectory({str(out)!r}, {TOOL!r})
+            time.sleep(1)  # both have passed the checks before either stages
+            with output.staged() as staging:
+                (staging / "who.txt").write_text(argv[0])
+                time.sleep(1)
+            print("wrote", argv[0])
+        run_cli(main, sys.argv[1:], prog="tool.py")
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = [subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env) for name in ("A", "B")]
+    results = [(run.wait(timeout=60), *run.communicate()) for run in runs]
+    succeeded = [out_text.split()[-1] for status, out_text, _ in results if status == 0]
+    refused = [err for status, _, err in results if status == 2]
+    assert len(succeeded) == 1 and len(refused) == 1, results
+    assert "Traceback" not in refused[0] and len(refused[0].strip().splitlines()) == 1, refused
+    assert (out / "who.txt").read_text() == succeeded[0] and listing(tmp_path) == ["new"]
+
+
+@pytest.mark.parametrize("failure", ["OSError", "library"])
+def test_a_full_disk_while_writing_is_one_line_and_keeps_the_earlier_output(tmp_path, failure):
+    """Whatever writes into the staging (Python, or a library reporting the system's error in its own
+    exception, as safetensors does), a full disk is one line and the earlier output is intact."""
+    import errno
+
+    out = tmp_path / "out"
+    write_output(out, {"a.txt": "old"})
+
+    class SafetensorLikeError(Exception):
+        pass
+
+    with pytest.raises(UserInputError, match=r"cannot write .*out: No space left on device \(the earlier"):
+        with OutputDirectory(out, TOOL).staged() as staging:
+            (staging / "a.txt").write_text("half")
+            if failure == "OSError":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise SafetensorLikeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                                      'message: "No space left on device" })')
+    assert (out / "a.txt").read_text() == "old" and listing(tmp_path) == ["out"]
+
+
+def test_an_error_that_is_no_write_failure_passes_through(tmp_path):
+    with pytest.raises(KeyError):
+        with OutputDirectory(tmp_path / "out", TOOL).staged():
+            raise KeyError("a bug: its traceback is what a developer needs")

@@ -72,15 +72,17 @@ def test_hw7_layout_keeps_question_order_and_reads_test_files(tmp_path, trial):
                               "answer_text": answer["text"], "answer_start": answer["answer_start"],
                               "answer_end": answer["answer_start"] + len(answer["text"]) - 1})
             index += 1
-    questions[0]["answer_start"] += 2  # misaligned: repaired by the reader, as for SQuAD files
+    starts = [question["answer_start"] for question in questions]
+    questions[0]["answer_start"] += 2  # a wrong start, the end right: located from the end by to_squad
+    questions[1]["answer_start"] += 2  # both misaligned: located near them by to_squad (hw7_answer_start)
+    questions[1]["answer_end"] += 2
     done, target = to_squad(tmp_path, "hw7", {"questions": questions, "paragraphs": paragraphs})
     assert done.returncode == 0, done.stderr
     data = load_squad(target)
     assert [e.qid for e in data.examples] == [str(i) for i in range(9)]
-    assert data.labelled and data.repaired == 1
-    for example, question in zip(data.examples, questions):
+    assert data.labelled and data.repaired == 0  # nothing left for the reader to repair
+    for example, question, start in zip(data.examples, questions, starts):
         assert example.context == paragraphs[question["paragraph_id"]]
-        start = question["answer_end"] + 1 - len(question["answer_text"])
         assert (example.answers[0].text, example.answers[0].start) == (question["answer_text"], start)
 
     for question in questions:

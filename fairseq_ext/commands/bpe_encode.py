@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from fairseq_ext.cli import positive_int, run_cli
+from fairseq_ext.cli import run_cli, worker_count
 from fairseq_ext.corpus.drivers import encode_files, tokenizer_files
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.tokenizer import Gpt2Bpe, find_tokenizer_dir
@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep-empty", action="store_true",
                         help="keep empty lines (as empty output lines); RoBERTa's recipe uses this so that "
                              "document boundaries survive for --sample-break-mode complete_doc")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                         help="worker processes (default: all %(default)s cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -45,7 +45,14 @@ def main(argv=None) -> int:
         files = tokenizer_files(find_tokenizer_dir(args.tokenizer))
     else:
         if args.encoder_json is None or args.vocab_bpe is None:
-            directory = find_tokenizer_dir()
+            try:
+                directory = find_tokenizer_dir()
+            except UserInputError as err:
+                given, missing = ("--encoder-json", "--vocab-bpe") if args.encoder_json else \
+                    ("--vocab-bpe", "--encoder-json")
+                if args.encoder_json or args.vocab_bpe:  # the other file was to come from the directory
+                    raise UserInputError(f"{given} given without {missing}, and {err}") from None
+                raise
             args.encoder_json = args.encoder_json or directory / "encoder.json"
             args.vocab_bpe = args.vocab_bpe or directory / "vocab.bpe"
         files = (Gpt2Bpe.kind, str(args.encoder_json), str(args.vocab_bpe))

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import device_of, run_cli
+from fairseq_ext.cli import bounded_int, device_of, positive_int, run_cli
 from fairseq_ext.errors import UserInputError
 
 
@@ -27,8 +27,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="Hugging Face model directory (fairseq_to_hf --out)")
     parser.add_argument("--data", required=True, help="SQuAD v2.0 or v1.1 JSON")
     parser.add_argument("--out", required=True, type=Path, help="directory for the prediction files")
-    parser.add_argument("--max-samples", type=int, default=None, help="evaluate the first N questions only")
-    parser.add_argument("--show-examples", type=int, default=0, metavar="K",
+    parser.add_argument("--max-samples", type=positive_int, default=None,
+                        help="evaluate the first N questions only")
+    parser.add_argument("--show-examples", type=bounded_int(min=0), default=0, metavar="K",
                         help="print K questions with gold and predicted answers")
     parser.add_argument("--metric", choices=METRICS, default="squad",
                         help="eval_results.json's metric: squad (official SQuAD v1.1/v2.0, default) or cmrc "

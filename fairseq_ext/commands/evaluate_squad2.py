@@ -17,16 +17,16 @@ on this data (SQuAD 2.0: the share of unanswerable questions), and a warning whe
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import numbers
 import sys
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import existing_file, finite_float, run_cli
+from fairseq_ext.cli import finite_float, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputFiles, json_text
 from fairseq_ext.squad import load_squad
+from fairseq_ext.squad.data import read_json
 from fairseq_ext.squad.metric import METRICS, evaluate, no_answer_baseline, score_notes
 
 
@@ -54,11 +54,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def read_mapping(path: str, what: str, value_type: type) -> dict:
     """A JSON object of question id -> value_type, or a one-line error naming the first bad entry."""
-    try:
-        with open(existing_file(path, what), encoding="utf-8") as f:
-            mapping = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserInputError(f"{path}: not valid JSON: {err}") from err
+    mapping = read_json(path, what)
     if not isinstance(mapping, dict):
         raise UserInputError(f"{path}: expected a JSON object of question id -> {what} entries")
     for qid, value in mapping.items():
@@ -85,6 +81,8 @@ def best_non_null(nbest: dict) -> dict[str, str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     data = load_squad(args.data_file, align_answers=False)  # the metric reads answer texts only
+    if not data.examples:  # the official script divides by the question count
+        raise UserInputError(f"{args.data_file}: no questions to score")
     predictions = read_mapping(args.pred_file, "predictions", str)
     na_probs = None
     if args.na_prob_file:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import existing_file, run_cli
+from fairseq_ext.cli import bounded_float, existing_file, run_cli
 from fairseq_ext.export.config import DEFAULT_TOLERANCE
 from fairseq_ext.tokenizer import add_tokenizer_argument
 
@@ -27,7 +27,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the comparison with the fairseq model")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    parser.add_argument("--tolerance", type=bounded_float(min=0), default=DEFAULT_TOLERANCE,
                         help="largest allowed |logit difference| in verification (default %(default)g)")
     card = parser.add_argument_group("model card and answering settings")
     card.add_argument("--null-threshold", metavar="T|best",

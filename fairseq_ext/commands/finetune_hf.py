@@ -26,7 +26,16 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from fairseq_ext.cli import existing_file, finite_float, positive_float, positive_int, run_cli
+from fairseq_ext.cli import (
+    bounded_float,
+    bounded_int,
+    existing_file,
+    positive_float,
+    positive_int,
+    ratio,
+    run_cli,
+    seed_int,
+)
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.hf.hub import model_directory
 
@@ -72,17 +81,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     training.add_argument("--updates", type=positive_int,
                           help="number of updates (default: the recipe's epochs of the training windows); "
                                "the learning rate reaches 0 at the last")
-    training.add_argument("--warmup-updates", type=int,
+    training.add_argument("--warmup-updates", type=bounded_int(min=0),
                           help="linear warm-up updates (default: the recipe's share of the run)")
-    training.add_argument("--weight-decay", type=finite_float, help="(default: the config's)")
-    training.add_argument("--adam-betas", type=finite_float, nargs=2, help="(default: the config's)")
-    training.add_argument("--adam-eps", type=finite_float, help="(default: the config's)")
-    training.add_argument("--clip-norm", type=finite_float,
+    training.add_argument("--weight-decay", type=bounded_float(min=0), help="(default: the config's)")
+    training.add_argument("--adam-betas", type=ratio(open_max=True), nargs=2, help="(default: the config's)")
+    training.add_argument("--adam-eps", type=positive_float, help="(default: the config's)")
+    training.add_argument("--clip-norm", type=bounded_float(min=0),
                           help="gradient norm clipping, 0 for none (default: the config's)")
-    training.add_argument("--dropout", type=finite_float,
+    training.add_argument("--dropout", type=ratio(open_max=True),
                           help="dropout and attention dropout (default: the config's model.dropout if it "
                                "states one, else the model's own)")
-    training.add_argument("--seed", type=int, help="(default: the config's common.seed)")
+    training.add_argument("--seed", type=seed_int, help="(default: the config's common.seed)")
     add_precision_arguments(training, "training")
     add_answer_arguments(parser, runtime=False)
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fairseq_ext.cli import run_cli
+from fairseq_ext.cli import positive_int, ratio, run_cli, seed_int
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
@@ -44,9 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="language (default: en)")
     parser.add_argument(
-        "--train-questions", type=int, default=12000, help="at least this many (default: 12000)"
+        "--train-questions", type=positive_int, default=12000, help="at least this many (default: 12000)"
     )
-    parser.add_argument("--dev-questions", type=int, default=600, help="at least this many (default: 600)")
+    parser.add_argument("--dev-questions", type=positive_int, default=600,
+                        help="at least this many (default: 600)")
     parser.add_argument("--people", type=count_range, default=PEOPLE, metavar="N|LOW-HIGH",
                         help=f"persons per context, drawn per context (default: {show_range(PEOPLE)})")
     parser.add_argument("--facts", type=count_range, default=FACTS, metavar="N|LOW-HIGH",
@@ -56,25 +57,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "context share them, so the question's name decides which sentence answers)")
     parser.add_argument(
         "--absent-share",
-        type=float,
+        type=ratio(),
         default=ABSENT_SHARE,
         help="share of the unanswerable questions asking about a person absent from the context (the rest "
         "ask about an attribute not stated for a person present; default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--seed", type=seed_int, default=1, help="random seed (default: 1)")
     args = parser.parse_args(argv)
-    for name in ("train_questions", "dev_questions"):
-        if getattr(args, name) < 1:
-            raise UserInputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.facts[1] > 4:
         raise UserInputError("--facts must be at most 4 (a person needs unstated attributes to ask about)")
-    if not 0 <= args.absent_share <= 1:
-        raise UserInputError("--absent-share must be between 0 and 1")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    output = OutputDirectory(args.out, "learnable_qa")  # checked before the questions are made
     train, dev = make_dataset(
         args.lang,
         args.train_questions,
@@ -85,7 +82,6 @@ def main(argv=None) -> int:
         args.absent_share,
         not args.own_attributes,
     )
-    output = OutputDirectory(args.out, "learnable_qa")
     with output.staged() as staging:
         for name, squad in (("train.json", train), ("dev.json", dev)):
             (staging / name).write_text(json.dumps(squad, ensure_ascii=False, indent=1), encoding="utf-8")

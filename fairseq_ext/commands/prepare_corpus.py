@@ -24,11 +24,18 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import existing_file, positive_int, run_cli
-from fairseq_ext.corpus.drivers import binarize_files, tokenizer_files
+from fairseq_ext.cli import existing_file, run_cli, worker_count
+from fairseq_ext.corpus.drivers import (
+    binarize_files,
+    check_has_text,
+    first_lines,
+    tokenizer_files,
+    unknown_tokens,
+)
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, read_dictionary, write_record
+from fairseq_ext.tokenizer.dictionary import add_unknown_argument, check_unknown_share
 
 SPLITS = ("train", "valid", "test")
 
@@ -41,11 +48,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_tokenizer_argument(parser, ", with dict.txt unless --srcdict")
     parser.add_argument("--srcdict", help="fairseq dictionary (default: dict.txt of --tokenizer)")
     parser.add_argument("--destdir", required=True, help="output data-bin directory, e.g. data-bin/wiki")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                         help="worker processes (default: all %(default)s cores)")
     parser.add_argument("--no-keep-empty", dest="keep_empty", action="store_false",
                         help="drop empty lines, i.e. encode without --keep-empty (default: keep them as "
                              "empty sequences, the document boundaries of complete_doc)")
+    add_unknown_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -62,13 +70,20 @@ def main(argv=None) -> int:
     missing = [f"data.{split}.raw" for split in ("train", "valid") if split not in raw_files]
     if missing:
         raise UserInputError(f"{raw_dir}: missing {', '.join(missing)} (scripts/split_data.py writes them)")
-    read_dictionary(srcdict)  # a malformed line is reported before any work
+    read_dictionary(srcdict)  # a malformed line or an empty file is reported before any work
+    check_has_text([raw_files[split] for split in ("train", "valid")], "split_data.py writes documents there")
+    hint = (f"is {srcdict} the dictionary of {tokenizer_dir}?" if args.srcdict else
+            f"{tokenizer_dir} holds a dict.txt that does not belong to its tokenizer")
+    sample = unknown_tokens(first_lines(raw_files["train"]), tokenizer_dir, srcdict)
+    check_unknown_share(*sample, args.max_unk, f"{raw_files['train']} (first lines)", hint)
     output = OutputDirectory(args.destdir, "prepare_corpus",
                              inputs=[*raw_files.values(), srcdict, *tokenizer_files(tokenizer_dir)[1:]])
     with output.staged() as staging:
         summary = binarize_files(raw_files, staging, tokenizer_dir, srcdict, keep_empty=args.keep_empty,
                                  workers=args.workers, progress=not args.quiet)
         write_record(staging, tokenizer_dir)
+        for split, stats in summary.items():  # the whole corpus, after the first lines: nothing written yet
+            check_unknown_share(stats["unk"], stats["tokens"], args.max_unk, f"{raw_files[split]}", hint)
     for split, stats in summary.items():
         percent = 100 * stats["unk"] / max(1, stats["tokens"])
         dropped = f", {stats['filtered_empty']} empty lines dropped" if stats["filtered_empty"] else ""

@@ -12,10 +12,12 @@ import argparse
 import os
 from pathlib import Path
 
-from fairseq_ext.cli import existing_file, positive_int, run_cli
+from fairseq_ext.cli import existing_file, run_cli, worker_count
+from fairseq_ext.corpus.drivers import check_has_text, first_lines, unknown_symbols
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer import DICTIONARY_FILE, ENV_VAR, read_dictionary
+from fairseq_ext.tokenizer.dictionary import add_unknown_argument, check_unknown_share
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,8 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("destdir", metavar="DESTDIR", help="output data-bin directory")
     parser.add_argument("dict", metavar="DICT", nargs="?",
                         help=f"fairseq dictionary (default: ${ENV_VAR}/{DICTIONARY_FILE})")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                         help="fairseq-preprocess workers (default: all %(default)s cores)")
+    add_unknown_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -41,6 +44,11 @@ def main(argv=None) -> int:
     splits = {split: bpe_dir / f"data.{split}.bpe" for split in ("train", "valid", "test")}
     for split in ("train", "valid"):
         existing_file(splits[split], f"{split} split")
+    check_has_text([splits["train"], splits["valid"]], "bpe_encode.py writes the encoded splits there")
+    # BPE_DIR holds tokenized text (bpe_encode.py: GPT-2 ids; spm pieces): raw text is nearly all <unk>
+    check_unknown_share(*unknown_symbols(first_lines(splits["train"]), dictionary), args.max_unk,
+                        f"{splits['train']} (first lines)", "is it raw text? encode it with bpe_encode.py "
+                        "first (GPT-2 BPE writes token ids), or give the dictionary of its tokenizer")
     prefixes = {f"--{split}pref": str(path) for split, path in splits.items() if path.is_file()}
     output = OutputDirectory(args.destdir, "preprocess", inputs=[dictionary, *splits.values()])
 

@@ -16,8 +16,16 @@ import os
 import sys
 from pathlib import Path
 
-from fairseq_ext.cli import positive_int, progress_bar, run_cli
-from fairseq_ext.corpus.reading import expand_inputs, read_line_blocks
+from fairseq_ext.cli import (
+    C_INT_MAX,
+    bounded_float,
+    bounded_int,
+    progress_bar,
+    run_cli,
+    seed_int,
+    worker_count,
+)
+from fairseq_ext.corpus.reading import expand_inputs, input_bytes, read_line_blocks
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.tokenizer.spm import (
@@ -36,18 +44,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--inputs", nargs="+", required=True,
                         help="raw text: files, directories (read recursively) or glob patterns")
     parser.add_argument("--out", required=True, help="output directory (the tokenizer directory)")
-    parser.add_argument("--vocab-size", type=int, required=True,
+    parser.add_argument("--vocab-size", type=bounded_int(4, C_INT_MAX), required=True,
                         help="pieces in the model, specials included")
-    parser.add_argument("--character-coverage", type=float, default=0.9995,
+    parser.add_argument("--character-coverage", type=bounded_float(*COVERAGE_RANGE), default=0.9995,
                         help="share of characters the pieces must cover; rarer ones become <unk> "
                              "(default %(default)s, sentencepiece's advice for CJK; 1.0 for small alphabets)")
     parser.add_argument("--model-type", choices=("unigram", "bpe"), default="unigram",
                         help="default %(default)s (XLM-R's)")
-    parser.add_argument("--max-sentences", type=int, default=2_000_000,
+    parser.add_argument("--max-sentences", type=bounded_int(1, C_INT_MAX), default=2_000_000,
                         help="lines sampled from the inputs for training (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=1,
+    parser.add_argument("--seed", type=seed_int, default=1,
                         help="sampling and training seed (default %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=worker_count, default=os.cpu_count() or 1,
                         help="training threads (default: all %(default)s cores)")
     parser.add_argument("--force", action="store_true", help="replace a model already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,12 +72,6 @@ def input_lines(files, bar):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.vocab_size < 4 or args.max_sentences < 1:
-        raise UserInputError("--vocab-size must be at least 4 and --max-sentences at least 1")
-    low, high = COVERAGE_RANGE
-    if not low <= args.character_coverage <= high:  # NaN too
-        raise UserInputError(f"--character-coverage {args.character_coverage}: sentencepiece takes {low} to "
-                             f"{high} (1.0 covers every character)")
     if existing_model_dir(args.out) and not args.force:
         raise UserInputError(f"{args.out} already holds {MODEL_FILE} and dict.txt: use it as --tokenizer, or "
                              "pass --force to train a new one")
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
         print(inputs.describe_repeated(), file=sys.stderr)
     input_dirs = [path for path in args.inputs if Path(path).is_dir()]
     output = OutputDirectory(args.out, "train_spm", inputs=[*input_dirs, *files])
-    with progress_bar(sum(os.path.getsize(path) for path in files), "sample", not args.quiet) as bar:
+    with progress_bar(input_bytes([str(path) for path in files]), "sample", not args.quiet) as bar:
         sample, counts = sample_lines(input_lines(files, bar), args.max_sentences, args.seed)
     print(f"{len(files)} files, {counts['lines']} lines: {len(sample)} sampled of {counts['candidates']} "
           f"non-blank; {counts['blank']} blank; {counts['too_long']} longer than {MAX_SENTENCE_BYTES} bytes "

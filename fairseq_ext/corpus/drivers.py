@@ -13,6 +13,7 @@ from fairseq_ext.corpus.encoders import SentencePieceTextEncoder, TextBlockEncod
 from fairseq_ext.corpus.pool import Task, WorkerPool
 from fairseq_ext.corpus.reading import (
     input_bytes,
+    is_stream,
     open_input,
     read_line_blocks,
     read_numbered_blocks,
@@ -25,6 +26,8 @@ from fairseq_ext.tokenizer.dictionary import (
     EOS_INDEX,
     SPECIALS,
     UNK_INDEX,
+    UNKNOWN_SAMPLE_LINES,
+    read_dictionary,
     read_dictionary_entries,
     write_dictionary,
 )
@@ -62,6 +65,10 @@ def encode_files(inputs: Sequence[str], outputs: Sequence[str], files: Sequence[
     (with a SentencePiece model: its pieces, as spm_encode writes them). ``files``: tokenizer_files()."""
     if len(inputs) != len(outputs):
         raise UserInputError(f"{len(inputs)} inputs but {len(outputs)} outputs: give one output per input")
+    streams = [name if name == "-" else os.path.realpath(name) for name in inputs
+               if name == "-" or is_stream(name)]
+    if len(set(streams)) < len(streams):  # each would get a share of its lines
+        raise UserInputError("an input stream (standard input, a FIFO) is given twice: it can be read once")
     targets = OutputFiles(outputs, inputs=[*inputs, *files[1:]])
     tokenizer = load(*files)
     encoder = (SentencePieceTextEncoder(tokenizer) if isinstance(tokenizer, SentencePiece)
@@ -147,3 +154,39 @@ def binarize_files(raw_files: dict[str, str], destdir: str, tokenizer_dir: Path,
                     writer.close()
             summary[split] = stats
     return summary
+
+
+def first_lines(path: str | Path, count: int = UNKNOWN_SAMPLE_LINES) -> list[str]:
+    """The first ``count`` non-blank lines of a text file, stripped (a look before any work)."""
+    lines = []
+    with open_input(str(path)) as stream:
+        for lines_read, _ in read_line_blocks(stream, str(path), errors="replace"):
+            lines += [line.strip() for line in lines_read if line.strip()]
+            if len(lines) >= count:
+                break
+    return lines[:count]
+
+
+def check_has_text(paths: Sequence[str | Path], hint: str) -> None:
+    """Each file holds a non-blank line (fairseq binarizes an empty one into a split it cannot load)."""
+    for path in paths:
+        if not first_lines(path, 1):
+            raise UserInputError(f"{path} holds no text (empty or blank): {hint}")
+
+
+def unknown_tokens(lines: Sequence[str], tokenizer_dir: Path, dict_path: str | Path) -> tuple[int, int]:
+    """(tokens not in the dictionary, tokens) of ``lines`` tokenized as binarize_files does."""
+    from fairseq_ext.tokenizer.base import vocab_to_dictionary
+
+    tokenizer = load(*tokenizer_files(tokenizer_dir))
+    lookup = vocab_to_dictionary(tokenizer.vocab_symbols(), read_dictionary(dict_path), UNK_INDEX)
+    ids = [i for line in lines for i in tokenizer.encode(line)]
+    return int((lookup[ids] == UNK_INDEX).sum()) if ids else 0, len(ids)
+
+
+def unknown_symbols(lines: Sequence[str], dict_path: str | Path) -> tuple[int, int]:
+    """(tokens not in the dictionary, tokens) of already tokenized ``lines`` (fairseq-preprocess's input:
+    whitespace-separated symbols)."""
+    symbols = set(read_dictionary(dict_path))
+    tokens = [token for line in lines for token in line.split()]
+    return sum(token not in symbols for token in tokens), len(tokens)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from itertools import chain
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -139,3 +140,52 @@ class IndexedDatasetWriter:
 
     def close(self) -> None:
         self._data.close()
+
+
+SCAN_BYTES = 256 << 20  # a .bin up to this size is read whole for its largest id; a larger one in chunks
+SCAN_CHUNKS = 256  # evenly spaced chunks of 1 MiB each (a wrong dictionary shows in every part)
+
+
+def check_indexed_dataset(prefix: str, symbols: int, what: str) -> int:
+    """Checks ``PREFIX.idx``/``PREFIX.bin`` for what fairseq would fail on, with a one-line
+    UserInputError: an empty split ("cannot mmap an empty file"), a ``.bin`` whose size is not what its
+    index says (truncated: "offset must be non-negative"), a token id at or above ``symbols``, the
+    dictionary's size (IndexError in the embedding). Returns the number of sequences. An index in
+    another format than mmap's is left to fairseq."""
+    from fairseq_ext.errors import UserInputError
+
+    index, data = f"{prefix}.idx", f"{prefix}.bin"
+    with open(index, "rb") as stream:
+        header = stream.read(len(MAGIC) + 8 + 1 + 8)
+        if not header.startswith(MAGIC):
+            return -1
+        if len(header) < len(MAGIC) + 17:
+            raise UserInputError(f"{what}: {index} is truncated (rebuild the data-bin)")
+        code = header[len(MAGIC) + 8]
+        count = struct.unpack("<Q", header[-8:])[0]
+        dtype = {code_: dtype for dtype, code_ in DTYPE_CODES.items()}.get(code)
+        sizes = np.frombuffer(stream.read(4 * count), dtype=np.int32)
+    if dtype is None or len(sizes) != count:
+        raise UserInputError(f"{what}: {index} is truncated or damaged (rebuild the data-bin)")
+    if count == 0 or not sizes.any():
+        raise UserInputError(f"{what} is empty (no tokens in {data}): its raw text was empty; rebuild the "
+                             "data-bin from text that has documents")
+    expected = int(sizes.astype(np.int64).sum()) * dtype.itemsize
+    actual = Path(data).stat().st_size if Path(data).is_file() else 0
+    if actual != expected:
+        raise UserInputError(f"{what}: {data} has {actual} bytes but its index {index} describes {expected} "
+                             "(a truncated or mismatched copy): copy or rebuild the pair")
+    largest = _largest_id(data, dtype, actual)
+    if largest >= symbols:
+        raise UserInputError(f"{what}: token id {largest} in {data}, but the dictionary has {symbols} "
+                             "symbols: the data was binarized with another (larger) dictionary than dict.txt")
+    return count
+
+
+def _largest_id(path: str, dtype: np.dtype, nbytes: int) -> int:
+    tokens = np.memmap(path, dtype=dtype, mode="r", shape=(nbytes // dtype.itemsize,))
+    if nbytes <= SCAN_BYTES:
+        return int(tokens.max())
+    chunk = (1 << 20) // dtype.itemsize
+    starts = np.linspace(0, len(tokens) - chunk, SCAN_CHUNKS).astype(np.int64)
+    return max(int(tokens[start:start + chunk].max()) for start in starts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, NamedTuple, Optional, Sequence
@@ -36,13 +37,24 @@ class InputFiles(NamedTuple):
                 "pattern) were read once")
 
 
+def is_stream(path: str | Path) -> bool:
+    """An existing input that can be read once only: a FIFO, ``<(zcat corpus.gz)`` (/dev/fd/N), a
+    character device; not a regular file or a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def expand_inputs(patterns: Sequence[str]) -> InputFiles:
     """Files named by paths, directories (their files, recursively, sorted) or glob patterns, in order,
-    each real file once (read twice, its documents would land in two splits)."""
+    each real file once (read twice, its documents would land in two splits). A stream named by its path
+    (see is_stream) is an input too; the caller reads it once."""
     files: list[Path] = []
     for pattern in patterns:
         path = Path(pattern)
-        if path.is_file():
+        if path.is_file() or is_stream(path):
             found = [path]
         elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file()
@@ -147,14 +159,16 @@ def open_input(name: str) -> BinaryIO:
     if name == "-":
         return sys.stdin.buffer
     existing = Path(name)
-    if not existing.is_file():
+    if existing.is_dir():
+        raise UserInputError(f"input {name} is a directory: give a file")
+    if not existing.is_file() and not is_stream(existing):
         raise UserInputError(f"input not found: {name}")
     return open(existing, "rb")
 
 
 def input_bytes(names: Sequence[str]) -> Optional[int]:
     """Total size for a progress bar, or None when an input is a stream."""
-    if any(name == "-" for name in names):
+    if any(name == "-" or is_stream(name) for name in names):
         return None
     return sum(os.path.getsize(name) for name in names)
 

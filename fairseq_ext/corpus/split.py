@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from fairseq_ext.corpus.reading import read_line_blocks
 
 
 def iter_documents(files: Sequence[Path], errors: str = "strict", hint: str = "",
-                   counts: Optional[dict] = None, on_bytes: Callable[[int], None] = lambda nbytes: None
-                   ) -> Iterator[list[str]]:
+                   counts: Optional[dict] = None, on_bytes: Callable[[int], None] = lambda nbytes: None,
+                   names: Optional[Mapping[Path, Path]] = None) -> Iterator[list[str]]:
     """Documents of the files, in order: runs of lines that are not blank (``line.strip()`` non-empty,
-    what fairseq's encoder keeps); blank lines and the end of a file separate them."""
+    what fairseq's encoder keeps); blank lines and the end of a file separate them. ``names``: how error
+    messages name a file (the input a temporary copy was made of)."""
     for path in files:
         with open(path, "rb") as stream:
             document: list[str] = []
-            for lines, nbytes in read_line_blocks(stream, str(path), errors, hint, counts):
+            for lines, nbytes in read_line_blocks(stream, str((names or {}).get(path, path)), errors, hint,
+                                                  counts):
                 for line in lines:
                     if line.strip():
                         document.append(line)

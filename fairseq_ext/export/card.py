@@ -10,15 +10,14 @@ named by the scored file: a part of SQuAD's dev set, or any other file, is never
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from fairseq_ext.cli import existing_file
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.export.config import HF_ARCHITECTURES, MASKED_LM, SPAN_QA
 from fairseq_ext.export.fairseq_model import CONVERTED_FROM
+from fairseq_ext.squad.data import read_json
 
 PIPELINE_TAGS = {SPAN_QA: "question-answering", MASKED_LM: "fill-mask"}
 # eval_results.json key -> model-index metric (type, name); the official SQuAD 2.0 script's keys
@@ -92,11 +91,7 @@ def eval_dataset(facts: CardFacts) -> tuple[str, str]:
 
 
 def read_eval_results(path: Path) -> dict:
-    existing_file(path, "eval results")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserInputError(f"{path}: not valid JSON ({err})") from None
+    results = read_json(path, "eval results")
     if not isinstance(results, dict) or "exact" not in results or "f1" not in results:
         raise UserInputError(f"{path}: no 'exact' and 'f1' (expected eval_results.json of predict_squad2.py "
                              "or evaluate_hf.py)")

@@ -40,7 +40,7 @@ from fairseq_ext.export.fairseq_model import (
 from fairseq_ext.export.state_dict import NOT_WEIGHTS, fairseq_state_dict
 from fairseq_ext.export.tokenizer_files import ExportVocabulary
 from fairseq_ext.export.verify import DEFAULT_TOLERANCE, Verification, VerificationError, compare
-from fairseq_ext.hf.hub import load_pretrained
+from fairseq_ext.hf.hub import load_hf_tokenizer, load_pretrained
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.settings import DEFAULT, QASettings
 from fairseq_ext.tokenizer import default_tokenizer_dir, find_tokenizer_dir, load_tokenizer
@@ -68,7 +68,6 @@ def load_hf_model(model_dir: Path):
         AutoModel,
         AutoModelForMaskedLM,
         AutoModelForQuestionAnswering,
-        AutoTokenizer,
     )
 
     try:
@@ -78,13 +77,8 @@ def load_hf_model(model_dir: Path):
     kind = hf_kind(config)
     check_hf_structure(kind, config)
     auto_class = {SPAN_QA: AutoModelForQuestionAnswering, ENCODER: AutoModel}.get(kind, AutoModelForMaskedLM)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError, KeyError) as err:
-        raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
+    tokenizer = load_hf_tokenizer(model_dir, config)
     model, _ = load_pretrained(auto_class, model_dir, dtype=torch.float32)
-    if not getattr(tokenizer, "is_fast", False):
-        raise UserInputError(f"{model_dir}: no fast tokenizer (tokenizer.json or vocab.json + merges.txt)")
     return kind, config, tokenizer, model.eval()
 
 

@@ -8,6 +8,10 @@ from pathlib import Path
 from fairseq_ext.errors import UserInputError
 
 HUB_FILES = ("config.json", "*.safetensors", "*.json", "merges.txt", "vocab.*", "*.model")
+# The files a fast tokenizer is built from, any one set per model type. Without them transformers builds
+# an empty tokenizer (the 5 specials): every question and context becomes <s></s>.
+TOKENIZER_FILES = {"xlm-roberta": (("tokenizer.json",), ("sentencepiece.bpe.model",))}
+DEFAULT_TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 
 
 def model_directory(path: str | Path) -> Path:
@@ -32,6 +36,32 @@ def resolve_model_dir(model: str) -> Path:
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
         where = f"the local Hugging Face cache{offline}"
         raise UserInputError(f"{model}: no such directory, and not found in {where}: {reason}") from None
+
+
+def load_hf_tokenizer(model_dir: Path, config):
+    """The fast tokenizer of the model directory ``model_dir`` (``config``: its AutoConfig), checked for
+    what it is before transformers reads it: its files are there (else they are named), and every token id
+    has an embedding row (``config.vocab_size``)."""
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    sets = TOKENIZER_FILES.get(config.model_type, DEFAULT_TOKENIZER_FILES)
+    if not any(all((model_dir / name).is_file() for name in names) for names in sets):
+        wanted = " or ".join(" + ".join(names) for names in sets)
+        present = ", ".join(sorted(path.name for path in model_dir.iterdir())) or "nothing"
+        raise UserInputError(f"{model_dir} has no tokenizer files ({wanted}; it holds {present}): copy them "
+                             "from the directory the model was exported or downloaded to")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserInputError(f"cannot load the tokenizer of {model_dir}: {_first_line(err)}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserInputError(f"{model_dir}: no fast tokenizer (tokenizer.json or vocab.json + merges.txt)")
+    if len(tokenizer) > config.vocab_size:
+        raise UserInputError(f"{model_dir}: its tokenizer has {len(tokenizer)} tokens but the model "
+                             f"{config.vocab_size} embedding rows (config.json vocab_size): the tokenizer "
+                             "files do not belong to this model")
+    return tokenizer
 
 
 def load_pretrained(auto_class, model_dir: Path, **kwargs):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.hf.hub import load_pretrained, model_directory
+from fairseq_ext.hf.hub import load_hf_tokenizer, load_pretrained, model_directory
 from fairseq_ext.squad import Predictions, SquadExample, build_features
 from fairseq_ext.squad import predict as shared
 from fairseq_ext.squad.settings import QASettings
@@ -27,7 +27,7 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
     error. transformers initialises at random whatever the weights lack: such a model is refused, and with
     ``trained_head`` (evaluation, prediction) so is one without the question-answering head (a masked-LM
     export); fine-tuning starts from one."""
-    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForQuestionAnswering
     from transformers.utils import logging as hf_logging
 
     model_dir = model_directory(model_dir)
@@ -37,9 +37,9 @@ def load_qa_model(model_dir: str | Path, device: str = "cpu", trained_head: bool
         if config.model_type not in QA_MODEL_TYPES:
             raise UserInputError(f"{model_dir}: model_type {config.model_type!r} is not a RoBERTa or XLM-R "
                                  f"model ({' or '.join(QA_MODEL_TYPES)}, as fairseq_to_hf.py exports them)")
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError, KeyError) as err:
         raise UserInputError(f"cannot load {model_dir}: {str(err).splitlines()[0]}") from None
+    tokenizer = load_hf_tokenizer(model_dir, config)
     model, loading = load_pretrained(AutoModelForQuestionAnswering, model_dir)
     missing = sorted(loading["missing_keys"])
     head = [key for key in missing if key.startswith(QA_HEAD)]

@@ -62,6 +62,17 @@ class SquadData:
         return line
 
 
+def read_json(path: PathLike, what: str = "input file") -> Any:
+    """A JSON file the user gives, parsed; a UTF-8 byte order mark (written by some Windows editors) is
+    read past, as Python's utf-8-sig does. Not JSON or not UTF-8: a one-line error."""
+    path = existing_file(path, what, stream=True)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path}: not valid JSON: {err}") from None
+
+
 def load_squad(path: PathLike, align_answers: bool = True, training: bool = True) -> SquadData:
     """Reads a SQuAD JSON file.
 
@@ -72,12 +83,7 @@ def load_squad(path: PathLike, align_answers: bool = True, training: bool = True
     official SQuAD and CMRC 2018 scripts score every question. Without ``align_answers`` (metric-only
     use) positions are not checked.
     """
-    path = existing_file(path, "SQuAD file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            dataset = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserInputError(f"{path}: not valid JSON: {err}") from err
+    dataset = read_json(path, "SQuAD file")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise UserInputError(f"{path}: not a SQuAD file (expected an object with a 'data' list)")
     data = parse_articles(dataset["data"], align_answers=align_answers, source=str(path), training=training)
@@ -159,7 +165,7 @@ def _align_answers(example: SquadExample, data: SquadData, training: bool) -> bo
     for answer in example.answers:
         if answer.text and answer.start >= 0 and context.startswith(answer.text, answer.start):
             continue
-        nearest = _nearest_occurrence(context, answer.text, answer.start) if answer.text.strip() else None
+        nearest = nearest_occurrence(context, answer.text, answer.start) if answer.text.strip() else None
         if nearest is None:
             reason = f"answer {answer.text!r} not found near answer_start {answer.start} in its context"
             if training:
@@ -173,7 +179,7 @@ def _align_answers(example: SquadExample, data: SquadData, training: bool) -> bo
     return True
 
 
-def _nearest_occurrence(context: str, text: str, start: int):
+def nearest_occurrence(context: str, text: str, start: int):
     lo = max(0, start - ANSWER_SEARCH_RADIUS)
     hi = min(len(context), start + ANSWER_SEARCH_RADIUS + len(text))
     candidates = []

@@ -17,12 +17,10 @@ from tqdm import tqdm
 
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad.data import SquadExample
-from fairseq_ext.squad.settings import DEFAULT
+from fairseq_ext.squad.settings import DEFAULT, SPECIAL_TOKENS_IN_PAIR, QASettings
 from fairseq_ext.tokenizer.hf_adapter import HFTokenizerAdapter  # noqa: F401  (also importable from here)
 
 BOS, PAD, EOS = 0, 1, 2  # RoBERTa's <s>, <pad>, </s>: the same indices in fairseq and HF
-# <s> question </s></s> context </s>
-SPECIAL_TOKENS_IN_PAIR = 4
 CONTEXT_OFFSET_AFTER_QUESTION = 3
 ENCODE_CHUNK = 1000  # questions tokenized per batch
 
@@ -60,9 +58,8 @@ def build_features(examples: Sequence[SquadExample], tokenizer, max_seq_length: 
     Questions are left-stripped and cut to ``max_query_length`` tokens; contexts are split into windows
     of ``max_seq_length - len(question) - 4`` tokens overlapping by ``doc_stride`` tokens.
     """
-    if max_seq_length - max_query_length - SPECIAL_TOKENS_IN_PAIR <= doc_stride:
-        raise UserInputError(f"doc_stride {doc_stride} must be smaller than the context window "
-                             f"max_seq_length - max_query_length - {SPECIAL_TOKENS_IN_PAIR}")
+    # the settings' ranges and the window rule, whoever calls
+    QASettings(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length)
     features = []
     with tqdm(total=len(examples), desc="features", unit="question", disable=not progress) as bar:
         for chunk_start in range(0, len(examples), ENCODE_CHUNK):

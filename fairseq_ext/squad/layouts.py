@@ -15,13 +15,11 @@ A question written without an ``answers`` field is unlabelled (a test file): it 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from fairseq_ext.cli import existing_file
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.squad.data import PathLike, json_field, parse_articles
+from fairseq_ext.squad.data import PathLike, json_field, nearest_occurrence, parse_articles, read_json  # noqa: F401
 
 FORMATS = ("squad", "cmrc", "hw7")
 
@@ -42,15 +40,6 @@ class Conversion:
             qid, answer = self.unlocated_answers[0]
             line += f"; e.g. {qid}: {answer!r}"
         return line + f"), {len(self.dropped_questions)} questions with an empty answer list dropped"
-
-
-def read_json(path: PathLike) -> Any:
-    path = existing_file(path, "input file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserInputError(f"{path}: not valid JSON: {err}") from err
 
 
 def convert(dataset: Any, layout: str, source: str = "input") -> Conversion:
@@ -132,9 +121,13 @@ def _from_hw7(dataset: Any, source: str) -> Conversion:
         if answer_text is None:  # a test question
             conversion.unlabelled += 1
         else:
-            # the reader repairs a misaligned answer_start (answer_end is implied by the text's length)
-            question["answers"] = [{"text": json_field(qa, "answer_text", str, where),
-                                    "answer_start": json_field(qa, "answer_start", int, where)}]
+            text = json_field(qa, "answer_text", str, where)
+            start = hw7_answer_start(paragraphs[paragraph_id], text,
+                                     json_field(qa, "answer_start", int, where),
+                                     json_field(qa, "answer_end", int, where, default=None))
+            if start < 0:
+                conversion.unlocated_answers.append((qid, text))
+            question["answers"] = [{"text": text, "answer_start": start}]
         # question order is kept (a CSV of answers follows it): consecutive questions on one paragraph
         # share an article
         if paragraph_id != previous_paragraph:
@@ -144,3 +137,17 @@ def _from_hw7(dataset: Any, source: str) -> Conversion:
         conversion.squad["data"][-1]["paragraphs"][0]["qas"].append(question)
         conversion.questions += 1
     return conversion
+
+
+def hw7_answer_start(context: str, text: str, start: int, end: Optional[int]) -> int:
+    """Where an HW7 answer starts in its context: ``answer_start`` where the text is there, else
+    ``answer_end`` (inclusive) minus the text's length where it is there (a wrong start, or an end before
+    the start), else the occurrence nearest to either; -1 when the text is not there."""
+    for candidate in (start, None if end is None else end - len(text) + 1):
+        if candidate is not None and candidate >= 0 and text and context.startswith(text, candidate):
+            return candidate
+    for near in (start, end):
+        found = None if near is None or not text.strip() else nearest_occurrence(context, text, near)
+        if found is not None:
+            return found
+    return -1

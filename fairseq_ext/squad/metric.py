@@ -195,7 +195,10 @@ def evaluate(metric: str, gold: Gold, predictions: Mapping[str, str],
     examples = gold.examples if isinstance(gold, SquadData) else list(gold)
     if examples and isinstance(examples[0], dict):
         examples = parse_articles(examples, align_answers=False).examples
-    if metric == "cmrc":
+    if metric == "cmrc":  # the official script skips (scores 0) a question without prediction, and says so
+        if examples and not any(example.qid in predictions for example in examples):  # all: another file's
+            raise UserInputError(f"none of the {len(examples)} questions has a prediction (e.g. "
+                                 f"{examples[0].qid}): the predictions are for another data file")
         return cmrc_evaluate(examples, predictions)
     version_2 = gold.version_2 if isinstance(gold, SquadData) and version_2 is None else version_2
     return squad_evaluate(examples, predictions, na_probs=na_probs, na_prob_thresh=na_prob_thresh,

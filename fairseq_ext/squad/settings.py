@@ -10,30 +10,42 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from fairseq_ext.cli import finite_float, finite_number
+from fairseq_ext.cli import Range
 from fairseq_ext.errors import UserInputError
 
+SPECIAL_TOKENS_IN_PAIR = 4  # <s> question </s></s> context </s>
 
-def _setting(default, help: str):
-    return field(default=default, metadata={"help": help})
+
+def _setting(default, help: str, valid: Range):
+    return field(default=default, metadata={"help": help, "range": valid})
 
 
 @dataclass(frozen=True)
 class QASettings:
-    max_seq_length: int = _setting(384, "tokens per window")
-    doc_stride: int = _setting(128, "overlap of consecutive context windows in tokens")
-    max_query_length: int = _setting(64, "question tokens kept")
-    n_best_size: int = _setting(20, "top start and end logits per window combined into candidate answers")
-    max_answer_length: int = _setting(30, "longest answer in tokens")
+    max_seq_length: int = _setting(384, "tokens per window", Range(int, min=1))
+    # a negative stride would leave context tokens between windows, in none of them
+    doc_stride: int = _setting(128, "overlap of consecutive context windows in tokens", Range(int, min=0))
+    max_query_length: int = _setting(64, "question tokens kept", Range(int, min=1))
+    n_best_size: int = _setting(20, "top start and end logits per window combined into candidate answers",
+                                Range(int, min=1))
+    max_answer_length: int = _setting(30, "longest answer in tokens", Range(int, min=1))
+    # NaN compares false with everything: the model would never answer "no answer"
     null_score_diff_threshold: float = _setting(
-        0.0, 'SQuAD 2.0: answer "" when null score - best span score exceeds this')
+        0.0, 'SQuAD 2.0: answer "" when null score - best span score exceeds this', Range(float))
 
     WINDOW_FIELDS = ("max_seq_length", "doc_stride", "max_query_length")
 
     def __post_init__(self) -> None:
-        # wherever it comes from (an option, a task config, a model's config.json): NaN would never
-        # answer "no answer"
-        finite_number(self.null_score_diff_threshold, "null_score_diff_threshold")
+        # wherever the values come from (an option, a task config, a model's config.json)
+        for f in dataclasses.fields(self):
+            f.metadata["range"].check(getattr(self, f.name), f.name)
+        # a window holds the question, the special tokens and more context tokens than the stride, so
+        # that consecutive windows advance
+        if self.max_seq_length - self.max_query_length - SPECIAL_TOKENS_IN_PAIR <= self.doc_stride:
+            raise UserInputError(f"doc_stride {self.doc_stride} must be smaller than the context window "
+                                 f"max_seq_length - max_query_length - {SPECIAL_TOKENS_IN_PAIR} "
+                                 f"({self.max_seq_length} - {self.max_query_length} - "
+                                 f"{SPECIAL_TOKENS_IN_PAIR})")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -86,8 +98,7 @@ class QASettings:
         group = parser.add_argument_group("windows and answers")
         for f in dataclasses.fields(cls):
             if names is None or f.name in names:
-                kind = finite_float if isinstance(f.default, float) else type(f.default)
-                group.add_argument("--" + f.name.replace("_", "-"), type=kind,
+                group.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["range"].argument_type(),
                                    help=f"{f.metadata['help']} (default: {default_from or f.default})")
 
 

@@ -47,7 +47,36 @@ def read_dictionary_entries(path: PathLike) -> list[tuple[str, int]]:
                                  f"(add {OVERWRITE} to keep both)")
         seen.add(symbol)
         entries.append((symbol, count))
+    if not entries:  # every token would become <unk>
+        raise UserInputError(f"dictionary {path} is empty: a fairseq dict.txt lists one '<symbol> <count>' "
+                             "per line (GPT-2 BPE: gpt2_bpe/dict.txt; SentencePiece: train_spm.py's)")
     return entries
+
+
+# The share of a corpus's tokens that may be missing from its dictionary (and become <unk>) before a
+# tool refuses it: a few per mille is usual (rare characters a SentencePiece model does not cover); a
+# wrong dictionary or text that was not tokenized gives 90% and more.
+MAX_UNKNOWN_SHARE = 0.05
+UNKNOWN_SAMPLE_LINES = 2000  # lines of a split looked at before any work
+
+
+def add_unknown_argument(parser) -> None:
+    """``--max-unk``: the bound of check_unknown_share, declared once for the corpus tools."""
+    from fairseq_ext.cli import ratio
+
+    parser.add_argument("--max-unk", type=ratio(), default=MAX_UNKNOWN_SHARE, metavar="SHARE",
+                        help="refuse a corpus of which more than this share of tokens is not in the "
+                             "dictionary and would become <unk> (default %(default)s; 1 accepts any)")
+
+
+def check_unknown_share(unknown: int, tokens: int, bound: float, what: str, hint: str) -> None:
+    """More than ``bound`` of ``tokens`` unknown to the dictionary: a one-line error saying why it is
+    likely (``hint``) and how to accept it anyway."""
+    if tokens and unknown / tokens > bound:
+        share = 100 * unknown / tokens
+        raise UserInputError(f"{what}: {unknown} of {tokens} tokens ({share:.1f}%) are not in the "
+                             f"dictionary and would become <unk> (more than --max-unk {bound:g}): {hint} "
+                             "(--max-unk 1 accepts it)")
 
 
 def read_dictionary(path: PathLike) -> list[str]:

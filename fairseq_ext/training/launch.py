@@ -36,7 +36,7 @@ from typing import Optional, Sequence
 from fairseq_ext.checkout import checkout_path
 from fairseq_ext.cli import positive_int, run_cli
 from fairseq_ext.errors import UserInputError
-from fairseq_ext.training import distributed, progress, schedule
+from fairseq_ext.training import distributed, errors, progress, schedule
 from fairseq_ext.training.lock import held_descriptors, hold_save_dir, release_all
 from fairseq_ext.training.preemption import (
     PREEMPTED,
@@ -97,7 +97,8 @@ def parse_args(argv: Optional[Sequence[str]]):
                         "epochs or sequences and scales the lr by its rule")
     parser.add_argument("--verbose", action="store_true",
                         help="show fairseq's console output as it is (JSON stats, the model, hydra's "
-                        "warnings) instead of one progress line per log interval")
+                        "warnings) instead of one progress line per log interval, and the traceback of a "
+                        "failure (else one line, and the traceback in SAVE_DIR/launch_error.log)")
     parser.add_argument("--check-only", action="store_true",
                         help="check the config, data and checkpoint and print the plan (not the GPUs: usable "
                         "on a login node; with --nproc-per-node N, planned for N GPUs), do not train")
@@ -120,6 +121,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def launch(argv: Optional[Sequence[str]] = None) -> int:
     args, overrides = parse_args(argv)
+    with errors.translated(Path(args.save_dir), args.verbose):  # fairseq's exceptions: one line
+        return start(args, overrides)
+
+
+def start(args, overrides: list[str]) -> int:
     if args.from_scratch and args.restore:
         raise UserInputError("--from-scratch and --restore CKPT exclude each other: choose one")
     recipe_overrides, overrides = schedule.split_overrides(overrides)

@@ -378,8 +378,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     """One rank of the local processes the launcher (fairseq_ext.training.launch) starts: ``CONFIG_DIR
     CONFIG_NAME HYDRA_ARGS``. The launcher starts it with the stop signals blocked, until
     run_fairseq_hydra_train listens."""
+    from fairseq_ext.training import errors
+
     config_dir, config_name, *overrides = sys.argv[1:] if argv is None else argv
-    return run_fairseq_hydra_train(Path(config_dir), config_name, overrides)
+    with errors.translated(errors.save_dir_of(overrides)):  # as in the launcher: one line
+        return run_fairseq_hydra_train(Path(config_dir), config_name, overrides)
 
 
 if __name__ == "__main__":

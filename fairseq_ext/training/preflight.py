@@ -1,11 +1,17 @@
 """The checks run before fairseq-hydra-train starts, on the config exactly as it will compose it.
 
 Each pitfall is one line (UserInputError):
+  - a numeric config value outside its range (CONFIG_RANGES, declared once; e.g. dataset.batch_size=0);
   - the data directory is missing, or lacks the train/valid splits the task reads;
+  - a split that fairseq would fail on: empty, a .bin of another size than its .idx says (truncated), a
+    token id beyond the data's dict.txt (fairseq_ext.corpus.indexed.check_indexed_dataset);
+  - task.tokens_per_sample above the model's positions (model.max_positions);
   - the save dir cannot be written (below a file, a device, a read-only filesystem);
   - the checkpoint to start from is missing or cannot be loaded;
   - a fine-tuned checkpoint (task squad2) to continue pretraining from, or a save dir holding another
     task's run;
+  - the checkpoint's model has another shape than the config asks for (layers, width, positions:
+    compared before fairseq loads it and fails on "the architectures match");
   - the checkpoint's embedding has a different number of rows than the task's dictionary
     (dict.txt + the symbols the task adds, e.g. <mask>), or the data's dict.txt differs from the one the
     checkpoint was trained with (same size, another order: scrambled ids);
@@ -33,6 +39,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
+from fairseq_ext.cli import Range
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import check_writable_directory, write_text_file
 from fairseq_ext.releases import RELEASES
@@ -44,6 +51,53 @@ FINE_TUNING_TASKS = ("squad2",)  # tasks that start from a pretrained model
 # config names
 FROM_SCRATCH = [f"checkpoint.restore_file={DEFAULT_RESTORE}", "checkpoint.finetune_from_model=null",
                 "checkpoint.continue_once=null"]
+
+
+# The valid range of the numeric config values the launcher checks (hydra overrides included), declared
+# once: a value outside is refused before anything starts (fairseq would fail later, or silently train on
+# nothing). A key the task or model lacks, or set to null, is not checked.
+CONFIG_RANGES = {
+    "optimization.max_update": Range(int, min=0),
+    "optimization.max_epoch": Range(int, min=0),
+    "optimization.clip_norm": Range(float, min=0),
+    "dataset.batch_size": Range(int, min=1),
+    "dataset.batch_size_valid": Range(int, min=1),
+    "dataset.max_tokens": Range(int, min=1),
+    "dataset.required_batch_size_multiple": Range(int, min=1),
+    "dataset.num_workers": Range(int, min=0),
+    "dataset.validate_interval": Range(int, min=1),
+    "dataset.validate_interval_updates": Range(int, min=0),
+    "checkpoint.save_interval": Range(int, min=1),
+    "checkpoint.save_interval_updates": Range(int, min=0),
+    "common.log_interval": Range(int, min=1),
+    "lr_scheduler.warmup_updates": Range(int, min=0),
+    "task.tokens_per_sample": Range(int, min=1),
+    "task.mask_prob": Range(float, min=0, max=1),
+    "task.leave_unmasked_prob": Range(float, min=0, max=1),
+    "task.random_token_prob": Range(float, min=0, max=1),
+    "model.max_positions": Range(int, min=1),
+    "model.encoder_layers": Range(int, min=1),
+    "model.encoder_embed_dim": Range(int, min=1),
+    "model.dropout": Range(float, min=0, max=1, open_max=True),
+    "model.attention_dropout": Range(float, min=0, max=1, open_max=True),
+}
+# The model config keys that decide the shapes of a checkpoint's tensors: a checkpoint whose values
+# differ cannot be loaded into the model the config builds.
+ARCHITECTURE_KEYS = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim",
+                     "encoder_attention_heads", "max_positions")
+
+
+def check_config_ranges(cfg) -> None:
+    for key, valid in CONFIG_RANGES.items():
+        section, name = key.split(".")
+        value = cfg[section].get(name) if section in cfg and cfg[section] is not None else None
+        if value is not None:
+            valid.check(value, key)
+    if cfg.optimization.get("update_freq"):
+        for value in cfg.optimization.update_freq:
+            Range(int, min=1).check(value, "optimization.update_freq")
+    for value in cfg.optimization.get("lr") or []:  # a NaN learning rate trains nothing, silently
+        Range(float, min=0, open_min=True).check(value, "optimization.lr")
 
 
 def report(message: str) -> None:
@@ -106,6 +160,8 @@ def compose_config(config_dir: Path, config_name: str, overrides: list[str]):
         return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     except (HydraException, OmegaConfBaseException) as err:
         reasons = [str(e).splitlines()[0].rstrip(".") for e in (err, err.__cause__) if e is not None]
+        if any("not in struct" in reason for reason in reasons):  # a key the YAML does not list
+            reasons.append("the config does not set this key: +KEY=VALUE adds it")
         raise UserInputError(f"config {config_name}: {': '.join(reasons)}") from None
 
 
@@ -116,7 +172,9 @@ def preflight(cfg, checks: bool = True, from_scratch: bool = False) -> RunPlan:
     task = None
     derived = sample_blocks(cfg, say)
     if checks:
+        check_config_ranges(cfg)
         check_data(cfg, [Path(p) for p in cfg.task.data.split(":")])
+        check_positions(cfg)
         check_writable_directory(cfg.checkpoint.save_dir, f"checkpoints in {cfg.checkpoint.save_dir}")
         if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and cfg.common.bf16:
             raise UserInputError("common.fp16=true and common.bf16=true: choose one (fairseq would run fp16 "
@@ -226,6 +284,29 @@ def check_data(cfg, data_paths: list[Path]) -> None:
         if not split_present(path, split):
             hint = PREPARE_HINTS.get(cfg.task._name, PREPARE_HINTS["masked_lm"])
             raise UserInputError(f"data directory {path} has no {split!r} split: {hint}")
+        check_split_files(path, split)
+
+
+def check_split_files(path: Path, split: str) -> None:
+    """The binarized files of a split checked for what they are, against the dict.txt beside them."""
+    from fairseq_ext.corpus.indexed import check_indexed_dataset
+    from fairseq_ext.tokenizer.dictionary import read_dictionary
+
+    for directory in (path, *(p for p in path.iterdir() if p.is_dir())):
+        prefix = directory / split
+        dictionary = directory / "dict.txt"
+        if prefix.with_suffix(".bin").is_file() and dictionary.is_file():
+            check_indexed_dataset(str(prefix), len(read_dictionary(dictionary)),
+                                  f"the {split!r} split of {directory}")
+
+
+def check_positions(cfg) -> None:
+    """A masked-LM sample of task.tokens_per_sample tokens must fit the model's positions (fairseq says
+    "Size of sample #N is invalid" at the first batch)."""
+    tokens, positions = cfg.task.get("tokens_per_sample"), cfg.model.get("max_positions")
+    if isinstance(tokens, int) and isinstance(positions, int) and tokens > positions:
+        raise UserInputError(f"task.tokens_per_sample={tokens} exceeds the model's {positions} positions "
+                             f"(model.max_positions): set task.tokens_per_sample={positions} or less")
 
 
 # How each task's data directory is made, for the missing-split message.
@@ -273,6 +354,7 @@ def check_checkpoint(cfg, task, path: Path, resets: dict, resuming: bool,
     if not checks:
         return reached and resuming, info.num_updates
     check_task(cfg, path, info, resuming)
+    check_architecture(cfg, path, state, resuming)
     symbols = len(task.source_dictionary)
     if info.embedding_rows is not None and info.embedding_rows != symbols:
         raise UserInputError(
@@ -310,6 +392,21 @@ def check_task(cfg, path: Path, info, resuming: bool) -> None:
     if task not in FINE_TUNING_TASKS and info.task_name in FINE_TUNING_TASKS:
         raise UserInputError(f"checkpoint {path} is fine-tuned (task {info.task_name}, {info.model_name}): "
                              f"task {task} continues a pretrained masked-LM checkpoint")
+
+
+def check_architecture(cfg, path: Path, state: dict, resuming: bool) -> None:
+    """The checkpoint's model has the shape the config asks for (ARCHITECTURE_KEYS), compared before
+    fairseq loads it (which fails on "please ensure that the architectures match")."""
+    from fairseq_ext.checkpoints import model_config
+
+    stored = model_config(state)
+    for key in ARCHITECTURE_KEYS:
+        ours, theirs = cfg.model.get(key), stored.get(key)
+        if isinstance(ours, int) and isinstance(theirs, int) and ours != theirs:
+            remedy = ("resume with the model settings the run started with, or choose another --save-dir"
+                      if resuming else f"set model.{key}={theirs} (or start from another checkpoint)")
+            raise UserInputError(f"checkpoint {path} has {key}={theirs} but the config asks for "
+                                 f"model.{key}={ours}: {remedy}")
 
 
 def check_data_dictionary(cfg, path: Path, state: dict) -> None:
