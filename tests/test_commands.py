@@ -92,6 +92,7 @@ def make_cases(tmp: Path) -> dict[str, tuple[str, dict]]:
         "clean": ("dry", {}),
         "lint": ("help", {}),
         "test": ("help", {}),
+        "fuzz": ("help", {}),
         "test-data": ("help", {}),
         "cluster-test": ("help", {}),
         "check-base": ("help", {}),
