@@ -468,6 +468,17 @@ def _(request, tmp_path):
     assert not (tmp_path / "o.bpe").exists()
 
 
+@case("pretrain.sh: --config-dir naming the .yaml file; --nproc-per-node 100: one line each")
+def _(request, tmp_path):
+    data = request.getfixturevalue("wiki_data_bin")
+    common = ["--config", "tiny", "--data", data, "--save-dir", tmp_path / "run", "--from-scratch"]
+    refuses("training.launch", *common, "--config-dir", REPO / "configs/pretraining/tiny.yaml", "--check-only",
+            pattern=r"--config-dir .*tiny.yaml: not a directory \(give the one holding the .yaml")
+    fails("pretrain.sh", *common, "--nproc-per-node", 100,
+          pattern="argument --nproc-per-node: must be between 1 and 64: 100")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_case(name, request, tmp_path):
     CASES[name](request, tmp_path)

@@ -70,11 +70,17 @@ def test_questions_are_worded_unlike_the_statements(tmp_path):
             assert body not in paragraph["context"]
 
 
-def test_bad_sizes_are_one_line_errors(tmp_path):
+@pytest.mark.parametrize("option, value, message", [
+    ("--facts", "5", "argument --facts: must be between 1 and 4: 5"),
+    ("--people", "3-2", "argument --people: '3-2': LOW must not exceed HIGH"),
+    ("--people", "0-2", "argument --people: must be between 1 and 8: 0"),
+    ("--train-questions", "10000000", "argument --train-questions: must be between 1 and 1e+06: 10000000"),
+])
+def test_bad_sizes_are_one_line_errors(tmp_path, option, value, message):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "learnable_qa.py"), "--out",
-                           str(tmp_path / "x"), "--facts", "5"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "--facts must be at most 4" in done.stderr
+                           str(tmp_path / "x"), option, value], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.splitlines()[-1].endswith(message), done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "x").exists()
 
 

@@ -15,26 +15,36 @@ from __future__ import annotations
 import argparse
 import json
 
-from fairseq_ext.cli import positive_int, ratio, run_cli, seed_int
-from fairseq_ext.errors import UserInputError
+from fairseq_ext.cli import Range, bounded_int, ratio, run_cli, seed_int
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
 
 
-def count_range(text: str) -> tuple[int, int]:
-    """"N" or "LOW-HIGH" -> (low, high): a count drawn per context."""
-    try:
+def count_range(most: int):
+    """argparse type: "N" or "LOW-HIGH" -> (low, high), a count drawn per context, each in 1..most."""
+    bound = Range(int, 1, most)
+
+    def parse(text: str) -> tuple[int, int]:
         low, _, high = text.partition("-")
-        bounds = int(low), int(high or low)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a number or a range LOW-HIGH, e.g. 2-3") from None
-    if not 1 <= bounds[0] <= bounds[1]:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 1, LOW <= HIGH")
-    return bounds
+        try:
+            bounds = bound.parse(low), bound.parse(high or low)
+        except ValueError as err:
+            hint = " (a number or a range LOW-HIGH, e.g. 2-3)" if "whole number" in str(err) else ""
+            raise argparse.ArgumentTypeError(f"{err}{hint}") from None
+        if bounds[0] > bounds[1]:
+            raise argparse.ArgumentTypeError(f"{text!r}: LOW must not exceed HIGH")
+        return bounds
+
+    parse.__name__ = "count range"
+    return parse
 
 
 def show_range(bounds: tuple[int, int]) -> str:
     return str(bounds[0]) if bounds[0] == bounds[1] else f"{bounds[0]}-{bounds[1]}"
+
+
+# a million questions take minutes to write; more is a mistake, not a data set
+QUESTIONS = bounded_int(1, 1_000_000)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,14 +54,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="language (default: en)")
     parser.add_argument(
-        "--train-questions", type=positive_int, default=12000, help="at least this many (default: 12000)"
+        "--train-questions", type=QUESTIONS, default=12000, help="at least this many (default: 12000)"
     )
-    parser.add_argument("--dev-questions", type=positive_int, default=600,
+    parser.add_argument("--dev-questions", type=QUESTIONS, default=600,
                         help="at least this many (default: 600)")
-    parser.add_argument("--people", type=count_range, default=PEOPLE, metavar="N|LOW-HIGH",
+    parser.add_argument("--people", type=count_range(8), default=PEOPLE, metavar="N|LOW-HIGH",
                         help=f"persons per context, drawn per context (default: {show_range(PEOPLE)})")
-    parser.add_argument("--facts", type=count_range, default=FACTS, metavar="N|LOW-HIGH",
-                        help=f"attributes stated per person (default: {show_range(FACTS)})")
+    parser.add_argument("--facts", type=count_range(4), default=FACTS, metavar="N|LOW-HIGH",
+                        help="attributes stated per person, at most 4: a person keeps unstated attributes to "
+                        f"ask about (default: {show_range(FACTS)})")
     parser.add_argument("--own-attributes", action="store_true",
                         help="draw each person's attribute types separately (default: the persons of a "
                         "context share them, so the question's name decides which sentence answers)")
@@ -63,10 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "ask about an attribute not stated for a person present; default: %(default)s)",
     )
     parser.add_argument("--seed", type=seed_int, default=1, help="random seed (default: 1)")
-    args = parser.parse_args(argv)
-    if args.facts[1] > 4:
-        raise UserInputError("--facts must be at most 4 (a person needs unstated attributes to ask about)")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:

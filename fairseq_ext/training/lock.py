@@ -22,6 +22,7 @@ from fairseq_ext.outputs import check_writable_directory
 
 LOCK_FILE = ".train.lock"
 _held: dict[Path, int] = {}  # lock file -> its open descriptor, for the life of this process
+_unnamed: set[Path] = set()  # locks taken before the run's checks, their holder not yet written
 
 
 def hold_save_dir(save_dir: str | os.PathLike, create: bool = True) -> str:
@@ -30,7 +31,12 @@ def hold_save_dir(save_dir: str | os.PathLike, create: bool = True) -> str:
     holds it. ``create=False`` (before the run's checks, which may still refuse it and must leave nothing
     behind): only a lock file that an earlier or running training made is taken."""
     path = (Path(save_dir) / LOCK_FILE).resolve()
-    if path in _held or not (create or path.is_file()):
+    if path in _held:
+        if create and path in _unnamed:  # the run passed its checks: it now says who holds the lock
+            _name_holder(_held[path])
+            _unnamed.discard(path)
+        return ""
+    if not (create or path.is_file()):
         return ""
     check_writable_directory(save_dir, f"checkpoints in {save_dir}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,10 +51,17 @@ def hold_save_dir(save_dir: str | os.PathLike, create: bool = True) -> str:
                                  "to end, stop it, or choose another --save-dir") from None
         return (f"cannot lock {path} ({err.strerror}: no flock on this filesystem): a second training "
                 "on this save dir would not be detected")
+    _held[path] = fd
+    if create:
+        _name_holder(fd)
+    else:  # a run its checks may still refuse leaves the file as it was
+        _unnamed.add(path)
+    return ""
+
+
+def _name_holder(fd: int) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{describe_holder()}\n".encode(), 0)
-    _held[path] = fd
-    return ""
 
 
 def held_descriptors() -> tuple[int, ...]:
@@ -60,6 +73,7 @@ def release_all() -> None:
     """Releases the locks of this process (its end does the same)."""
     while _held:
         os.close(_held.popitem()[1])
+    _unnamed.clear()
 
 
 def describe_holder() -> str:
