@@ -96,7 +96,7 @@ def tiny_pretrained_checkpoint(wiki_data_bin, tmp_path_factory) -> Path:
     wiki paragraphs with the real GPT-2 dictionary: 50,265 embedding rows, optimizer state included."""
     save_dir = tmp_path_factory.mktemp("tiny_pretrained")
     # lr 1e-3 (tiny.yaml's rate before it was tuned for the learnable set): the tests built on this
-    # checkpoint (test_finetune_hf's small-scale comparison among them) were calibrated with it
+    # checkpoint were calibrated with it (test_finetune_hf pins its own: tiny.yaml's former batch, dropout)
     # validation every 10 updates: a curve of two points (tiny.yaml validates every 100)
     result = run_pretrain("--config", "tiny", "--data", wiki_data_bin, "--save-dir", save_dir,
                           f"optimization.max_update={TINY_PRETRAIN_UPDATES}", "optimization.lr=[0.001]",

@@ -661,7 +661,8 @@ def _(request, tmp_path):
     data = three_document_data_bin(request, tmp_path)
     refuses("training.launch", "--config", "tiny", "--data", data, "--save-dir", tmp_path / "run",
             "dataset.required_batch_size_multiple=8", "--check-only",
-            pattern=r"the 'valid' split of .* has [1-7] samples, fewer than dataset.required_batch_size_multiple")
+            pattern=r"the 'valid' split of .* has [1-7] samples, fewer than "
+                    "dataset.required_batch_size_multiple")
 
 
 @case("predict_squad2: --out is a file: refused before inference")

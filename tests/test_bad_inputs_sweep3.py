@@ -472,7 +472,8 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     data = request.getfixturevalue("wiki_data_bin")
     common = ["--config", "tiny", "--data", data, "--save-dir", tmp_path / "run", "--from-scratch"]
-    refuses("training.launch", *common, "--config-dir", REPO / "configs/pretraining/tiny.yaml", "--check-only",
+    refuses("training.launch", *common, "--config-dir", REPO / "configs/pretraining/tiny.yaml",
+            "--check-only",
             pattern=r"--config-dir .*tiny.yaml: not a directory \(give the one holding the .yaml")
     fails("pretrain.sh", *common, "--nproc-per-node", 100,
           pattern="argument --nproc-per-node: must be between 1 and 64: 100")

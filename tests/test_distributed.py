@@ -168,6 +168,7 @@ def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_da
     env = {**pretrain_env(), "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "16", "SLURM_SUBMIT_DIR": str(REPO)}
     result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / "pretrain.sbatch"), str(wiki_data_bin),
                              str(tmp_path / "run"), str(tiny_pretrained_checkpoint), "dataset.batch_size=12",
+                             "model.max_positions=128", "task.tokens_per_sample=128",  # the tiny checkpoint's
                              "--check-only"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"starting from {tiny_pretrained_checkpoint} (roberta, 50265 embedding rows, update 0 of 12500)" \
@@ -177,7 +178,8 @@ def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_da
             "divide it) x 16 processes x update_freq 16") in result.stderr
     args = (tmp_path / "srun.args").read_text().splitlines()
     assert args[:3] == ["--kill-on-bad-exit=1", "scripts/pretrain.sh", "--config"]
-    assert args[-4:-2] == ["--global-batch", "2048"]
+    assert args[-6:] == ["--global-batch", "2048", "dataset.batch_size=12", "model.max_positions=128",
+                         "task.tokens_per_sample=128", "--check-only"]  # the script's arguments, then ours
 
 
 @pytest.mark.parametrize("gpus_per_node, nodes, cpus_on_node, expected", [

@@ -22,8 +22,10 @@ prepare_corpus = command("prepare_corpus")
 SPLITS = ("train", "valid", "test")
 
 
-def fairseq_pipeline(raw_dir, bpe_dir, destdir, gpt2_bpe_dir, dict_path, keep_empty=True):
-    """The reference route: multiprocessing_bpe_encoder.py per split, then fairseq-preprocess."""
+def fairseq_pipeline(raw_dir, bpe_dir, destdir, gpt2_bpe_dir, dict_path, keep_empty=True,
+                     max_unk=None):
+    """The reference route: multiprocessing_bpe_encoder.py per split, then fairseq-preprocess (max_unk:
+    preprocess.sh's --max-unk, its bound on the <unk> share)."""
     bpe_dir.mkdir()
     for split in SPLITS:
         if (raw_dir / f"data.{split}.raw").exists():
@@ -32,8 +34,9 @@ def fairseq_pipeline(raw_dir, bpe_dir, destdir, gpt2_bpe_dir, dict_path, keep_em
                                  "--outputs", bpe_dir / f"data.{split}.bpe", "--workers", "2"]
                                 + (["--keep-empty"] if keep_empty else []))
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    subprocess.run(["bash", "scripts/preprocess.sh", str(bpe_dir), str(destdir), str(dict_path)], check=True,
-                   capture_output=True, env={**os.environ, "WORKERS": "2", "PATH": path})
+    bound = [] if max_unk is None else ["--max-unk", str(max_unk)]
+    subprocess.run(["bash", "scripts/preprocess.sh", str(bpe_dir), str(destdir), str(dict_path), *bound],
+                   check=True, capture_output=True, env={**os.environ, "WORKERS": "2", "PATH": path})
 
 
 def assert_same_data_bin(ours, reference, splits):
@@ -74,7 +77,7 @@ def test_unknown_tokens_and_dropped_empty_lines_match_fairseq(tmp_path, gpt2_bpe
     small_dict = tmp_path / "small-dict.txt"
     small_dict.write_text("".join(dict_lines[:3000]), encoding="utf-8")
     fairseq_pipeline(raw_dir, tmp_path / "bpe", tmp_path / "reference", gpt2_bpe_dir, small_dict,
-                     keep_empty=False)
+                     keep_empty=False, max_unk=1)  # many <unk>, on purpose
     done = run_script("prepare_corpus.py", "--raw-dir", raw_dir, "--gpt2-bpe", gpt2_bpe_dir,
                       "--srcdict", small_dict, "--destdir", tmp_path / "ours", "--workers", "2",
                       "--no-keep-empty", "--quiet", "--max-unk", "1")  # many <unk>, on purpose

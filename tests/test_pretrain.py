@@ -27,6 +27,9 @@ from tests.pretrain_fixtures import (
 
 RESETS = [f"checkpoint.{flag}=true" for flag in ("reset_optimizer", "reset_lr_scheduler", "reset_meters",
                                                   "reset_dataloader")]
+# the cluster configs (512 positions) on the tiny checkpoint (128): without these the checkpoint-architecture
+# check refuses it ("has max_positions=128 but the config asks for model.max_positions=512")
+TINY_POSITIONS = ["model.max_positions=128", "task.tokens_per_sample=128"]
 
 
 def preflight_error(*args) -> str:
@@ -115,7 +118,7 @@ def test_roberta_base_continue_config_passes_the_checks(tiny_pretrained_checkpoi
     continue; without them the max_update guard stops it."""
     launcher = load_launcher()
     common = ["--config", "roberta_base_continue", "--data", str(wiki_data_bin), "--save-dir", str(tmp_path),
-              "--restore", str(tiny_pretrained_checkpoint), "--check-only"]
+              "--restore", str(tiny_pretrained_checkpoint), "--check-only", *TINY_POSITIONS]
     assert launcher.main(common) == 0
     assert "update 0 of 12500" in capsys.readouterr().err
     with pytest.raises(UserInputError, match="is at 20 updates and optimization.max_update=12"):
@@ -171,18 +174,20 @@ def test_checkpoint_that_does_not_load(tiny_pretrained_checkpoint, wiki_data_bin
 
 
 def test_embedding_rows_must_match_the_dictionary(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
-    """Data binarized with another dictionary (here one of 1,000 entries) than the checkpoint's."""
+    """Data binarized with another dictionary (here the checkpoint's with 1,000 more entries) than the
+    checkpoint's. (A smaller one is refused earlier, by the data check: ids beyond the dictionary.)"""
     other = tmp_path / "data-bin"
     other.mkdir()
     for name in ("train.bin", "train.idx", "valid.bin", "valid.idx"):
         (other / name).symlink_to(wiki_data_bin / name)
     lines = (wiki_data_bin / "dict.txt").read_text().splitlines(keepends=True)
-    (other / "dict.txt").write_text("".join(lines[:1000]))
+    assert len(lines) == 50260
+    (other / "dict.txt").write_text("".join(lines) + "".join(f"extra{i} 1\n" for i in range(1000)))
     message = preflight_error("--data", other, "--save-dir", tmp_path / "run",
                               "--restore", tiny_pretrained_checkpoint, *RESETS)
     assert message.startswith(
-        f"checkpoint {tiny_pretrained_checkpoint} has 50265 embedding rows but task masked_lm has 1005 "
-        f"symbols ({other / 'dict.txt'}: 1004 symbols + <mask>)")
+        f"checkpoint {tiny_pretrained_checkpoint} has 50265 embedding rows but task masked_lm has 51265 "
+        f"symbols ({other / 'dict.txt'}: 51264 symbols + <mask>)")
 
 
 def test_max_update_must_exceed_restored_updates(tiny_pretrained_checkpoint, wiki_data_bin, tmp_path):
@@ -318,7 +323,8 @@ def test_signalled_run_saves_at_the_next_update_and_resumes_as_if_uninterrupted(
         assert ("launch_train: 2 processes on CPU (this launcher): distributed_backend=gloo, "
                 "ddp_backend=legacy_ddp") in first
         assert "training on 2 devices" in first
-        assert {r["bsz"] for r in training_records(save_dir)} == {"16"}  # both ranks' batches in every update
+        # both ranks' batches in every update: 2 x tiny.yaml's 16
+        assert {r["bsz"] for r in training_records(save_dir)} == {"32"}
 
     second = subprocess.run(args(save_dir), capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -348,5 +354,6 @@ def test_fp16_without_a_gpu_is_a_preflight_error(tiny_pretrained_checkpoint, wik
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UserInputError, match=r"^common.fp16=true needs a CUDA GPU and none is visible"):
         load_launcher().main(["--config", "roberta_base_continue", "--data", str(wiki_data_bin),
-                              "--save-dir", str(tmp_path), "--restore", str(tiny_pretrained_checkpoint)])
+                              "--save-dir", str(tmp_path), "--restore", str(tiny_pretrained_checkpoint),
+                              *TINY_POSITIONS])
     assert not list(tmp_path.iterdir())

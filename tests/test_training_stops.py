@@ -4,11 +4,13 @@ SIGTERM in the middle of a validation (longer than SLURM's KillWait)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -30,6 +32,11 @@ def tiny_run(data, save_dir, checkpoint, *overrides) -> list[str]:
                             checkpoint, *RESETS, "common.log_interval=1", *overrides)
 
 
+def kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def outside_slurm() -> dict:
     return {key: value for key, value in pretrain_env().items() if not key.startswith("SLURM_")}
 
@@ -41,10 +48,17 @@ def test_a_second_training_on_a_save_dir_is_refused_and_the_lock_never_goes_stal
     command = tiny_run(wiki_data_bin, save_dir, tiny_pretrained_checkpoint, "optimization.max_update=10000")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**outside_slurm(), "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    # never waits past a deadline: the first training killed then, the loop ends and the assert says why
+    watchdog = threading.Timer(300, kill_group, (first.pid,))
+    watchdog.start()
     try:
+        output = []
         for line in first.stdout:  # training: the lock is held
+            output.append(line)
             if logged_update(1)(line):
                 break
+        watchdog.cancel()
+        assert output and logged_update(1)(output[-1]), "".join(output)[-3000:]
         second = subprocess.run(tiny_run(wiki_data_bin, save_dir, tiny_pretrained_checkpoint,
                                          "optimization.max_update=2"),
                                 capture_output=True, text=True, env=outside_slurm(), timeout=300)
@@ -57,7 +71,8 @@ def test_a_second_training_on_a_save_dir_is_refused_and_the_lock_never_goes_stal
             second.stderr.splitlines(True)[-1]), second.stderr
         assert not progress_lines(second.stdout)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # as a node failure would: no clean-up of any kind
+        watchdog.cancel()
+        kill_group(first.pid)  # as a node failure would: no clean-up of any kind
         first.wait()
     assert (save_dir / LOCK_FILE).exists()  # left behind, and meaningless: the kernel dropped the lock
 

@@ -55,7 +55,8 @@ def test_span_qa_checkpoint_becomes_xlmr_and_answers_as_fairseq(cmrc_checkpoint,
     assert len(answers["fairseq"]) == len(examples) and same >= 0.995 * len(examples)
     scores = {side: json.loads((out / "eval_results.json").read_text())
               for side, out in (("fairseq", fairseq_out), ("transformers", hf_out))}
-    assert list(scores["transformers"]) == ["AVERAGE", "F1", "EM", "TOTAL", "SKIP"]
+    assert list(scores["transformers"]) == ["AVERAGE", "F1", "EM", "TOTAL", "SKIP",
+                                           "no_answer_baseline", "answered", "data"]
     assert abs(scores["fairseq"]["F1"] - scores["transformers"]["F1"]) <= 0.5
 
 

@@ -91,7 +91,10 @@ def write_traceback(err: BaseException, save_dir: Optional[Path]) -> Path:
 
 @contextlib.contextmanager
 def translated(save_dir: Optional[Path], verbose: bool = False) -> Iterator[None]:
-    """Any exception of the block (but a UserInputError, already one line, and exits) as one line."""
+    """Any exception of the block (but a UserInputError, already one line, and exits) as one line. The
+    environment it sets for the block (and the launcher's --verbose, set within it) is restored after it:
+    an in-process caller (launch.main in the tests) does not pass --verbose on to its later trainings."""
+    saved = {key: os.environ.get(key) for key in ("HYDRA_FULL_ERROR", VERBOSE_ENV)}
     os.environ["HYDRA_FULL_ERROR"] = "1"
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
@@ -110,6 +113,12 @@ def translated(save_dir: Optional[Path], verbose: bool = False) -> Iterator[None
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise UserInputError(f"fairseq failed ({type(err).__name__}: {first}); the full traceback is in "
                              f"{path} (--verbose prints it)") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def save_dir_of(overrides: list[str]) -> Optional[Path]:

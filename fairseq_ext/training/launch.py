@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fairseq_ext.checkout import checkout_path
-from fairseq_ext.cli import positive_int, run_cli
+from fairseq_ext.cli import bounded_int, positive_int, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.training import distributed, errors, progress, schedule
 from fairseq_ext.training.lock import held_descriptors, hold_save_dir, release_all
@@ -87,7 +87,7 @@ def parse_args(argv: Optional[Sequence[str]]):
     parser.add_argument("--from-scratch", action="store_true",
                         help="start from a random initialisation, whatever checkpoint the config names (else "
                         "fine-tuning needs --restore); a run in SAVE_DIR still resumes")
-    parser.add_argument("--nproc-per-node", type=positive_int,
+    parser.add_argument("--nproc-per-node", type=bounded_int(1, 64),  # nodes hold 4-16 GPUs
                         help="data-parallel processes to start on this machine: one per GPU, or N on CPU "
                         "(gloo); default: every visible GPU, 1 on CPU")
     parser.add_argument("--global-batch", type=positive_int, metavar="SEQUENCES",

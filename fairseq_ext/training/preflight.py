@@ -122,6 +122,9 @@ def resolve_config(config: str, config_dir: str | Path) -> tuple[Path, str]:
             raise UserInputError(f"config not found: {path}")
         return path.resolve().parent, path.stem
     directory = Path(config_dir).resolve()
+    if not directory.is_dir():
+        what = "not a directory (give the one holding the .yaml, or --config FILE.yaml)"
+        raise UserInputError(f"--config-dir {config_dir}: {what if directory.exists() else 'not found'}")
     if not (directory / f"{config}.yaml").is_file():
         known = sorted(p.stem for p in directory.glob("*.yaml"))
         raise UserInputError(f"config {config!r} not found in {directory} (available: {', '.join(known)})")
