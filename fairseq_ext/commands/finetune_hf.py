@@ -139,10 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not features:
         raise UserInputError(f"{args.train}: no training windows")
     plan = defaults.plan(vars(args), training_devices(), len(features), args.global_batch)
-    for line in plan.lines():
-        print(line)
-    if args.plan:
-        plan.write(args.plan)
+    plan.announce(print, args.plan)
     if args.check_only:
         return 0
     training = TrainingSettings.of(plan, defaults, weight_decay=args.weight_decay, adam_eps=args.adam_eps,

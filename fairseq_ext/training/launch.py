@@ -172,10 +172,7 @@ def start(args, overrides: list[str]) -> int:
         if topology.world_size > 1:  # planned here for GPUs elsewhere: described as on those
             planned_for_gpus = args.check_only and not topology.external and not cfg.common.cpu
             report(distributed.describe(topology, on_cpu and not planned_for_gpus))
-        for line in run_plan.lines():
-            report(line)
-        if args.plan:
-            run_plan.write(args.plan)
+        run_plan.announce(report, args.plan)
     if args.check_only:
         return 0
     if checks:

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from fairseq_ext.errors import UserInputError
 
@@ -222,6 +222,13 @@ class Plan:
         from fairseq_ext.outputs import write_text_file
 
         write_text_file(path, json.dumps(self.as_dict(), indent=2) + "\n")
+
+    def announce(self, report: Callable[[str], None], path=None) -> None:
+        """Its lines through ``report``, then the JSON into ``path`` (--plan) when one is given."""
+        for line in self.lines():
+            report(line)
+        if path:
+            self.write(path)
 
 
 def counted(number: int, noun: str) -> str:
