@@ -132,7 +132,8 @@ def test_preflight_error_is_one_line_before_training(wiki_data_bin, tmp_path):
     result = run_pretrain("--config", "tiny", "--data", tmp_path / "missing", "--save-dir", save_dir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"pretrain.sh: error: data directory not found: {tmp_path / 'missing'} (--data)"]
+        f"pretrain.sh: error: data directory not found: {tmp_path / 'missing'} (--data): make it with "
+        "scripts/prepare_corpus.py (masked LM) or scripts/prepare_squad2.py (SQuAD)"]
     assert result.stdout == "" and not save_dir.exists()
     # found before the slow imports: not one fairseq, hydra or torch module was loaded
     traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "fairseq_ext.training.launch",

@@ -263,9 +263,14 @@ def check_given_paths(data: str, restore: Optional[str]) -> None:
     config is composed (importing fairseq and hydra takes seconds): the same one-line errors."""
     for path in map(Path, data.split(":")):
         if not path.is_dir():
-            raise UserInputError(f"data directory not found: {path} (--data)")
+            raise missing_data(path, "--data")
     if restore is not None and not Path(restore).is_file():
         raise missing_checkpoint(restore)
+
+
+def missing_data(path, option: str) -> UserInputError:
+    return UserInputError(f"data directory not found: {path} ({option}): make it with "
+                          "scripts/prepare_corpus.py (masked LM) or scripts/prepare_squad2.py (SQuAD)")
 
 
 def missing_checkpoint(path) -> UserInputError:
@@ -279,7 +284,7 @@ def check_data(cfg, data_paths: list[Path]) -> None:
     """Every shard holds the train split; the first also the valid splits (fairseq reads them there)."""
     for path in data_paths:
         if not path.is_dir():
-            raise UserInputError(f"data directory not found: {path} (task.data)")
+            raise missing_data(path, "task.data")
     valid_splits = [] if cfg.dataset.disable_validation else cfg.dataset.valid_subset.split(",")
     wanted = [(path, cfg.dataset.train_subset) for path in data_paths]
     wanted += [(data_paths[0], split) for split in valid_splits]
