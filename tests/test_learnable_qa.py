@@ -75,6 +75,9 @@ def test_questions_are_worded_unlike_the_statements(tmp_path):
     ("--people", "3-2", "argument --people: '3-2': LOW must not exceed HIGH"),
     ("--people", "0-2", "argument --people: must be between 1 and 8: 0"),
     ("--train-questions", "10000000", "argument --train-questions: must be between 1 and 1e+06: 10000000"),
+    # more questions than distinct names allow: refused once the names run out, not drawn forever
+    ("--train-questions", "900000", "ask for fewer questions (--train-questions, --dev-questions) or fewer "
+     "persons per context (--people)"),
 ])
 def test_bad_sizes_are_one_line_errors(tmp_path, option, value, message):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "learnable_qa.py"), "--out",

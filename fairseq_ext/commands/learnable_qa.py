@@ -16,8 +16,17 @@ import argparse
 import json
 
 from fairseq_ext.cli import Range, bounded_int, ratio, run_cli, seed_int
+from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
-from fairseq_ext.squad.learnable import ABSENT_SHARE, FACTS, LANGUAGES, PEOPLE, contexts, make_dataset
+from fairseq_ext.squad.learnable import (
+    ABSENT_SHARE,
+    FACTS,
+    LANGUAGES,
+    PEOPLE,
+    NamesExhausted,
+    contexts,
+    make_dataset,
+)
 
 
 def count_range(most: int):
@@ -80,16 +89,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     output = OutputDirectory(args.out, "learnable_qa")  # checked before the questions are made
-    train, dev = make_dataset(
-        args.lang,
-        args.train_questions,
-        args.dev_questions,
-        args.seed,
-        args.people,
-        args.facts,
-        args.absent_share,
-        not args.own_attributes,
-    )
+    try:
+        train, dev = make_dataset(
+            args.lang,
+            args.train_questions,
+            args.dev_questions,
+            args.seed,
+            args.people,
+            args.facts,
+            args.absent_share,
+            not args.own_attributes,
+        )
+    except NamesExhausted as err:  # every name is used once: the pool bounds the set's size
+        raise UserInputError(f"{err}: ask for fewer questions (--train-questions, --dev-questions) or "
+                             "fewer persons per context (--people)") from None
     with output.staged() as staging:
         for name, squad in (("train.json", train), ("dev.json", dev)):
             (staging / name).write_text(json.dumps(squad, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -164,10 +164,25 @@ ZH_SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高"
 ZH_GIVEN = "明华伟芳军丽强敏静磊洋勇艳杰娟涛超霞平刚桂英秀兰玉晨浩宇欣怡"
 
 
+class NamesExhausted(ValueError):
+    """The set asks for more distinct names than the name lists make."""
+
+
+def name_pool_size(language: str) -> int:
+    """How many distinct names ``invented_names`` can make."""
+    if language == "en":
+        return len(set(EN_GIVEN)) * len(set(EN_SURNAMES))
+    return len(set(ZH_SURNAMES)) * len(set(ZH_GIVEN)) ** 2
+
+
 def invented_names(language: str, rng: random.Random) -> Iterator[str]:
-    """Distinct names, endlessly (English: given name + surname; Chinese: surname + 2 chars)."""
-    seen = set()
+    """Distinct names (English: given name + surname; Chinese: surname + 2 chars) until the pool of
+    ``name_pool_size`` names is used up: then NamesExhausted (drawing on would never end)."""
+    seen, pool = set(), name_pool_size(language)
     while True:
+        if len(seen) == pool:
+            kind = "English" if language == "en" else "Chinese"
+            raise NamesExhausted(f"all {pool:,} {kind} names are used")
         if language == "en":
             name = f"{rng.choice(EN_GIVEN)} {rng.choice(EN_SURNAMES)}"
         else:
@@ -259,10 +274,12 @@ def make_split(
     """A SQuAD v2.0 file of at least ``questions`` questions; every name in it comes from ``names``."""
     paragraphs, count = [], 0
     while count < questions:
-        absent = next(names)  # mentioned by no context: questions about them have no answer
-        paragraph = make_paragraph(
-            language, names, absent, rng, f"{split}-{len(paragraphs)}", people, facts, absent_share, shared
-        )
+        try:
+            absent = next(names)  # mentioned by no context: questions about them have no answer
+            paragraph = make_paragraph(language, names, absent, rng, f"{split}-{len(paragraphs)}", people,
+                                       facts, absent_share, shared)
+        except NamesExhausted as err:
+            raise NamesExhausted(f"{err} after {count:,} of the {questions:,} {split} questions") from None
         paragraphs.append(paragraph)
         count += len(paragraph["qas"])
     return {"version": "v2.0", "data": [{"title": f"learnable-{language}-{split}", "paragraphs": paragraphs}]}
