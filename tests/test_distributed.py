@@ -178,8 +178,9 @@ def test_slurm_script_runs_one_rank_per_task(tiny_pretrained_checkpoint, wiki_da
             "divide it) x 16 processes x update_freq 16") in result.stderr
     args = (tmp_path / "srun.args").read_text().splitlines()
     assert args[:3] == ["--kill-on-bad-exit=1", "scripts/pretrain.sh", "--config"]
-    assert args[-6:] == ["--global-batch", "2048", "dataset.batch_size=12", "model.max_positions=128",
-                         "task.tokens_per_sample=128", "--check-only"]  # the script's arguments, then ours
+    # the script's arguments, then ours; the global batch is the config's recipe (no GLOBAL_BATCH given)
+    assert args[-4:] == ["dataset.batch_size=12", "model.max_positions=128", "task.tokens_per_sample=128",
+                         "--check-only"] and "--global-batch" not in args
 
 
 @pytest.mark.parametrize("gpus_per_node, nodes, cpus_on_node, expected", [
@@ -211,24 +212,26 @@ def test_sbatch_scripts_start_one_task_per_gpu(script, gpus_per_node, nodes, cpu
 @pytest.mark.parametrize("script", ["pretrain.sbatch", "finetune_squad2.sbatch"])
 def test_sbatch_scripts_start_from_a_checkpoint_from_scratch_or_resume(script, tmp_path):
     """CHECKPOINT seeds a fresh run, "scratch" starts from a random initialisation, and a resubmission
-    needs no checkpoint (the launcher resumes from SAVE_DIR/checkpoint_last.pt)."""
+    needs no checkpoint (the launcher resumes from SAVE_DIR/checkpoint_last.pt). --global-batch only when
+    GLOBAL_BATCH is set: otherwise the config's recipe (or, for a tiny config, its own batch) holds."""
     srun = tmp_path / "srun"
     srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\n')
     srun.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_SUBMIT_DIR": str(REPO)}
 
-    def launcher_args(*args):
+    def launcher_args(*args, **variables):
         result = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / script), *args],
-                                capture_output=True, text=True, env=env)
+                                capture_output=True, text=True, env={**env, **variables})
         assert result.returncode == 0, result.stderr
         args = (tmp_path / "srun.args").read_text().splitlines()
-        return args[args.index("--save-dir") + 2:args.index("--global-batch")], args[-1]
+        return args[args.index("--save-dir") + 2:]
 
-    assert launcher_args("DATA", "SAVE", "model.pt", "k=v") == (["--restore", "model.pt"], "k=v")
-    default_batch = "48" if "squad" in script else "2048"
-    assert launcher_args("DATA", "SAVE", "scratch") == (["--from-scratch"], default_batch)
-    assert launcher_args("DATA", "SAVE", "k=v") == ([], "k=v")
-    assert launcher_args("DATA", "SAVE")[0] == []
+    assert launcher_args("DATA", "SAVE", "model.pt", "k=v") == ["--restore", "model.pt", "k=v"]
+    assert launcher_args("DATA", "SAVE", "scratch") == ["--from-scratch"]
+    assert launcher_args("DATA", "SAVE", "scratch", GLOBAL_BATCH="96") == [
+        "--from-scratch", "--global-batch", "96"]
+    assert launcher_args("DATA", "SAVE", "k=v") == ["k=v"]
+    assert launcher_args("DATA", "SAVE") == []
     usage = subprocess.run(["bash", str(REPO / "scripts" / "slurm" / script), "DATA"], capture_output=True,
                            text=True, env=env)
     assert usage.returncode == 2 and "DATA_BIN SAVE_DIR [CHECKPOINT | scratch]" in usage.stderr
