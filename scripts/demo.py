@@ -391,6 +391,13 @@ def model_facts(checkpoint: Path) -> dict:
             "dictionary": checkpoint_info(state).embedding_rows}
 
 
+def name_copying(demo: Demo) -> Optional[dict]:
+    """The copy-probe stage's count (masked repeated names the masked LM put back), if it ran."""
+    log = next((r.log for r in demo.results if r.name == "copy-probe"), None)
+    found = log and re.search(r"restored (\d+) of (\d+) masked repeated names", Path(log).read_text())
+    return {"restored": int(found[1]), "masked": int(found[2])} if found else None
+
+
 def masked_lm_losses(stages: dict[str, Path], dictionary: int) -> dict[str, dict]:
     """Validation loss (bits per masked token) before and after each masked-LM stage, from its
     train_log.json. Before pretraining from random init: a uniform guess over the dictionary (log2 of its
@@ -451,6 +458,11 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
     for name, loss in mlm.items():
         print(f"  {name + ', ' + format(loss['updates'], ',') + ' updates':<44}{loss['before']:>8.2f}"
               f"{loss['after']:>8.2f}   {2 ** loss['before']:.1f} -> {2 ** loss['after']:.1f}")
+    copying = name_copying(demo)
+    if copying:
+        print(f"  masked LM puts back {100 * copying['restored'] / max(copying['masked'], 1):.1f}% of "
+              f"{copying['masked']} masked repeated names in the dev contexts (copying a name from its other "
+              "mention:\n  the matching a name check needs; docs/learnable-qa.md)")
     print()
     metric_name = "CMRC 2018 metric" if inputs.metric == "cmrc" else "official metric"
     print(f"  {'held-out dev, ' + metric_name:<30}" + "".join(f"{side:>15}" for side in metrics))
@@ -524,6 +536,7 @@ def summarize(demo: Demo, inputs: Inputs, artefacts: dict[str, Path], started: f
         "name_blind_ceiling_exact": blind,
         "model": facts,
         "masked_lm_bits": mlm,
+        "masked_lm_name_copying": copying,
         "agreement": {"identical": same, "questions": total, "differing_ids": differing, "gaps": gaps,
                       "agree": agree},
         "parity": compared,
@@ -594,7 +607,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     inputs = choose_inputs(args)
     chinese = inputs.spm_vocab_size > 0
     optional_stages = ((inputs.bpe_source is None and not chinese) + (inputs.squad_to_split is not None)
-                       + inputs.corpus_from_contexts + inputs.learnable + 2 * (not args.no_scratch)
+                       + inputs.corpus_from_contexts + inputs.learnable * (1 + (not chinese))
+                       + 2 * (not args.no_scratch)
                        + 3 * (args.seeds > 1))
     demo = Demo(new_run_dir(args.run_dir), 13 + optional_stages)
     for sub in ("logs", "corpus", "bpe", "data", "checkpoints", "predictions", "plots"):
@@ -667,6 +681,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ["bash", "scripts/pretrain.sh", "--config", "tiny", "--data", corpus_bin, "--save-dir", continued,
          "--restore", pretrained / "checkpoint_last.pt", f"optimization.max_update={args.continue_updates}",
          CONTINUE_LR, *RESETS]], updates=args.continue_updates)
+    if inputs.learnable and not chinese:  # names are found by their capitals
+        demo.stage("copy-probe", "does the masked LM copy names? (copy_probe.py)", [
+            [py, "scripts/copy_probe.py", "--checkpoint", continued / "checkpoint_last.pt", "--data",
+             inputs.squad_dev, "--tokenizer", bpe]])
 
     squad_bin, finetuned = demo.path("data", "squad2-bin"), demo.path("checkpoints", "squad2")
     demo.stage("prepare-squad", "SQuAD features, built once (prepare_squad2.py)", [

@@ -328,6 +328,9 @@ def test_default_demo_learns_unseen_questions_and_transformers_learns_alike(tmp_
     masked_lm = summary["masked_lm_bits"]["pretraining from random init"]
     assert masked_lm["after"] <= 3 < masked_lm["before"]  # the masked LM learnt its text
     assert summary["model"]["layers"] == 2 and summary["model"]["dictionary"] > 500
+    copying = summary["masked_lm_name_copying"]  # reported: whether the masked LM copies names
+    assert copying["masked"] >= 400 and 0 <= copying["restored"] <= copying["masked"]
+    assert "masked repeated names in the dev contexts" in done.stdout
     parity = summary["parity"]
     assert all(len(parity["f1"][side]) == 3 and min(parity["f1"][side]) >= 85  # every seed learnt
                for side in ("fairseq", "transformers"))
