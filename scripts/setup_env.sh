@@ -6,6 +6,12 @@
 #   PYTHON=EXE      interpreter for a new venv (default python3.11)
 #   WHEEL_CACHE=DIR where the fairseq wheel is kept (default ~/.cache/roberta-squad2/wheels)
 set -euo pipefail
+usage="usage: scripts/setup_env.sh  (no arguments: VENV, PYTHON, WHEEL_CACHE from the environment; --help)"
+case "${1-}" in
+  "") ;;
+  -h|--help) echo "$usage"; sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) echo "$usage" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}

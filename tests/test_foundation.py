@@ -45,6 +45,18 @@ def test_setup_is_idempotent_and_fast_the_second_time():
     assert "up to date" in result.stdout
 
 
+def test_setup_answers_help_and_refuses_arguments_without_installing():
+    env = dict(os.environ, VENV="/nonexistent/venv")  # would be created if the script went on
+    shown = subprocess.run(["bash", "scripts/setup_env.sh", "--help"], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: scripts/setup_env.sh")
+    assert "WHEEL_CACHE=DIR" in shown.stdout
+    refused = subprocess.run(["bash", "scripts/setup_env.sh", "--venv", "x"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.startswith("usage: scripts/setup_env.sh")
+    assert not Path("/nonexistent/venv").exists()
+
+
 def test_fairseq_hydra_train_and_plugin_import():
     bin_dir = Path(sys.executable).parent
     assert subprocess.run([str(bin_dir / "fairseq-hydra-train"), "--help"], capture_output=True,
