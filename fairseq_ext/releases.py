@@ -10,6 +10,7 @@ copy can be checked against the first download (``--sha256``)."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import tarfile
 import urllib.error
@@ -58,22 +59,35 @@ def file_sha256(path: Path) -> str:
 
 
 def download(url: str, dest: Path, show_progress: bool = True) -> None:
-    """``url`` into ``dest``, with a progress bar; a network failure is a one-line error naming the
-    offline route."""
+    """``url`` into ``dest``, with a progress bar. Bytes already in ``dest`` (an interrupted download) are
+    kept and only the rest is asked for (an HTTP Range request; a server that ignores it sends the whole
+    file, which replaces them). A network failure is a one-line error naming the offline route and that a
+    rerun resumes."""
+    have = dest.stat().st_size if dest.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with progress_bar(total, dest.name, show_progress) as bar:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            resumed = have > 0 and getattr(response, "status", None) == 206
+            length = int(response.headers.get("Content-Length") or 0) or None
+            total = length + have if resumed and length is not None else length
+            with open(dest, "ab" if resumed else "wb") as out, \
+                    progress_bar(total, dest.name, show_progress) as bar:
+                bar.update(out.tell())
                 while block := response.read(CHUNK):
                     out.write(block)
                     bar.update(len(block))
-            if total is not None and out.tell() != total:
-                raise UserInputError(f"download of {url} ended after {out.tell()} of {total} bytes: run the "
-                                     "command again")
-    except (urllib.error.URLError, OSError) as err:
+                if total is not None and out.tell() != total:
+                    raise UserInputError(f"download of {url} ended after {out.tell()} of {total} bytes: run "
+                                         "the command again (it resumes)")
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # nothing left to send: the kept bytes are the whole file
+            return
+        raise UserInputError(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # HTTPException: a cut reply
         reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or err
-        raise UserInputError(f"cannot download {url}: {reason}; without network, copy the archive (or an "
-                             "unpacked copy) to this machine and pass --copy-from PATH") from None
+        kept = f" ({dest.stat().st_size:,} bytes kept: a rerun resumes)" if have or dest.is_file() else ""
+        raise UserInputError(f"cannot download {url}: {reason}{kept}; without network, copy the archive (or "
+                             "an unpacked copy) to this machine and pass --copy-from PATH") from None
 
 
 def unpack(archive: Path, into: Path) -> Path:

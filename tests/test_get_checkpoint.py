@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,61 @@ def test_download_checks_sha256(release_archive, monkeypatch, tmp_path, capsys):
     assert out.startswith(f"downloading {release_archive.as_uri()}\n")
     record = (tmp_path / "good" / "release.json").read_text()
     assert release_archive.as_uri() in record and sha256(release_archive) in record
+
+
+class RangeServer(http.server.ThreadingHTTPServer):
+    """Serves one file over HTTP with Range requests, as fairseq's server does; the first response can be
+    cut off after ``cut`` bytes (a connection lost mid-download). ``ranges``: the Range header of each
+    request."""
+
+    def __init__(self, body: bytes, cut: int | None = None):
+        self.body, self.cut, self.ranges = body, cut, []
+        super().__init__(("127.0.0.1", 0), RangeHandler)
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        wanted = self.headers.get("Range")
+        self.server.ranges.append(wanted)
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+        body = self.server.body[start:]
+        self.send_response(206 if wanted else 200)
+        self.send_header("Content-Length", str(len(body)))
+        if wanted:
+            size = len(self.server.body)
+            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        self.end_headers()
+        cut, self.server.cut = self.server.cut, None
+        self.wfile.write(body[:cut] if cut is not None else body)
+        self.close_connection = True
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+def test_interrupted_download_resumes(release_archive, monkeypatch, tmp_path, capsys):
+    """A download cut off midway keeps its bytes beside DEST; the rerun asks only for the rest (a Range
+    request) and ends with the archive of one uninterrupted download; the kept bytes are then removed."""
+    body = release_archive.read_bytes()
+    server = RangeServer(body, cut=len(body) // 2)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(releases, "BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        dest, partial = tmp_path / "model", tmp_path / ".model.roberta.base.tar.gz.part"
+        message = refusal("roberta.base", "--dest", dest)
+        assert message == (f"download of {releases.BASE_URL}/roberta.base.tar.gz ended after "
+                           f"{len(body) // 2} of {len(body)} bytes: run the command again (it resumes)")
+        assert not dest.exists() and partial.stat().st_size == len(body) // 2
+        capsys.readouterr()
+        assert get_checkpoint.main(["roberta.base", "--dest", str(dest), "--quiet"]) == 0
+        assert capsys.readouterr().out.startswith(f"resuming {releases.BASE_URL}/roberta.base.tar.gz "
+                                                  f"({len(body) // 2:,} bytes kept)\n")
+        assert server.ranges == [None, f"bytes={len(body) // 2}-"]
+        assert sha256(release_archive) in (dest / "release.json").read_text()
+        assert (dest / "model.pt").is_file() and not partial.exists()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_unpacked_copy(release_archive, tmp_path):

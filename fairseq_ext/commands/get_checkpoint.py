@@ -62,7 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserInputError(f"--copy-from {args.copy_from}: no such file or directory")
     output = OutputDirectory(dest, TOOL, inputs=[args.copy_from], force_hint="--force")
     with output.staged() as staging:
-        source, sha256 = _fill(staging, release, args)
+        source, sha256 = _fill(staging, release, args, dest)
         found, note = check_release(staging, release, str(args.copy_from or release.url))
         record = {"name": release.name, "source": source, "archive_sha256": sha256}
         (staging / RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -80,8 +80,10 @@ def _already_there(dest: Path) -> bool:
     return (dest / MARKER).is_file() and all((dest / name).is_file() for name in (*REQUIRED_FILES, RECORD))
 
 
-def _fill(staging: Path, release, args) -> tuple[str, Optional[str]]:
-    """The release's files into ``staging``; returns (where they came from, the archive's sha256)."""
+def _fill(staging: Path, release, args, dest: Path) -> tuple[str, Optional[str]]:
+    """The release's files into ``staging``; returns (where they came from, the archive's sha256). A
+    download goes to a hidden file beside DEST, kept when it breaks off (the next run resumes it) and
+    removed once used or found damaged."""
     if args.copy_from is not None and args.copy_from.is_dir():
         nested = args.copy_from / release.name  # the parent of an unpacked archive
         source = nested if not (args.copy_from / "model.pt").is_file() and nested.is_dir() else args.copy_from
@@ -92,14 +94,22 @@ def _fill(staging: Path, release, args) -> tuple[str, Optional[str]]:
     if args.copy_from is not None:
         archive, source = args.copy_from, str(args.copy_from.resolve())
     else:
-        archive, source = unpacked / f"{release.name}.tar.gz", release.url
-        print(f"downloading {release.url}")
+        archive, source = dest.parent / f".{dest.name}.{release.name}.tar.gz.part", release.url
+        kept = archive.stat().st_size if archive.is_file() else 0
+        print(f"resuming {release.url} ({kept:,} bytes kept)" if kept else f"downloading {release.url}")
         download(release.url, archive, not args.quiet)
-    sha256 = file_sha256(archive)
-    if args.sha256 and sha256 != args.sha256.lower():
-        raise UserInputError(f"{archive}: sha256 {sha256}, expected {args.sha256}: a different or damaged "
-                             "archive; nothing written")
-    copy_release(unpack(archive, unpacked / "files"), staging)
+    try:
+        sha256 = file_sha256(archive)
+        if args.sha256 and sha256 != args.sha256.lower():
+            raise UserInputError(f"{archive}: sha256 {sha256}, expected {args.sha256}: a different or "
+                                 "damaged archive; nothing written")
+        copy_release(unpack(archive, unpacked / "files"), staging)
+    except UserInputError:
+        if args.copy_from is None:  # a damaged download is not resumed: the next run starts afresh
+            archive.unlink()
+        raise
+    if args.copy_from is None:
+        archive.unlink()
     shutil.rmtree(unpacked)
     return source, sha256
 
