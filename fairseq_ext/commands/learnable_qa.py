@@ -37,9 +37,11 @@ def count_range(most: int):
         low, _, high = text.partition("-")
         try:
             bounds = bound.parse(low), bound.parse(high or low)
-        except ValueError as err:
-            hint = " (a number or a range LOW-HIGH, e.g. 2-3)" if "whole number" in str(err) else ""
-            raise argparse.ArgumentTypeError(f"{err}{hint}") from None
+        except ValueError as err:  # the whole text named: a part of it alone would mislead
+            if "whole number" in str(err):
+                raise argparse.ArgumentTypeError(f"{text!r}: not a number or a range LOW-HIGH (e.g. 2-3)") \
+                    from None
+            raise argparse.ArgumentTypeError(str(err)) from None
         if bounds[0] > bounds[1]:
             raise argparse.ArgumentTypeError(f"{text!r}: LOW must not exceed HIGH")
         return bounds
