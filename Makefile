@@ -41,7 +41,7 @@ test: setup lint  ## the test suite (test data: SHARED_DIR, ../shared, else fetc
 	  SHARED_DIR="$$shared_dir" OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Pre-release check: the fuzz test of the command line with FUZZ_EXAMPLES new random examples per command
-# (make test runs 10 fixed ones); 100 took 25 s on 2 cores (400: over 8 minutes, docs/outputs-and-errors.md).
+# (make test runs 10 fixed ones); 100 took 25 s on 2 cores (400: over 15 minutes, docs/outputs-and-errors.md).
 FUZZ_EXAMPLES ?= 100
 fuzz: setup  ## fuzz every roberta-* command's options (FUZZ_EXAMPLES=N per command, new ones each run)
 	@shared_dir=$$($(PY) -m tests.testdata resolve) && \
