@@ -131,6 +131,27 @@ def own_dictionary(checkpoint_state: dict, checkpoint: Path) -> Optional[Path]:
     return next((path for path in [*candidates, checkpoint.parent / "dict.txt"] if path.is_file()), None)
 
 
+def model_with_dictionary(checkpoint: Path, state: dict, dictionary_dir: Path):
+    """(model in eval mode, its config, its task) of a checkpoint already read into ``state`` and checked
+    for its task, the task's dictionary read from DICTIONARY_DIR/dict.txt (+ <mask>, as the task builds it)
+    instead of the training data: one of another size than the model's embedding is a UserInputError."""
+    from fairseq import checkpoint_utils, tasks
+    from omegaconf import OmegaConf
+
+    rows = checkpoint_info(state).embedding_rows
+    state["cfg"] = OmegaConf.create(state["cfg"])
+    state["cfg"].task.data = str(dictionary_dir)  # the task only needs dict.txt from it
+    task = tasks.setup_task(state["cfg"].task)
+    if rows != len(task.source_dictionary):
+        raise UserInputError(f"checkpoint {checkpoint} has {rows} embedding rows but "
+                             f"{Path(dictionary_dir) / 'dict.txt'} + <mask> gives "
+                             f"{len(task.source_dictionary)} symbols: use the dictionary the model was "
+                             "trained with")
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], task=task,
+                                                                      state=state)
+    return models[0].eval(), cfg, task
+
+
 def encoder_state_dict(state: dict) -> dict[str, torch.Tensor]:
     """The model's tensors with the current top-level names: ``decoder.`` -> ``encoder.`` and
     ``emb_layer_norm`` -> ``layernorm_embedding`` (as fairseq's RobertaModel.upgrade_state_dict_named

@@ -85,7 +85,7 @@ def download(url: str, dest: Path, show_progress: bool = True) -> None:
         raise UserInputError(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # HTTPException: a cut reply
         reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or err
-        kept = f" ({dest.stat().st_size:,} bytes kept: a rerun resumes)" if have or dest.is_file() else ""
+        kept = f" ({dest.stat().st_size:,} bytes kept: a rerun resumes)" if dest.is_file() else ""
         raise UserInputError(f"cannot download {url}: {reason}{kept}; without network, copy the archive (or "
                              "an unpacked copy) to this machine and pass --copy-from PATH") from None
 

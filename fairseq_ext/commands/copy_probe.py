@@ -21,9 +21,7 @@ from pathlib import Path
 from fairseq_ext.cli import bounded_int, device_of, existing_file, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.squad import load_squad
-from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.tokenizer import add_tokenizer_argument, find_tokenizer_dir, load_tokenizer
-from fairseq_ext.tokenizer.dictionary import read_dictionary
 
 WORD = re.compile(r"[A-Z][\w-]*")
 CONTEXTS = bounded_int(1, 1_000_000)
@@ -57,27 +55,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_masked_lm(checkpoint: Path, tokenizer_dir: Path, device: str):
     """The checkpoint's model in eval mode and its dictionary (TOKENIZER/dict.txt + <mask>)."""
-    from fairseq import checkpoint_utils, tasks
-    from omegaconf import OmegaConf
+    from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint, model_with_dictionary
 
     logging.getLogger("fairseq").setLevel(logging.WARNING)  # the task's "dictionary: N types" line
-    from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
-
     state = load_checkpoint(checkpoint)
     info = checkpoint_info(state)
-    if info.task_name != "masked_lm":
+    if info.task_name != "masked_lm" or state.get("cfg") is None:
         raise UserInputError(f"{checkpoint} is not a masked-LM checkpoint (task {info.task_name!r}): give "
                              "the checkpoint of scripts/pretrain.sh")
-    rows = len(read_dictionary(tokenizer_dir / DICTIONARY_FILE)) + 1  # + <mask>, as the task adds it
-    if info.embedding_rows != rows:
-        raise UserInputError(f"{checkpoint} has {info.embedding_rows} embedding rows but "
-                             f"{tokenizer_dir / DICTIONARY_FILE} + <mask> gives {rows} symbols: use the "
-                             "dictionary the model was trained with")
-    state["cfg"] = OmegaConf.create(state["cfg"])
-    state["cfg"].task.data = str(tokenizer_dir)  # the task only needs dict.txt from it
-    task = tasks.setup_task(state["cfg"].task)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], task=task, state=state)
-    return models[0].eval().to(device), task.source_dictionary
+    model, _, task = model_with_dictionary(checkpoint, state, tokenizer_dir)
+    return model.to(device), task.source_dictionary
 
 
 def probe(model, dictionary, tokenizer, contexts: list[tuple[str, set[str]]], device: str) -> dict:
@@ -86,21 +73,22 @@ def probe(model, dictionary, tokenizer, contexts: list[tuple[str, set[str]]], de
 
     encoder = tokenizer.to_dictionary(dictionary.symbols)
     limit = model.max_positions() - 2  # <s> ... </s>
-    restored = masked = beyond = 0
+    mask, restored, masked, beyond = dictionary.index("<mask>"), 0, 0, 0
     for context, names in contexts:
         ids, offsets = encoder.encode_with_offsets(context)
+        sample = torch.tensor([[dictionary.bos(), *ids[:limit], dictionary.eos()]], device=device)
         for start, end in repeated_mentions(context, names):
             positions = [i for i, (a, b) in enumerate(offsets) if a < end and b > start]
             if not positions or positions[-1] >= limit:
                 beyond += 1
                 continue
-            tokens = torch.tensor([[dictionary.bos(), *ids[:limit], dictionary.eos()]], device=device)
-            gold = tokens[0, [p + 1 for p in positions]].clone()
-            tokens[0, [p + 1 for p in positions]] = dictionary.index("<mask>")
+            at = [p + 1 for p in positions]  # after <s>
+            tokens = sample.clone()
+            tokens[0, at] = mask
             with torch.no_grad():
-                logits = model(tokens)[0][0]
+                guesses = model(tokens)[0][0, at].argmax(-1)
             masked += 1
-            restored += bool((logits[[p + 1 for p in positions]].argmax(-1) == gold).all())
+            restored += bool((guesses == sample[0, at]).all())
     return {"masked": masked, "restored": restored, "beyond_positions": beyond}
 
 

@@ -21,7 +21,6 @@ from fairseq_ext.cli import device_of, existing_file, run_cli
 from fairseq_ext.errors import UserInputError
 from fairseq_ext.outputs import OutputDirectory
 from fairseq_ext.squad import build_features, load_squad
-from fairseq_ext.squad.format import DICTIONARY_FILE
 from fairseq_ext.squad.metric import METRICS
 from fairseq_ext.squad.predict import (
     add_runtime_arguments,
@@ -54,31 +53,19 @@ def parse_args(argv=None):
 
 def load_model(checkpoint: Path, tokenizer_dir: Path, device: str, fp16: bool):
     """The checkpoint's model in eval mode and its task, whose dictionary is BPE_DIR/dict.txt + <mask>."""
-    from fairseq import checkpoint_utils, tasks
-    from omegaconf import OmegaConf
-
     import fairseq_ext.plugin  # noqa: F401  (the squad2 task and roberta_span_qa model)
-    from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint
+    from fairseq_ext.checkpoints import checkpoint_info, load_checkpoint, model_with_dictionary
 
     state = load_checkpoint(checkpoint)
     info = checkpoint_info(state)
     if info.task_name != "squad2" or state.get("cfg") is None:
         raise UserInputError(f"{checkpoint} is not a SQuAD checkpoint (task {info.task_name!r}): fine-tune "
                              "it with scripts/finetune_squad2.sh first")
-    state["cfg"] = OmegaConf.create(state["cfg"])
-    trained_on = state["cfg"].task.get("data")
+    trained_on = state["cfg"]["task"].get("data")
     if trained_on and Path(trained_on).is_dir():
         check_record(trained_on, tokenizer_dir, f"{checkpoint}'s fine-tuning data {trained_on}")
-    state["cfg"].task.data = str(tokenizer_dir)  # the task only needs dict.txt from it
-    task = tasks.setup_task(state["cfg"].task)
-    if info.embedding_rows != len(task.source_dictionary):
-        raise UserInputError(f"checkpoint {checkpoint} has {info.embedding_rows} embedding rows but "
-                             f"{tokenizer_dir / DICTIONARY_FILE} + <mask> gives "
-                             f"{len(task.source_dictionary)} symbols: use the dictionary the model was "
-                             "trained with")
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], task=task,
-                                                                      state=state)
-    model = models[0].eval().to(device)
+    model, cfg, task = model_with_dictionary(checkpoint, state, tokenizer_dir)
+    model = model.to(device)
     return (model.half() if fp16 else model), cfg.task, task
 
 
