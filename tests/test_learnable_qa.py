@@ -70,8 +70,40 @@ def test_questions_are_worded_unlike_the_statements(tmp_path):
             assert body not in paragraph["context"]
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_wordings_keeps_the_first_sentence_forms_of_each_attribute(lang, tmp_path):
+    """--wordings N: only the first N statement templates and question wordings of each attribute occur,
+    and every one of them does in a set of some size; the kinds and ceilings still read the set back."""
+    attributes = ENGLISH if lang == "en" else CHINESE
+    out = tmp_path / "set"
+    learnable_qa.main(["--out", str(out), "--lang", lang, "--people", "2-3", "--wordings", "1",
+                       "--train-questions", "2000"])
+    squad = json.loads((out / "train.json").read_text(encoding="utf-8"))
+    end = "." if lang == "en" else "。"
+    sentences = {s.strip() + end for p in squad["data"][0]["paragraphs"] for s in p["context"].split(end)
+                 if s.strip()}
+    questions = {qa["question"] for p in squad["data"][0]["paragraphs"] for qa in p["qas"]}
+
+    def used(templates, texts):
+        patterns = [re.compile(re.escape(t).replace(r"\{name\}", ".+?").replace(r"\{value\}", ".+?") + "$")
+                    for t in templates]
+        return [any(p.match(text) for text in texts) for p in patterns]
+
+    for attribute in attributes:  # the first form of each attribute occurs; the others do not
+        assert used(attribute.statements[:1], sentences) == [True]
+        assert used(attribute.questions[:1], questions) == [True]
+    # a sentence of a later form could still match a first form's pattern (names and values are free):
+    # count them instead: all sentences are the first forms'
+    firsts = [a.statements[0] for a in attributes]
+    assert all(any(used([t], [s])[0] for t in firsts) for s in sentences)
+    kinds = question_kinds(squad, lang)
+    assert set(kinds.values()) == {KINDS[1], KINDS[2], KINDS[3]}
+    assert make_dataset(lang, 300, 60, wordings=3) == make_dataset(lang, 300, 60)  # 3, the default: all
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--facts", "5", "argument --facts: must be between 1 and 4: 5"),
+    ("--wordings", "4", "argument --wordings: must be between 1 and 3: 4"),
     ("--people", "3-2", "argument --people: '3-2': LOW must not exceed HIGH"),
     ("--people", "0-2", "argument --people: must be between 1 and 8: 0"),
     ("--train-questions", "10000000", "argument --train-questions: must be between 1 and 1e+06: 10000000"),

@@ -23,6 +23,7 @@ from fairseq_ext.squad.learnable import (
     FACTS,
     LANGUAGES,
     PEOPLE,
+    WORDINGS,
     NamesExhausted,
     contexts,
     make_dataset,
@@ -84,6 +85,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="share of the unanswerable questions asking about a person absent from the context (the rest "
         "ask about an attribute not stated for a person present; default: %(default)s)",
     )
+    parser.add_argument("--wordings", type=bounded_int(1, WORDINGS), default=WORDINGS,
+                        help="statement templates and question wordings per attribute, the first N of its "
+                        f"{WORDINGS} (default: {WORDINGS}; 1: one sentence form per attribute, from which a "
+                        "tiny model learns the name check sooner: docs/learnable-qa.md)")
     parser.add_argument("--seed", type=seed_int, default=1, help="random seed (default: 1)")
     return parser.parse_args(argv)
 
@@ -101,6 +106,7 @@ def main(argv=None) -> int:
             args.facts,
             args.absent_share,
             not args.own_attributes,
+            args.wordings,
         )
     except NamesExhausted as err:  # every name is used once: the pool bounds the set's size
         raise UserInputError(f"{err}: ask for fewer questions (--train-questions, --dev-questions) or "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 from fairseq_ext.squad.metric import compute_exact
@@ -160,6 +160,7 @@ Wolf""".split())
 # context's attribute types: the name decides every answerable question) is what the tiny recipe does not
 # learn yet (docs/learnable-qa.md)
 PEOPLE, FACTS, ABSENT_SHARE, SHARED = (1, 1), (2, 2), 0.3, True
+WORDINGS = 3  # statement templates and question wordings per attribute (each attribute has 3)
 ZH_SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高"
 ZH_GIVEN = "明华伟芳军丽强敏静磊洋勇艳杰娟涛超霞平刚桂英秀兰玉晨浩宇欣怡"
 
@@ -202,12 +203,16 @@ def make_paragraph(
     facts: tuple[int, int] = FACTS,
     absent_share: float = ABSENT_SHARE,
     shared: bool = SHARED,
+    wordings: int = WORDINGS,
 ) -> dict:
     """One SQuAD paragraph: ``people`` (a range: fewest, most) persons with ``facts`` attributes each (of
     the same types for all of them when ``shared``, else drawn per person), and one question per person
     and stated fact (answerable), plus about half as many unanswerable ones (an unstated attribute of a
-    person present, or, with probability ``absent_share``, the ``absent`` person)."""
-    attributes = ENGLISH if language == "en" else CHINESE
+    person present, or, with probability ``absent_share``, the ``absent`` person). The first ``wordings``
+    statement templates and question wordings of each attribute are used."""
+    attributes = [replace(attribute, statements=attribute.statements[:wordings],
+                          questions=attribute.questions[:wordings])
+                  for attribute in (ENGLISH if language == "en" else CHINESE)]
     separator = " " if language == "en" else ""
     persons = [next(names) for _ in range(rng.randint(*people))]
     # when two persons have the same attribute, only the name tells which sentence answers
@@ -270,6 +275,7 @@ def make_split(
     facts: tuple[int, int] = FACTS,
     absent_share: float = ABSENT_SHARE,
     shared: bool = SHARED,
+    wordings: int = WORDINGS,
 ) -> dict:
     """A SQuAD v2.0 file of at least ``questions`` questions; every name in it comes from ``names``."""
     paragraphs, count = [], 0
@@ -277,7 +283,7 @@ def make_split(
         try:
             absent = next(names)  # mentioned by no context: questions about them have no answer
             paragraph = make_paragraph(language, names, absent, rng, f"{split}-{len(paragraphs)}", people,
-                                       facts, absent_share, shared)
+                                       facts, absent_share, shared, wordings)
         except NamesExhausted as err:
             raise NamesExhausted(f"{err} after {count:,} of the {questions:,} {split} questions") from None
         paragraphs.append(paragraph)
@@ -294,6 +300,7 @@ def make_dataset(
     facts: tuple[int, int] = FACTS,
     absent_share: float = ABSENT_SHARE,
     shared: bool = SHARED,
+    wordings: int = WORDINGS,
 ) -> tuple[dict, dict]:
     """(train, dev) SQuAD v2.0 files; the two share no name, since both draw from one stream of distinct
     names."""
@@ -301,7 +308,8 @@ def make_dataset(
         raise ValueError(f"language {language!r}: one of {', '.join(LANGUAGES)}")
     rng = random.Random(seed)
     names = invented_names(language, rng)
-    splits = [make_split(language, questions, names, rng, split, people, facts, absent_share, shared)
+    splits = [make_split(language, questions, names, rng, split, people, facts, absent_share, shared,
+                         wordings)
               for split, questions in (("train", train_questions), ("dev", dev_questions))]
     train, dev = splits
     return train, dev
