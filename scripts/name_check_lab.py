@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:
 from fairseq_ext.cli import bounded_float, bounded_int, ratio, run_cli, seed_int  # noqa: E402
 from fairseq_ext.commands.learnable_qa import count_range  # noqa: E402
 from fairseq_ext.errors import UserInputError  # noqa: E402
+from fairseq_ext.squad.learnable import WORDINGS  # noqa: E402
 
 MAX_POSITIONS = 128
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq's dictionary order
@@ -47,7 +48,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     data.add_argument("--facts", type=count_range(4), default=(2, 2), metavar="N|LOW-HIGH",
                       help="attributes per person (default: 2)")
     data.add_argument("--absent-share", type=ratio(), default=0.3, help=DEFAULT)
-    data.add_argument("--wordings", type=bounded_int(1, 3), default=3, help=DEFAULT)
+    data.add_argument("--wordings", type=bounded_int(1, WORDINGS), default=WORDINGS, help=DEFAULT)
     data.add_argument("--train-questions", type=bounded_int(1, 100_000), default=20000,
                       help=DEFAULT)
     data.add_argument("--dev-questions", type=bounded_int(1, 10_000), default=600, help=DEFAULT)
@@ -143,8 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.manual_seed(args.seed)
     draw = random.Random(args.seed)
     train, dev, dev_set, documents, size = encoded_set(args)
-    kinds = [question_kinds(dev_set)[qid] for qid in
-             [qa["id"] for p in dev_set["data"][0]["paragraphs"] for qa in p["qas"]]]
+    kinds = list(question_kinds(dev_set).values())  # in the dev file's order, as the features' examples
     model = build_model(size, args)
     print(f"set: {len(train):,} training windows, {len(dev):,} dev; dictionary {size}; name-blind ceiling "
           f"{name_blind_ceiling(dev_set):.1f} exact; model {sum(p.numel() for p in model.parameters()):,} "
